@@ -1,0 +1,171 @@
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::publisher::attempt_headers;
+use crate::topology::{connect, declare};
+use crate::{BusConfig, Publisher};
+
+/// What a handler made of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done, and its effects committed: acknowledge.
+    Ack,
+    /// Failed for now (a database that is down): try again later on the retry ladder.
+    Retry(String),
+    /// Can never succeed (a payload that does not parse): park it in the dead letters.
+    Dead(String),
+}
+
+/// A message as a handler sees it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub body: Vec<u8>,
+    /// How many times the message went round the retry ladder already.
+    pub attempt: u32,
+    pub redelivered: bool,
+}
+
+fn attempt_of(headers: Option<&FieldTable>) -> u32 {
+    match headers.and_then(|h| h.inner().get("x-sb-attempt")) {
+        Some(AMQPValue::LongUInt(n)) => *n,
+        Some(AMQPValue::LongInt(n)) => u32::try_from(*n).unwrap_or(0),
+        Some(AMQPValue::LongLongInt(n)) => u32::try_from(*n).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Consumes `queue` until `shutdown` fires, running up to `prefetch` handlers at once.
+/// A message is acknowledged only after its handler returns, so whatever the handler
+/// committed is on disk first; a crash before that redelivers it. On shutdown the
+/// consumer stops taking messages, gives in-flight handlers the grace period, and closes
+/// the channel, which returns anything still unacknowledged to the queue.
+pub async fn consume<H, F>(cfg: BusConfig, queue: &'static str, handler: H, shutdown: CancellationToken)
+where
+    H: Fn(Delivery) -> F + Send + Sync + 'static,
+    F: Future<Output = Outcome> + Send + 'static,
+{
+    let handler = Arc::new(handler);
+    let publisher = Arc::new(Publisher::new(cfg.clone()));
+    let mut backoff = Duration::from_millis(250);
+    while !shutdown.is_cancelled() {
+        match run_once(&cfg, queue, &handler, &publisher, &shutdown).await {
+            Ok(()) => backoff = Duration::from_millis(250),
+            Err(e) => {
+                tracing::warn!(error = %e, queue, "consumer lost the broker; reconnecting");
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+async fn run_once<H, F>(
+    cfg: &BusConfig,
+    queue: &'static str,
+    handler: &Arc<H>,
+    publisher: &Arc<Publisher>,
+    shutdown: &CancellationToken,
+) -> Result<(), lapin::Error>
+where
+    H: Fn(Delivery) -> F + Send + Sync + 'static,
+    F: Future<Output = Outcome> + Send + 'static,
+{
+    let conn = connect(cfg).await.map_err(|e| match e {
+        crate::BusError::Unavailable(e) => e,
+        other => lapin::Error::from(std::io::Error::other(other.to_string())),
+    })?;
+    let ch = conn.create_channel().await?;
+    declare(&ch, cfg, queue)
+        .await
+        .map_err(|e| lapin::Error::from(std::io::Error::other(e.to_string())))?;
+    ch.basic_qos(cfg.prefetch, BasicQosOptions::default()).await?;
+    let tag = format!("{}-{}", queue, std::process::id());
+    let mut consumer = ch
+        .basic_consume(cfg.queue(queue).into(), tag.clone().into(), BasicConsumeOptions::default(), FieldTable::default())
+        .await?;
+    tracing::info!(queue = %cfg.queue(queue), "consuming");
+    let mut tasks = JoinSet::new();
+    let result = loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break Ok(()),
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            next = consumer.next() => match next {
+                Some(Ok(d)) => {
+                    let delivery = Delivery {
+                        attempt: attempt_of(d.properties.headers().as_ref()),
+                        redelivered: d.redelivered,
+                        body: d.data.clone(),
+                    };
+                    let handler = handler.clone();
+                    let publisher = publisher.clone();
+                    let cfg = cfg.clone();
+                    tasks.spawn(async move {
+                        let attempt = delivery.attempt;
+                        let body = delivery.body.clone();
+                        let outcome = handler(delivery).await;
+                        metrics::counter!("sb_bus_handled_total", "queue" => queue, "outcome" => match &outcome {
+                            Outcome::Ack => "ack", Outcome::Retry(_) => "retry", Outcome::Dead(_) => "dead",
+                        }).increment(1);
+                        let settled = settle(&cfg, queue, &publisher, attempt, &body, outcome).await;
+                        let done = if settled {
+                            d.acker.ack(BasicAckOptions::default()).await
+                        } else {
+                            d.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await
+                        };
+                        if let Err(e) = done {
+                            tracing::warn!(error = %e, queue, "could not settle a delivery; the broker will redeliver it");
+                        }
+                    });
+                }
+                Some(Err(e)) => break Err(e),
+                None => break Ok(()),
+            },
+        }
+    };
+    let _ = ch.basic_cancel(tag.into(), BasicCancelOptions::default()).await;
+    let grace = Duration::from_secs(cfg.shutdown_grace_secs);
+    if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
+        .await
+        .is_err()
+    {
+        tracing::warn!(queue, in_flight = tasks.len(), "grace period over; unfinished messages go back to the queue");
+        tasks.abort_all();
+    }
+    let _ = ch.close(200, "shutdown".into()).await;
+    let _ = conn.close(200, "shutdown".into()).await;
+    result
+}
+
+/// Moves a message that needs a retry or a dead letter to its next queue. Returns whether
+/// the original may be acknowledged.
+async fn settle(cfg: &BusConfig, queue: &str, publisher: &Publisher, attempt: u32, body: &[u8], outcome: Outcome) -> bool {
+    let (target_exchange, target_key, headers) = match outcome {
+        Outcome::Ack => return true,
+        Outcome::Retry(reason) if attempt + 1 < cfg.max_attempts && !cfg.retry_delays_ms.is_empty() => {
+            let step = (attempt as usize).min(cfg.retry_delays_ms.len() - 1);
+            tracing::warn!(queue, attempt, reason = %reason, "handler failed; retrying later");
+            (String::new(), cfg.retry_queue(queue, step), attempt_headers(attempt + 1, Some(&reason)))
+        }
+        Outcome::Retry(reason) | Outcome::Dead(reason) => {
+            tracing::error!(queue, attempt, reason = %reason, "message goes to the dead letters");
+            (cfg.dead_exchange(), queue.to_owned(), attempt_headers(attempt, Some(&reason)))
+        }
+    };
+    match publisher.publish_raw(&target_exchange, &target_key, body, headers).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, queue, "could not move the message; leaving it on its queue");
+            false
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! Everything that speaks AMQP: the topology, the confirmed publisher and the consumer loop
+//! that turns a handler's outcome into ack, delayed retry or dead letter.
+
+mod consumer;
+mod publisher;
+mod topology;
+
+pub use consumer::{Delivery, Outcome, consume};
+pub use publisher::Publisher;
+pub use topology::{BusConfig, QueueStats, queue_stats};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("broker unavailable")]
+    Unavailable(#[source] lapin::Error),
+    #[error("broker did not confirm the publish within {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("broker refused the publish: {0}")]
+    Refused(String),
+}
+
+/// The work queues. Each has its retry ladder and its dead-letter queue.
+pub const INBOUND: &str = "inbound";

@@ -1,0 +1,42 @@
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::{ChannelKind, OutboundMessage};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendReceipt {
+    /// The platform's id for the sent message, when it gives one.
+    pub external_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Worth trying again, after `retry_after` when the platform says so.
+    #[error("temporary send failure: {reason}")]
+    Retryable {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Trying again cannot help (blocked bot, bad recipient, closed window).
+    #[error("permanent send failure: {reason}")]
+    Permanent { reason: String },
+}
+
+/// The outbound half of a platform: every channel module implements it.
+#[async_trait]
+pub trait ChannelAdapter: Send + Sync {
+    fn kind(&self) -> ChannelKind;
+
+    async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, SendError>;
+
+    /// Shows the platform's native "typing…" indicator to the recipient.
+    async fn typing(&self, message: &OutboundMessage) -> Result<(), SendError>;
+}
+
+/// Fan-out of live events (web-chat transcripts, operator feeds) to whichever gateway
+/// process holds the subscriber. Implemented by `store` over Redis pub/sub.
+#[async_trait]
+pub trait LiveFeed: Send + Sync {
+    async fn publish(&self, topic: &str, event: &serde_json::Value) -> Result<(), SendError>;
+}

@@ -1,0 +1,20 @@
+/// A knowledge document or product retrieved for a customer's question.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    /// `doc:<uuid>` or `product:<sku>`, as cited in `used_sources`.
+    pub reference: String,
+    pub title: String,
+    pub body: String,
+    /// Share of the question's search terms (after stemming and stop words) that the
+    /// source contains, in [0, 1]: the normalized rank the responder uses as similarity.
+    pub coverage: f64,
+    pub rank: f64,
+    pub product: Option<Product>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Product {
+    pub price: String,
+    pub currency: String,
+    pub stock: i32,
+}

@@ -1,0 +1,17 @@
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A reply on its way out: what the dispatcher hands to a channel adapter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundMessage {
+    /// The id the stored message will carry; adapters pass it on so clients can dedup.
+    pub message_id: Uuid,
+    pub tenant_id: Uuid,
+    pub channel_id: Uuid,
+    pub conversation_id: Uuid,
+    /// The customer's id on the platform.
+    pub recipient: String,
+    pub text: String,
+    /// The platform id of the customer message this answers, where the platform threads.
+    pub reply_to_external_id: Option<String>,
+}

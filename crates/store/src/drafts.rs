@@ -1,0 +1,277 @@
+//! The drafting transaction: one per conversation at a time, held by a row lock on the
+//! conversation, so a burst of messages is answered once and never twice.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use switchboard_core::{ConversationStatus, Mode, UnknownValue};
+use switchboard_engine::{DecisionOutcome, DraftSignals};
+use uuid::Uuid;
+
+use crate::{Result, Store, StoreError};
+
+/// How long the conversation has been quiet, measured on the database clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quiet {
+    pub newest_customer_message: Uuid,
+    pub since_newest_ms: u64,
+    pub since_first_unanswered_ms: u64,
+}
+
+/// The customer messages not yet answered, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Burst {
+    pub messages: Vec<(Uuid, String)>,
+}
+
+impl Burst {
+    pub fn newest(&self) -> Option<Uuid> {
+        self.messages.last().map(|(id, _)| *id)
+    }
+
+    pub fn text(&self) -> String {
+        self.messages
+            .iter()
+            .map(|(_, t)| t.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+pub struct NewSuggestion<'a> {
+    pub based_on_message_id: Uuid,
+    pub provider: &'a str,
+    pub draft: &'a DraftSignals,
+    pub outcome: &'a DecisionOutcome,
+}
+
+/// Customer messages after the last reply, operator message or live draft.
+const UNANSWERED: &str = "
+    SELECT m.id, m.content, m.created_at FROM messages m
+    WHERE m.conversation_id = $1 AND m.role = 'customer' AND m.created_at > COALESCE(GREATEST(
+        (SELECT max(created_at) FROM messages WHERE conversation_id = $1 AND role <> 'customer'),
+        (SELECT max(b.created_at) FROM ai_suggestions s JOIN messages b ON b.id = s.based_on_message_id
+         WHERE s.conversation_id = $1 AND s.status <> 'superseded')), '-infinity')";
+
+impl Store {
+    pub async fn quiet(&self, conversation_id: Uuid) -> Result<Option<Quiet>> {
+        let row: Option<(Uuid, f64, f64)> = sqlx::query_as(&format!(
+            "WITH u AS ({UNANSWERED})
+             SELECT (SELECT id FROM u ORDER BY created_at DESC, id DESC LIMIT 1),
+                    EXTRACT(EPOCH FROM clock_timestamp() - max(created_at))::float8 * 1000,
+                    EXTRACT(EPOCH FROM clock_timestamp() - min(created_at))::float8 * 1000
+             FROM u HAVING count(*) > 0"
+        ))
+        .bind(conversation_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(id, newest, first)| Quiet {
+            newest_customer_message: id,
+            since_newest_ms: newest.max(0.0) as u64,
+            since_first_unanswered_ms: first.max(0.0) as u64,
+        }))
+    }
+
+    /// Opens the drafting transaction and locks the conversation row for its duration.
+    pub async fn begin_draft(&self, tenant_id: Uuid, conversation_id: Uuid) -> Result<DraftTx> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<(Uuid, String, String, bool, bool)> = sqlx::query_as(
+            "SELECT c.channel_id, c.status, c.mode,
+                    c.operator_active_until IS NOT NULL AND c.operator_active_until > now(),
+                    EXISTS (SELECT 1 FROM consents k WHERE k.customer_id = c.customer_id
+                            AND k.channel_id = c.channel_id AND k.status = 'revoked')
+             FROM conversations c WHERE c.id = $1 AND c.tenant_id = $2 FOR UPDATE",
+        )
+        .bind(conversation_id)
+        .bind(tenant_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (channel_id, status, mode, takeover, revoked) =
+            row.ok_or(StoreError::NotFound {
+                what: "conversation",
+            })?;
+        let corrupt = |e: UnknownValue| StoreError::Corrupt(e.to_string());
+        Ok(DraftTx {
+            tx,
+            tenant_id,
+            conversation_id,
+            channel_id,
+            status: status.parse().map_err(corrupt)?,
+            mode: mode.parse().map_err(corrupt)?,
+            operator_takeover_active: takeover,
+            consent_revoked: revoked,
+        })
+    }
+}
+
+pub struct DraftTx {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    pub tenant_id: Uuid,
+    pub conversation_id: Uuid,
+    pub channel_id: Uuid,
+    pub status: ConversationStatus,
+    pub mode: Mode,
+    pub operator_takeover_active: bool,
+    pub consent_revoked: bool,
+}
+
+impl DraftTx {
+    pub async fn burst(&mut self) -> Result<Burst> {
+        let rows: Vec<(Uuid, String, DateTime<Utc>)> =
+            sqlx::query_as(&format!("{UNANSWERED} ORDER BY m.created_at, m.id"))
+                .bind(self.conversation_id)
+                .fetch_all(&mut *self.tx)
+                .await?;
+        Ok(Burst {
+            messages: rows.into_iter().map(|(id, text, _)| (id, text)).collect(),
+        })
+    }
+
+    pub async fn has_suggestion_for(&mut self, message_id: Uuid) -> Result<bool> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM ai_suggestions WHERE based_on_message_id = $1)",
+        )
+        .bind(message_id)
+        .fetch_one(&mut *self.tx)
+        .await?)
+    }
+
+    /// Records the draft and its decision, superseding every older pending draft and
+    /// unsent reply in the conversation.
+    pub async fn insert_suggestion(&mut self, s: NewSuggestion<'_>) -> Result<Uuid> {
+        sqlx::query(
+            "UPDATE ai_suggestions SET status = 'superseded', updated_at = now()
+             WHERE conversation_id = $1 AND tenant_id = $2 AND status IN ('pending', 'approved', 'edited')",
+        )
+        .bind(self.conversation_id)
+        .bind(self.tenant_id)
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query(
+            "UPDATE outbox SET status = 'superseded'
+             WHERE conversation_id = $1 AND tenant_id = $2 AND status = 'pending' AND suggestion_id IS NOT NULL",
+        )
+        .bind(self.conversation_id)
+        .bind(self.tenant_id)
+        .execute(&mut *self.tx)
+        .await?;
+        let id = Uuid::now_v7();
+        let (d, o) = (s.draft, s.outcome);
+        sqlx::query(
+            "INSERT INTO ai_suggestions (id, tenant_id, conversation_id, based_on_message_id, draft,
+                 provider, intent, confidence, similarity_score, intent_score, self_check_score,
+                 used_sources, penalties, explanations, missing_fields, source_conflicts,
+                 decision, autosend_eligible, autosend_block_reason)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+        )
+        .bind(id)
+        .bind(self.tenant_id)
+        .bind(self.conversation_id)
+        .bind(s.based_on_message_id)
+        .bind(&d.reply)
+        .bind(s.provider)
+        .bind(&d.intent)
+        .bind(o.confidence)
+        .bind(d.similarity_score)
+        .bind(d.intent_score)
+        .bind(d.self_check_score)
+        .bind(sqlx::types::Json(&d.used_sources))
+        .bind(sqlx::types::Json(&o.penalties))
+        .bind(sqlx::types::Json(&o.explanations))
+        .bind(sqlx::types::Json(&d.missing_fields))
+        .bind(sqlx::types::Json(&d.source_conflicts))
+        .bind(o.decision.as_str())
+        .bind(o.autosend_eligible)
+        .bind(o.autosend_block_reason.map(|r| r.as_str()))
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO audit_events (id, tenant_id, actor_type, actor_id, action, target_type, target_id, details)
+             VALUES ($1, $2, 'system', 'decision-engine', 'decision', 'ai_suggestion', $3, $4)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(self.tenant_id)
+        .bind(id)
+        .bind(json!({
+            "conversation_id": self.conversation_id,
+            "based_on_message_id": s.based_on_message_id,
+            "decision": o.decision.as_str(),
+            "confidence": o.confidence,
+            "autosend_block_reason": o.autosend_block_reason.map(|r| r.as_str()),
+        }))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(id)
+    }
+
+    /// Schedules a reply in the outbox. The key makes a second enqueue of the same reply
+    /// a no-op, which is what keeps "one inbound message, at most one reply".
+    pub async fn enqueue_reply(
+        &mut self,
+        suggestion_id: Uuid,
+        in_reply_to: Uuid,
+        body: &str,
+        delay_ms: u64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO outbox (id, tenant_id, conversation_id, channel_id, suggestion_id,
+                                 message_id, role, body, in_reply_to, idempotency_key,
+                                 due_at, next_attempt_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'assistant', $7, $8, $9,
+                     now() + $10 * interval '1 millisecond', now() + $10 * interval '1 millisecond')
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(Uuid::now_v7())
+        .bind(self.tenant_id)
+        .bind(self.conversation_id)
+        .bind(self.channel_id)
+        .bind(suggestion_id)
+        .bind(Uuid::now_v7())
+        .bind(body)
+        .bind(in_reply_to)
+        .bind(format!("reply:{in_reply_to}"))
+        .bind(delay_ms as f64)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// ESCALATE: the conversation goes to `escalated` and an escalation event is opened.
+    pub async fn escalate(
+        &mut self,
+        suggestion_id: Uuid,
+        reason: &str,
+        summary: &str,
+        suggested_response: Option<&str>,
+    ) -> Result<Uuid> {
+        sqlx::query(
+            "UPDATE conversations SET status = 'escalated', version = version + 1, updated_at = now()
+             WHERE id = $1 AND tenant_id = $2",
+        )
+        .bind(self.conversation_id)
+        .bind(self.tenant_id)
+        .execute(&mut *self.tx)
+        .await?;
+        let id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO escalation_events (id, tenant_id, conversation_id, suggestion_id, reason,
+                                            summary, suggested_response)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id)
+        .bind(self.tenant_id)
+        .bind(self.conversation_id)
+        .bind(suggestion_id)
+        .bind(reason)
+        .bind(summary)
+        .bind(suggested_response)
+        .execute(&mut *self.tx)
+        .await?;
+        self.status = ConversationStatus::Escalated;
+        Ok(id)
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}

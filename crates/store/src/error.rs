@@ -1,0 +1,32 @@
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error")]
+    Db(#[from] sqlx::Error),
+    #[error("migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("redis error")]
+    Redis(#[from] redis::RedisError),
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// True when the failure is the database or Redis being unreachable, which callers
+    /// answer with 503 (or a retry) rather than treat as a bug.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Db(e) => matches!(
+                e,
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::WorkerCrashed
+            ),
+            StoreError::Redis(e) => e.is_io_error() || e.is_connection_dropped(),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,159 @@
+use switchboard_core::InboundEvent;
+use uuid::Uuid;
+
+use crate::{Result, Store, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredInbound {
+    pub conversation_id: Uuid,
+    pub message_id: Uuid,
+    /// The delivery had been stored before: a platform retry or a broker redelivery.
+    pub duplicate: bool,
+}
+
+impl Store {
+    /// Stores a customer message exactly once. The receipt on (channel, provider event id)
+    /// is claimed in the same transaction as the message, so a redelivery finds it and
+    /// gets the original ids back instead of a second row.
+    pub async fn store_inbound(&self, ev: &InboundEvent) -> Result<StoredInbound> {
+        let mut tx = self.pool.begin().await?;
+        let claimed = sqlx::query(
+            "INSERT INTO inbound_receipts (tenant_id, channel_id, provider_event_id)
+             VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(ev.tenant_id)
+        .bind(ev.channel_id)
+        .bind(&ev.provider_event_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !claimed {
+            drop(tx);
+            return self.existing_receipt(ev).await;
+        }
+
+        let customer_id: Uuid = sqlx::query_scalar(
+            "INSERT INTO customers (id, tenant_id, channel_id, external_id, name)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (tenant_id, channel_id, external_id)
+             DO UPDATE SET name = COALESCE(EXCLUDED.name, customers.name)
+             RETURNING id",
+        )
+        .bind(Uuid::now_v7())
+        .bind(ev.tenant_id)
+        .bind(ev.channel_id)
+        .bind(&ev.sender.external_id)
+        .bind(&ev.sender.name)
+        .fetch_one(&mut *tx)
+        .await?;
+
+        sqlx::query(
+            "INSERT INTO conversations (id, tenant_id, channel_id, customer_id, mode)
+             SELECT $1, $2, $3, $4, COALESCE(
+                 (SELECT default_mode FROM decision_settings WHERE tenant_id = $2), 'semi-auto')
+             ON CONFLICT (tenant_id, customer_id, thread_key) WHERE status <> 'closed' DO NOTHING",
+        )
+        .bind(Uuid::now_v7())
+        .bind(ev.tenant_id)
+        .bind(ev.channel_id)
+        .bind(customer_id)
+        .execute(&mut *tx)
+        .await?;
+        // A new customer message reopens a resolved conversation (resolved -> active).
+        let conversation_id: Uuid = sqlx::query_scalar(
+            "UPDATE conversations
+             SET status = CASE WHEN status = 'resolved' THEN 'active' ELSE status END,
+                 last_customer_message_at = now(), unread_count = unread_count + 1,
+                 version = version + 1, updated_at = now()
+             WHERE tenant_id = $1 AND customer_id = $2 AND thread_key = '' AND status <> 'closed'
+             RETURNING id",
+        )
+        .bind(ev.tenant_id)
+        .bind(customer_id)
+        .fetch_one(&mut *tx)
+        .await?;
+
+        let message_id = Uuid::now_v7();
+        let inserted = sqlx::query(
+            "INSERT INTO messages (id, tenant_id, conversation_id, channel_id, role, content,
+                                   attachments, external_id, created_at)
+             VALUES ($1, $2, $3, $4, 'customer', $5, $6, $7, clock_timestamp())
+             ON CONFLICT (channel_id, external_id) DO NOTHING",
+        )
+        .bind(message_id)
+        .bind(ev.tenant_id)
+        .bind(conversation_id)
+        .bind(ev.channel_id)
+        .bind(&ev.text)
+        .bind(sqlx::types::Json(&ev.attachments))
+        .bind(&ev.external_message_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !inserted {
+            // Same platform message under a new delivery id: nothing new to answer.
+            drop(tx);
+            return self.existing_message(ev).await;
+        }
+        sqlx::query(
+            "UPDATE inbound_receipts SET message_id = $1
+             WHERE channel_id = $2 AND provider_event_id = $3",
+        )
+        .bind(message_id)
+        .bind(ev.channel_id)
+        .bind(&ev.provider_event_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(StoredInbound {
+            conversation_id,
+            message_id,
+            duplicate: false,
+        })
+    }
+
+    async fn existing_receipt(&self, ev: &InboundEvent) -> Result<StoredInbound> {
+        let row: Option<(Uuid, Uuid)> = sqlx::query_as(
+            "SELECT m.conversation_id, m.id FROM inbound_receipts r
+             JOIN messages m ON m.id = r.message_id
+             WHERE r.channel_id = $1 AND r.provider_event_id = $2 AND r.tenant_id = $3",
+        )
+        .bind(ev.channel_id)
+        .bind(&ev.provider_event_id)
+        .bind(ev.tenant_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some((conversation_id, message_id)) => Ok(StoredInbound {
+                conversation_id,
+                message_id,
+                duplicate: true,
+            }),
+            // The receipt's transaction is still open elsewhere, or it named an existing
+            // message: either way the other delivery owns this one.
+            None => self.existing_message(ev).await,
+        }
+    }
+
+    async fn existing_message(&self, ev: &InboundEvent) -> Result<StoredInbound> {
+        let row: Option<(Uuid, Uuid)> = sqlx::query_as(
+            "SELECT conversation_id, id FROM messages
+             WHERE channel_id = $1 AND external_id = $2 AND tenant_id = $3",
+        )
+        .bind(ev.channel_id)
+        .bind(&ev.external_message_id)
+        .bind(ev.tenant_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let (conversation_id, message_id) = row.ok_or(StoreError::NotFound {
+            what: "message of an already claimed receipt",
+        })?;
+        Ok(StoredInbound {
+            conversation_id,
+            message_id,
+            duplicate: true,
+        })
+    }
+}

@@ -1,0 +1,77 @@
+//! Everything that speaks SQL or Redis: repositories over PostgreSQL (sqlx), the migrations,
+//! the outbox, and the Redis helpers (dedup fast path, live event fan-out).
+
+mod drafts;
+mod error;
+mod inbound;
+mod knowledge;
+mod live;
+mod outbox;
+mod seed;
+mod tenants;
+mod transcript;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+
+pub use drafts::{Burst, DraftTx, NewSuggestion, Quiet};
+pub use error::StoreError;
+pub use inbound::StoredInbound;
+pub use live::{Dedup, DedupClaim, RedisLiveFeed, live_topic, subscribe_live};
+pub use outbox::{Claim, OutboxItem};
+pub use seed::DEMO_SLUG;
+pub use tenants::{TenantChannel, TenantSettings};
+pub use transcript::TranscriptEntry;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// The PostgreSQL side of the store. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    /// Connects lazily: a database that is down shows up as errors (503s), not as a
+    /// process that cannot start.
+    pub fn connect_lazy(url: &str, max_connections: u32) -> Result<Self> {
+        let options: PgConnectOptions = url.parse()?;
+        let options = options.log_statements(tracing::log::LevelFilter::Trace);
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_lazy_with(options);
+        Ok(Self { pool })
+    }
+
+    /// Creates the database if it does not exist yet, then applies every migration.
+    /// Safe to run from many processes at once: sqlx serialises them with an advisory lock.
+    pub async fn migrate(url: &str) -> Result<()> {
+        use sqlx::migrate::MigrateDatabase;
+        if !sqlx::Postgres::database_exists(url).await? {
+            // Another process may win the race; that is fine.
+            if let Err(e) = sqlx::Postgres::create_database(url).await {
+                if !sqlx::Postgres::database_exists(url).await? {
+                    return Err(e.into());
+                }
+            }
+        }
+        let pool = PgPoolOptions::new().max_connections(1).connect(url).await?;
+        MIGRATOR.run(&pool).await?;
+        pool.close().await;
+        Ok(())
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}

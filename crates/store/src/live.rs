@@ -1,0 +1,126 @@
+//! Redis: the dedup fast path in front of the broker, and the live event fan-out that
+//! carries replies and typing events to whichever gateway holds the customer's stream.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::{Stream, StreamExt};
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use switchboard_core::{LiveFeed, SendError};
+use uuid::Uuid;
+
+use crate::Result;
+
+const LIVE_PREFIX: &str = "sb:live:";
+
+/// The topic of one web-chat visitor's live stream.
+pub fn live_topic(channel_id: Uuid, visitor_id: &str) -> String {
+    format!("webchat:{channel_id}:{visitor_id}")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DedupClaim {
+    /// First sighting: the caller publishes, then confirms or releases.
+    Claimed,
+    /// Already durably queued: answer 2xx without a new job.
+    Queued,
+    /// Another request is publishing it right now: the platform should retry.
+    InFlight,
+}
+
+/// The fast path of ingress dedup. The database's `inbound_receipts` stays the truth;
+/// this only saves a broker round trip for the retries platforms send all day.
+#[derive(Clone)]
+pub struct Dedup {
+    redis: ConnectionManager,
+}
+
+const PENDING_TTL_SECS: u64 = 30;
+const QUEUED_TTL_SECS: u64 = 7 * 24 * 3600;
+
+impl Dedup {
+    pub fn new(redis: ConnectionManager) -> Self {
+        Self { redis }
+    }
+
+    fn key(channel_id: Uuid, event_id: &str) -> String {
+        format!("sb:dedup:{channel_id}:{event_id}")
+    }
+
+    pub async fn claim(&self, channel_id: Uuid, event_id: &str) -> Result<DedupClaim> {
+        let key = Self::key(channel_id, event_id);
+        let mut r = self.redis.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(&key)
+            .arg("pending")
+            .arg("NX")
+            .arg("GET")
+            .arg("EX")
+            .arg(PENDING_TTL_SECS)
+            .query_async(&mut r)
+            .await?;
+        Ok(match set.as_deref() {
+            None => DedupClaim::Claimed,
+            Some("queued") => DedupClaim::Queued,
+            Some(_) => DedupClaim::InFlight,
+        })
+    }
+
+    pub async fn confirm(&self, channel_id: Uuid, event_id: &str) -> Result<()> {
+        let mut r = self.redis.clone();
+        let _: () = r
+            .set_ex(Self::key(channel_id, event_id), "queued", QUEUED_TTL_SECS)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn release(&self, channel_id: Uuid, event_id: &str) -> Result<()> {
+        let mut r = self.redis.clone();
+        let _: () = r.del(Self::key(channel_id, event_id)).await?;
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        let mut r = self.redis.clone();
+        let _: String = redis::cmd("PING").query_async(&mut r).await?;
+        Ok(())
+    }
+}
+
+#[derive(Clone)]
+pub struct RedisLiveFeed {
+    redis: ConnectionManager,
+}
+
+impl RedisLiveFeed {
+    pub fn new(redis: ConnectionManager) -> Self {
+        Self { redis }
+    }
+}
+
+#[async_trait]
+impl LiveFeed for RedisLiveFeed {
+    async fn publish(&self, topic: &str, event: &serde_json::Value) -> Result<(), SendError> {
+        let mut r = self.redis.clone();
+        r.publish::<_, _, ()>(format!("{LIVE_PREFIX}{topic}"), event.to_string())
+            .await
+            .map_err(|e| SendError::Retryable {
+                reason: format!("live feed unavailable: {e}"),
+                retry_after: Some(Duration::from_secs(1)),
+            })
+    }
+}
+
+/// Every live event of every topic, as (topic, JSON text). Ends when the connection drops;
+/// the caller reconnects.
+pub async fn subscribe_live(redis_url: &str) -> Result<impl Stream<Item = (String, String)>> {
+    let client = redis::Client::open(redis_url)?;
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.psubscribe(format!("{LIVE_PREFIX}*")).await?;
+    Ok(pubsub.into_on_message().filter_map(|msg| async move {
+        let topic = msg.get_channel_name().strip_prefix(LIVE_PREFIX)?.to_owned();
+        let payload: String = msg.get_payload().ok()?;
+        Some((topic, payload))
+    }))
+}

@@ -1,0 +1,149 @@
+use switchboard_core::{ChannelKind, Mode};
+use switchboard_engine::{DecisionSettings, Flags, PenaltyValues, Policies, Weights};
+use uuid::Uuid;
+
+use crate::{Result, Store, StoreError};
+
+/// A tenant together with one of its channels, as the gateway resolves a public URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantChannel {
+    pub tenant_id: Uuid,
+    pub channel_id: Uuid,
+}
+
+/// Everything the AI worker needs from a tenant's settings, with the seed defaults filled
+/// in where the tenant has no row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantSettings {
+    pub decision: DecisionSettings,
+    pub default_mode: Mode,
+    pub debounce_quiet_ms: u64,
+    pub debounce_cap_ms: u64,
+    pub flags: Flags,
+    pub policies: Policies,
+    pub holding_message: Option<String>,
+}
+
+impl Store {
+    /// The active tenant with this slug and its active channel of this kind.
+    pub async fn tenant_channel(
+        &self,
+        slug: &str,
+        kind: ChannelKind,
+    ) -> Result<Option<TenantChannel>> {
+        let row: Option<(Uuid, Uuid)> = sqlx::query_as(
+            "SELECT t.id, c.id FROM tenants t JOIN channels c ON c.tenant_id = t.id
+             WHERE t.slug = $1 AND t.status = 'active' AND c.kind = $2 AND c.is_active
+             ORDER BY c.created_at LIMIT 1",
+        )
+        .bind(slug)
+        .bind(kind.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(tenant_id, channel_id)| TenantChannel {
+            tenant_id,
+            channel_id,
+        }))
+    }
+
+    pub async fn tenant_id(&self, slug: &str) -> Result<Uuid> {
+        sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1")
+            .bind(slug)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound { what: "tenant" })
+    }
+
+    pub async fn tenant_settings(&self, tenant_id: Uuid) -> Result<TenantSettings> {
+        type Row = (
+            f64,
+            f64,
+            bool,
+            Vec<String>,
+            Vec<String>,
+            sqlx::types::Json<Weights>,
+            sqlx::types::Json<PenaltyValues>,
+            String,
+            i32,
+            i32,
+        );
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT t_auto, t_escalate, autosend_allowed, intents_autosend_allowed,
+                    intents_force_handoff, weights, penalties, default_mode,
+                    debounce_quiet_ms, debounce_cap_ms
+             FROM decision_settings WHERE tenant_id = $1",
+        )
+        .bind(tenant_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let (decision, default_mode, debounce_quiet_ms, debounce_cap_ms) = match row {
+            Some((t_auto, t_escalate, allowed, intents, handoff, w, p, mode, quiet, cap)) => (
+                DecisionSettings {
+                    t_auto,
+                    t_escalate,
+                    autosend_allowed: allowed,
+                    intents_autosend_allowed: intents,
+                    intents_force_handoff: handoff,
+                    weights: w.0,
+                    penalties: p.0,
+                },
+                mode.parse()
+                    .map_err(|e: switchboard_core::UnknownValue| StoreError::Corrupt(e.to_string()))?,
+                u64::try_from(quiet).unwrap_or(0),
+                u64::try_from(cap).unwrap_or(0),
+            ),
+            None => (DecisionSettings::default(), Mode::SemiAuto, 1500, 8000),
+        };
+
+        let policies: Option<(Vec<String>, Vec<String>)> = sqlx::query_as(
+            "SELECT always_escalate_intents, forbidden_topics FROM ai_training_policies
+             WHERE tenant_id = $1",
+        )
+        .bind(tenant_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let policies = policies
+            .map(|(a, f)| Policies {
+                always_escalate_intents: a,
+                forbidden_topics: f,
+            })
+            .unwrap_or_default();
+
+        // A tenant's flag overrides the global one; unset flags keep their defaults.
+        let rows: Vec<(String, bool)> = sqlx::query_as(
+            "SELECT DISTINCT ON (key) key, enabled FROM feature_flags
+             WHERE tenant_id = $1 OR tenant_id IS NULL
+             ORDER BY key, tenant_id NULLS LAST",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut flags = Flags::default();
+        for (key, on) in rows {
+            match key.as_str() {
+                "DECISION_ENGINE_ENABLED" => flags.decision_engine_enabled = on,
+                "AI_AUTOSEND_ENABLED" => flags.ai_autosend_enabled = on,
+                "HUMAN_DELAY_ENABLED" => flags.human_delay_enabled = on,
+                "RAG_ENABLED" => flags.rag_enabled = on,
+                _ => {}
+            }
+        }
+
+        let holding_message: Option<String> =
+            sqlx::query_scalar("SELECT holding_message FROM tenants WHERE id = $1")
+                .bind(tenant_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .flatten();
+
+        Ok(TenantSettings {
+            decision,
+            default_mode,
+            debounce_quiet_ms,
+            debounce_cap_ms,
+            flags,
+            policies,
+            holding_message,
+        })
+    }
+}
