@@ -23,7 +23,8 @@ impl Intent {
 }
 
 /// Cues per intent, in priority order: on a tie the earlier intent wins, so that a message
-/// which is both a complaint and a shipping question is treated as a complaint.
+/// which is both a complaint and a shipping question is treated as a complaint, and "how
+/// much is shipping" is about shipping.
 const CUES: &[(Intent, &[&str])] = &[
     (
         Intent::Complaint,
@@ -38,16 +39,16 @@ const CUES: &[(Intent, &[&str])] = &[
         &["discount", "coupon", "voucher", "promo", "promotion", "deal", "cheaper", "sale", "rebate"],
     ),
     (
-        Intent::Price,
-        &["price", "cost", "how much", "expensive", "cheap", "pay for", "€", "eur"],
+        Intent::Shipping,
+        &["ship", "deliver", "dhl", "courier", "parcel", "arrive", "postage", "tracking"],
     ),
     (
         Intent::Availability,
         &["in stock", "stock", "available", "availability", "sold out", "do you have", "have you got", "restock"],
     ),
     (
-        Intent::Shipping,
-        &["ship", "deliver", "dhl", "courier", "parcel", "arrive", "postage", "tracking"],
+        Intent::Price,
+        &["price", "cost", "how much", "expensive", "cheap", "pay for", "€", "eur"],
     ),
 ];
 

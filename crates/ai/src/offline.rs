@@ -10,6 +10,21 @@ pub const PROVIDER: &str = "offline";
 /// Below this share of the question's terms a source is not taken to answer it.
 const MIN_COVERAGE: f64 = 0.34;
 
+const GREETINGS: &[&str] = &[
+    "hi", "hello", "hey", "hallo", "good morning", "good afternoon", "good evening", "hi there", "hello there",
+];
+const GREETING_REPLY: &str = "Hello! How can I help you today?";
+const GREETING_SOURCE: &str = "builtin:greeting";
+
+/// A message that is nothing but a greeting gets a greeting back, not an escalation.
+fn is_greeting(text: &str) -> bool {
+    let t = text
+        .trim()
+        .trim_end_matches(|c: char| c.is_ascii_punctuation() || c.is_whitespace())
+        .to_lowercase();
+    GREETINGS.contains(&t.as_str())
+}
+
 /// Words the product template adds around the facts; they count as grounded.
 const TEMPLATE_WORDS: &[&str] = &["the", "costs", "it", "is", "in", "stock", "currently", "out", "of"];
 
@@ -17,6 +32,20 @@ const TEMPLATE_WORDS: &[&str] = &["the", "costs", "it", "is", "in", "stock", "cu
 /// anything. The similarity is the source's coverage of the question; the self-check
 /// measures how much of the reply is found in the cited source.
 pub fn respond(question: &str, sources: &[Source]) -> DraftSignals {
+    if is_greeting(question) {
+        return DraftSignals {
+            reply: GREETING_REPLY.into(),
+            intent: Intent::Other.as_str().into(),
+            intent_score: 1.0,
+            similarity_score: 1.0,
+            self_check_score: 1.0,
+            self_check_need_handoff: false,
+            self_check_reasons: vec![],
+            used_sources: vec![GREETING_SOURCE.into()],
+            source_conflicts: vec![],
+            missing_fields: vec![],
+        };
+    }
     let (intent, intent_score) = classify(question);
     let best = sources.iter().find(|s| s.coverage >= MIN_COVERAGE);
     let Some(source) = best else {
@@ -127,6 +156,14 @@ mod tests {
         assert!(d.used_sources.is_empty());
         assert_eq!(d.similarity_score, 0.2);
         assert_eq!(d.self_check_score, 0.0);
+    }
+
+    #[test]
+    fn a_bare_greeting_is_greeted() {
+        let d = respond("Hello!", &[]);
+        assert_eq!(d.reply, GREETING_REPLY);
+        assert_eq!(d.used_sources, vec![GREETING_SOURCE]);
+        assert!(!is_greeting("hello, where is my order?"));
     }
 
     #[test]

@@ -1,0 +1,34 @@
+//! `switchboard up`: the gateway, the AI worker and the dispatcher in one process.
+
+use std::net::SocketAddr;
+
+use switchboard_runtime::{Config, Services};
+use switchboard_store::Store;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// A running system: where it listens, and its tasks.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub services: Services,
+    pub tasks: JoinSet<()>,
+}
+
+/// Migrates, seeds the demo tenant, and starts every part on `listener`.
+pub async fn start(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<Running> {
+    Store::migrate(&config.database.url).await?;
+    let services = Services::connect(config).await?;
+    services.store.seed_demo().await?;
+    let addr = listener.local_addr()?;
+    let mut tasks = JoinSet::new();
+    let (s, sd) = (services.clone(), shutdown.clone());
+    tasks.spawn(async move {
+        if let Err(e) = switchboard_gateway::serve(s, listener, sd).await {
+            tracing::error!(error = %e, "gateway stopped");
+        }
+    });
+    tasks.spawn(switchboard_ai_worker::run(services.clone(), shutdown.clone()));
+    tasks.spawn(switchboard_dispatcher::run(services.clone(), shutdown));
+    Ok(Running { addr, services, tasks })
+}

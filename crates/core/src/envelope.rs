@@ -33,3 +33,6 @@ impl<T> Envelope<T> {
         }
     }
 }
+
+/// The kind of envelope that carries an [`InboundEvent`](crate::InboundEvent).
+pub const INBOUND_MESSAGE: &str = "inbound.message";

@@ -1,0 +1,56 @@
+//! The HTTP surface: the web-chat widget and its API, health, readiness and metrics.
+//! Ingress answers 2xx only after the broker has confirmed a durable publish.
+
+mod error;
+mod live;
+mod ops;
+mod tenants;
+mod webchat;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use switchboard_runtime::Services;
+use switchboard_store::Dedup;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub services: Services,
+    pub dedup: Dedup,
+    pub live: live::LiveHub,
+    pub tenants: Arc<tenants::TenantCache>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let limit = state.services.config.server.body_limit_bytes;
+    Router::new()
+        .merge(ops::routes())
+        .merge(webchat::routes())
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(TraceLayer::new_for_http())
+        // A panic in a handler becomes a 500 for that request, not a dead process.
+        .layer(CatchPanicLayer::new())
+        .with_state(state)
+}
+
+/// Serves the gateway on `listener` until `shutdown` fires.
+pub async fn serve(services: Services, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
+    ops::install_metrics();
+    let live = live::LiveHub::start(services.config.redis.url.clone(), shutdown.clone());
+    let state = AppState {
+        dedup: Dedup::new(services.redis.clone()),
+        tenants: Arc::new(tenants::TenantCache::new(services.store.clone())),
+        services,
+        live,
+    };
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

@@ -1,0 +1,113 @@
+//! What every Switchboard process does first: load the layered configuration, set up
+//! logging, connect to PostgreSQL, Redis and RabbitMQ, and wait for SIGTERM.
+
+mod config;
+mod telemetry;
+
+use std::sync::Arc;
+
+use redis::aio::ConnectionManager;
+use switchboard_bus::Publisher;
+use switchboard_store::Store;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{Config, ConfigError, DatabaseConfig, DispatcherConfig, LogConfig, RedisConfig, ServerConfig};
+pub use telemetry::init_tracing;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot use the database at {url}")]
+    Database {
+        url: String,
+        #[source]
+        source: switchboard_store::StoreError,
+    },
+    #[error("cannot reach Redis at {url}")]
+    Redis {
+        url: String,
+        #[source]
+        source: redis::RedisError,
+    },
+}
+
+/// The shared connections of one process. Cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub redis: ConnectionManager,
+    pub publisher: Arc<Publisher>,
+}
+
+impl Services {
+    /// Connects to Redis now and to PostgreSQL and RabbitMQ lazily, so that a database or
+    /// broker outage shows as 503s and retries instead of a process that will not start.
+    pub async fn connect(config: Config) -> Result<Self, StartError> {
+        let store = Store::connect_lazy(&config.database.url, config.database.max_connections)
+            .map_err(|source| StartError::Database {
+                url: redacted(&config.database.url),
+                source,
+            })?;
+        let redis_err = |source| StartError::Redis {
+            url: redacted(&config.redis.url),
+            source,
+        };
+        let client = redis::Client::open(config.redis.url.as_str()).map_err(redis_err)?;
+        let redis = ConnectionManager::new(client).await.map_err(redis_err)?;
+        let publisher = Arc::new(Publisher::new(config.amqp.clone()));
+        Ok(Self {
+            config: Arc::new(config),
+            store,
+            redis,
+            publisher,
+        })
+    }
+}
+
+/// A URL without its password, fit for logs and error messages.
+pub fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Fires on SIGTERM or Ctrl-C.
+pub fn shutdown_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term => {}
+        }
+        tracing::info!("shutting down");
+        t.cancel();
+    });
+    token
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(super::redacted("amqp://guest:secret@h:5672/%2f"), "amqp://guest:***@h:5672/%2f");
+        assert_eq!(super::redacted("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+}

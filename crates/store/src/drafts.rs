@@ -203,11 +203,12 @@ impl DraftTx {
         Ok(id)
     }
 
-    /// Schedules a reply in the outbox. The key makes a second enqueue of the same reply
+    /// Schedules a message in the outbox. `key` makes a second enqueue of the same message
     /// a no-op, which is what keeps "one inbound message, at most one reply".
-    pub async fn enqueue_reply(
+    pub async fn enqueue(
         &mut self,
-        suggestion_id: Uuid,
+        suggestion_id: Option<Uuid>,
+        key: &str,
         in_reply_to: Uuid,
         body: &str,
         delay_ms: u64,
@@ -228,7 +229,7 @@ impl DraftTx {
         .bind(Uuid::now_v7())
         .bind(body)
         .bind(in_reply_to)
-        .bind(format!("reply:{in_reply_to}"))
+        .bind(key)
         .bind(delay_ms as f64)
         .execute(&mut *self.tx)
         .await?;

@@ -19,7 +19,7 @@ use sqlx::{ConnectOptions, PgPool};
 pub use drafts::{Burst, DraftTx, NewSuggestion, Quiet};
 pub use error::StoreError;
 pub use inbound::StoredInbound;
-pub use live::{Dedup, DedupClaim, RedisLiveFeed, live_topic, subscribe_live};
+pub use live::{Dedup, DedupClaim, RedisLiveFeed, subscribe_live};
 pub use outbox::{Claim, OutboxItem};
 pub use seed::DEMO_SLUG;
 pub use tenants::{TenantChannel, TenantSettings};

@@ -14,10 +14,6 @@ use crate::Result;
 
 const LIVE_PREFIX: &str = "sb:live:";
 
-/// The topic of one web-chat visitor's live stream.
-pub fn live_topic(channel_id: Uuid, visitor_id: &str) -> String {
-    format!("webchat:{channel_id}:{visitor_id}")
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DedupClaim {

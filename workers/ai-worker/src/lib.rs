@@ -1,0 +1,114 @@
+//! Consumes inbound jobs: stores the message once, waits for the conversation to go quiet,
+//! drafts one reply for the whole burst and lets the decision engine choose what happens
+//! to it. Stateless: every fact it needs is in PostgreSQL.
+
+mod draft;
+
+use std::time::Duration;
+
+use serde_json::json;
+use switchboard_bus::{Delivery, Outcome, consume};
+use switchboard_core::envelope::INBOUND_MESSAGE;
+use switchboard_core::{ChannelKind, Envelope, InboundEvent, LiveFeed};
+use switchboard_runtime::Services;
+use switchboard_store::{RedisLiveFeed, StoreError};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, field};
+
+pub use draft::{draft_and_decide, evaluate, new_conversation};
+
+pub async fn run(services: Services, shutdown: CancellationToken) {
+    let cfg = services.config.amqp.clone();
+    consume(
+        cfg,
+        switchboard_bus::INBOUND,
+        move |d| {
+            let s = services.clone();
+            async move { handle(&s, d).await }
+        },
+        shutdown,
+    )
+    .await;
+}
+
+/// One delivery of the inbound queue, start to finish.
+pub async fn handle(s: &Services, d: Delivery) -> Outcome {
+    let env: Envelope<InboundEvent> = match serde_json::from_slice(&d.body) {
+        Ok(env) => env,
+        Err(e) => return Outcome::Dead(format!("unparsable envelope: {e}")),
+    };
+    if env.v != Envelope::<InboundEvent>::VERSION || env.kind != INBOUND_MESSAGE {
+        return Outcome::Dead(format!("unsupported envelope {} v{}", env.kind, env.v));
+    }
+    let span = tracing::info_span!(
+        "inbound",
+        trace_id = %env.trace_id,
+        tenant_id = %env.tenant_id,
+        channel_id = %env.channel_id,
+        conversation_id = field::Empty,
+        message_id = field::Empty,
+        attempt = d.attempt,
+    );
+    match process(s, &env.payload).instrument(span.clone()).await {
+        Ok(()) => Outcome::Ack,
+        Err(e) => {
+            let _g = span.enter();
+            tracing::warn!(error = %chain(&e), "inbound handling failed");
+            Outcome::Retry(chain(&e))
+        }
+    }
+}
+
+/// An error with its causes, for logs: "database error: pool timed out".
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cur = c.source();
+    }
+    out
+}
+
+async fn process(s: &Services, ev: &InboundEvent) -> Result<(), StoreError> {
+    let stored = s.store.store_inbound(ev).await?;
+    let span = tracing::Span::current();
+    span.record("conversation_id", field::display(stored.conversation_id));
+    span.record("message_id", field::display(stored.message_id));
+    if stored.duplicate {
+        tracing::info!("redelivered message recognised");
+    } else {
+        metrics::counter!("sb_inbound_stored_total", "channel" => ev.channel_kind.as_str()).increment(1);
+        if ev.channel_kind == ChannelKind::Webchat {
+            // Other tabs of the same visitor see the message too; losing this is harmless.
+            let event = json!({"type": "message", "id": stored.message_id, "role": "customer",
+                               "text": ev.text, "at": ev.received_at});
+            let topic = switchboard_channels::webchat::topic(ev.channel_id, &ev.sender.external_id);
+            if let Err(e) = RedisLiveFeed::new(s.redis.clone()).publish(&topic, &event).await {
+                tracing::debug!(error = %e, "live echo skipped");
+            }
+        }
+    }
+
+    let settings = s.store.tenant_settings(ev.tenant_id).await?;
+    // Debounce: only the job of the newest message in a burst drafts, once the
+    // conversation has been quiet for the window (or the cap since the first message).
+    loop {
+        let Some(q) = s.store.quiet(stored.conversation_id).await? else {
+            return Ok(());
+        };
+        if q.newest_customer_message != stored.message_id {
+            tracing::debug!("a newer message will be answered with this one");
+            return Ok(());
+        }
+        let quiet_left = settings.debounce_quiet_ms.saturating_sub(q.since_newest_ms);
+        let cap_left = settings.debounce_cap_ms.saturating_sub(q.since_first_unanswered_ms);
+        let wait = quiet_left.min(cap_left);
+        if wait == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+    }
+    draft_and_decide(s, ev.tenant_id, stored.conversation_id, stored.message_id, &settings).await
+}

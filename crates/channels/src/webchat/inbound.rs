@@ -1,0 +1,100 @@
+use chrono::{DateTime, Utc};
+use switchboard_core::{ChannelKind, InboundEvent, Sender};
+use uuid::Uuid;
+
+use super::wire::PostMessage;
+use crate::InboundError;
+
+pub const MAX_ID_CHARS: usize = 128;
+pub const MAX_TEXT_CHARS: usize = 4000;
+
+fn check_id(field: &'static str, value: &str) -> Result<(), InboundError> {
+    let invalid = |reason: &str| InboundError::Invalid {
+        field,
+        reason: reason.into(),
+    };
+    if value.trim().is_empty() {
+        return Err(invalid("must not be empty"));
+    }
+    if value.chars().count() > MAX_ID_CHARS {
+        return Err(invalid("is longer than 128 characters"));
+    }
+    if value.chars().any(|c| c.is_control() || c == ':') {
+        return Err(invalid("must not contain control characters or ':'"));
+    }
+    Ok(())
+}
+
+/// Parses and validates a widget post into the normalized event.
+pub fn normalize(
+    tenant_id: Uuid,
+    channel_id: Uuid,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<InboundEvent, InboundError> {
+    let post: PostMessage =
+        serde_json::from_slice(body).map_err(|e| InboundError::Malformed(e.to_string()))?;
+    check_id("visitor_id", &post.visitor_id)?;
+    check_id("client_message_id", &post.client_message_id)?;
+    let text = post.text.trim();
+    if text.is_empty() {
+        return Err(InboundError::Invalid {
+            field: "text",
+            reason: "must not be empty".into(),
+        });
+    }
+    if text.chars().count() > MAX_TEXT_CHARS {
+        return Err(InboundError::Invalid {
+            field: "text",
+            reason: format!("is longer than {MAX_TEXT_CHARS} characters"),
+        });
+    }
+    // A client message id is the visitor's own: two visitors may pick the same one.
+    let id = format!("{}:{}", post.visitor_id, post.client_message_id);
+    Ok(InboundEvent {
+        tenant_id,
+        channel_id,
+        channel_kind: ChannelKind::Webchat,
+        provider_event_id: id.clone(),
+        external_message_id: id,
+        sender: Sender {
+            external_id: post.visitor_id,
+            name: None,
+        },
+        text: text.to_owned(),
+        attachments: vec![],
+        received_at: now,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(body: &str) -> Result<InboundEvent, InboundError> {
+        normalize(Uuid::nil(), Uuid::nil(), body.as_bytes(), Utc::now())
+    }
+
+    #[test]
+    fn normalizes_a_post() {
+        let ev = run(r#"{"visitor_id":"v1","client_message_id":"c1","text":" Hi "}"#).unwrap();
+        assert_eq!(ev.provider_event_id, "v1:c1");
+        assert_eq!(ev.sender.external_id, "v1");
+        assert_eq!(ev.text, "Hi");
+    }
+
+    #[test]
+    fn says_what_is_wrong() {
+        let missing = run(r#"{"visitor_id":"v1","text":"x"}"#).unwrap_err();
+        assert!(missing.to_string().contains("client_message_id"), "{missing}");
+        assert!(matches!(run("{not json"), Err(InboundError::Malformed(_))));
+        assert!(matches!(
+            run(r#"{"visitor_id":"v1","client_message_id":"c","text":"  "}"#),
+            Err(InboundError::Invalid { field: "text", .. })
+        ));
+        assert!(matches!(
+            run(r#"{"visitor_id":"a:b","client_message_id":"c","text":"x"}"#),
+            Err(InboundError::Invalid { field: "visitor_id", .. })
+        ));
+    }
+}

@@ -1,0 +1,108 @@
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use switchboard_runtime::{Config, Services, init_tracing, redacted, shutdown_signal};
+use switchboard_store::{DEMO_SLUG, Store};
+
+#[derive(Parser)]
+#[command(name = "switchboard", version, about = "AI customer-service gateway and worker fleet")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway, the AI worker and the dispatcher in one process.
+    Up,
+    /// Create the database if needed and apply every migration.
+    Migrate,
+    /// Show what the responder and the decision engine would do with a message, sending nothing.
+    Explain {
+        #[arg(long, default_value = DEMO_SLUG)]
+        tenant: String,
+        /// The customer's message.
+        text: String,
+    },
+    /// Depth and consumers of the work queues.
+    Queues,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load()?;
+    init_tracing(&config.log);
+    match cli.command {
+        Command::Up => up(config).await,
+        Command::Migrate => {
+            Store::migrate(&config.database.url)
+                .await
+                .with_context(|| format!("migrating {}", redacted(&config.database.url)))?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Explain { tenant, text } => explain(config, &tenant, &text).await,
+        Command::Queues => {
+            let stats = switchboard_bus::queue_stats(&config.amqp, switchboard_bus::INBOUND).await?;
+            println!("{:<40} {:>10} {:>10}", "queue", "messages", "consumers");
+            for q in stats {
+                println!("{:<40} {:>10} {:>10}", q.queue, q.messages, q.consumers);
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn up(config: Config) -> anyhow::Result<()> {
+    let bind = format!("{}:{}", config.server.host, config.server.port);
+    let public = config.server.public_url.trim_end_matches('/').to_owned();
+    let listener = tokio::net::TcpListener::bind(&bind)
+        .await
+        .with_context(|| format!("binding {bind}"))?;
+    let shutdown = shutdown_signal();
+    let mut running = switchboard::start(config, listener, shutdown)
+        .await
+        .context("starting switchboard")?;
+    println!("Switchboard is up on http://{}", running.addr);
+    println!("Chat with the demo shop: {public}/chat/{DEMO_SLUG}");
+    while running.tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn explain(config: Config, tenant: &str, text: &str) -> anyhow::Result<()> {
+    Store::migrate(&config.database.url).await?;
+    let services = Services::connect(config).await?;
+    if tenant == DEMO_SLUG {
+        services.store.seed_demo().await?;
+    }
+    let tenant_id = services
+        .store
+        .tenant_id(tenant)
+        .await
+        .with_context(|| format!("tenant {tenant:?}"))?;
+    let settings = services.store.tenant_settings(tenant_id).await?;
+    let conversation = switchboard_ai_worker::new_conversation(&settings);
+    let (draft, outcome) =
+        switchboard_ai_worker::evaluate(&services.store, tenant_id, &settings, text, conversation).await?;
+    let out = serde_json::json!({
+        "tenant": tenant,
+        "mode": conversation.mode,
+        "intent": draft.intent,
+        "reply": draft.reply,
+        "scores": {
+            "similarity": draft.similarity_score,
+            "intent": draft.intent_score,
+            "self_check": draft.self_check_score,
+        },
+        "used_sources": draft.used_sources,
+        "missing_fields": draft.missing_fields,
+        "confidence": outcome.confidence,
+        "decision": outcome.decision,
+        "autosend_eligible": outcome.autosend_eligible,
+        "autosend_block_reason": outcome.autosend_block_reason,
+        "penalties": outcome.penalties,
+        "explanations": outcome.explanations,
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}

@@ -1,0 +1,38 @@
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Every error the API answers with: a status and a reason in `{"error": ...}`.
+#[derive(Debug)]
+pub enum ApiError {
+    BadRequest(String),
+    NotFound(&'static str),
+    Conflict(String),
+    /// A dependency (database, broker) is down: the client should retry.
+    Unavailable(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, reason) = match self {
+            ApiError::BadRequest(r) => (StatusCode::BAD_REQUEST, r),
+            ApiError::NotFound(what) => (StatusCode::NOT_FOUND, format!("{what} not found")),
+            ApiError::Conflict(r) => (StatusCode::CONFLICT, r),
+            ApiError::Unavailable(r) => (StatusCode::SERVICE_UNAVAILABLE, r),
+        };
+        let mut res = (status, Json(json!({ "error": reason }))).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::CONFLICT {
+            res.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        }
+        res
+    }
+}
+
+impl From<switchboard_store::StoreError> for ApiError {
+    fn from(e: switchboard_store::StoreError) -> Self {
+        tracing::warn!(error = %e, cause = ?std::error::Error::source(&e).map(|c| c.to_string()), "store error");
+        ApiError::Unavailable("the database is unavailable".into())
+    }
+}

@@ -1,0 +1,45 @@
+use std::sync::OnceLock;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde_json::json;
+
+use crate::AppState;
+
+static METRICS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder once.
+pub fn install_metrics() {
+    METRICS.get_or_init(|| PrometheusBuilder::new().install_recorder().ok());
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+}
+
+async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
+    let db = s.services.store.ping().await.is_ok();
+    let broker = s.services.publisher.ready().await;
+    let redis = s.dedup.ping().await.is_ok();
+    let status = if db && broker && redis {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let word = |ok: bool| if ok { "ok" } else { "down" };
+    (status, Json(json!({"database": word(db), "broker": word(broker), "redis": word(redis)})))
+}
+
+async fn metrics_text() -> impl IntoResponse {
+    match METRICS.get().and_then(Option::as_ref) {
+        Some(h) => (StatusCode::OK, h.render()),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder not installed".to_owned()),
+    }
+}

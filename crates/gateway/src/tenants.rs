@@ -1,0 +1,43 @@
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use switchboard_core::ChannelKind;
+use switchboard_store::{Store, TenantChannel};
+use tokio::sync::RwLock;
+
+use crate::ApiError;
+
+const TTL: Duration = Duration::from_secs(30);
+const NEGATIVE_TTL: Duration = Duration::from_secs(5);
+
+/// Public URLs name tenants by slug; this keeps the lookup off the hot path.
+pub struct TenantCache {
+    store: Store,
+    entries: RwLock<HashMap<(String, ChannelKind), (Option<TenantChannel>, Instant)>>,
+}
+
+impl TenantCache {
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub async fn resolve(&self, slug: &str, kind: ChannelKind) -> Result<TenantChannel, ApiError> {
+        let key = (slug.to_owned(), kind);
+        if let Some((hit, at)) = self.entries.read().await.get(&key) {
+            let ttl = if hit.is_some() { TTL } else { NEGATIVE_TTL };
+            if at.elapsed() < ttl {
+                return hit.clone().ok_or(ApiError::NotFound("tenant"));
+            }
+        }
+        let found = self.store.tenant_channel(slug, kind).await?;
+        let mut entries = self.entries.write().await;
+        if entries.len() > 10_000 {
+            entries.clear();
+        }
+        entries.insert(key, (found.clone(), Instant::now()));
+        found.ok_or(ApiError::NotFound("tenant"))
+    }
+}

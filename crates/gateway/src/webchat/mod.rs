@@ -1,0 +1,128 @@
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::json;
+use switchboard_channels::InboundError;
+use switchboard_channels::webchat::{inbound, topic};
+use switchboard_core::envelope::INBOUND_MESSAGE;
+use switchboard_core::{ChannelKind, Envelope};
+use switchboard_store::DedupClaim;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::BroadcastStream;
+use tracing::Instrument;
+
+use crate::{ApiError, AppState};
+
+const WIDGET: &str = include_str!("widget.html");
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/chat/{slug}", get(widget))
+        .route("/api/webchat/{slug}/messages", get(transcript).post(post_message))
+        .route("/api/webchat/{slug}/events", get(events))
+}
+
+async fn widget(State(s): State<AppState>, Path(slug): Path<String>) -> Result<Html<String>, ApiError> {
+    s.tenants.resolve(&slug, ChannelKind::Webchat).await?;
+    // The slug passed resolve(), so it is [a-z0-9-] only and safe to embed.
+    Ok(Html(WIDGET.replace("{{TENANT_SLUG}}", &slug)))
+}
+
+fn count(result: &'static str) {
+    metrics::counter!("sb_inbound_total", "channel" => "webchat", "result" => result).increment(1);
+}
+
+/// Accepts a visitor's message. 202 means the broker confirmed a durable copy; anything
+/// that stops that from happening is a 503 and leaves nothing behind.
+async fn post_message(
+    State(s): State<AppState>,
+    Path(slug): Path<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let tc = s.tenants.resolve(&slug, ChannelKind::Webchat).await?;
+    let ev = inbound::normalize(tc.tenant_id, tc.channel_id, &body, chrono::Utc::now()).map_err(|e| {
+        count("rejected");
+        match e {
+            InboundError::Malformed(_) | InboundError::Invalid { .. } => ApiError::BadRequest(e.to_string()),
+        }
+    })?;
+    let span = tracing::info_span!("ingress", tenant_id = %tc.tenant_id, channel_id = %tc.channel_id,
+        provider_event_id = %ev.provider_event_id);
+    async move {
+        // Redis is only the fast path; if it is down the worker's receipt still dedups.
+        let claim = s.dedup.claim(tc.channel_id, &ev.provider_event_id).await;
+        match claim {
+            Ok(DedupClaim::Queued) => {
+                count("duplicate");
+                return Ok((StatusCode::ACCEPTED, Json(json!({"status": "duplicate"}))));
+            }
+            Ok(DedupClaim::InFlight) => {
+                count("in_flight");
+                return Err(ApiError::Conflict("this message is being accepted right now; retry".into()));
+            }
+            Ok(DedupClaim::Claimed) => {}
+            Err(e) => tracing::warn!(error = %e, "dedup fast path unavailable"),
+        }
+        let env = Envelope::new(INBOUND_MESSAGE, tc.tenant_id, tc.channel_id, &ev);
+        let body = serde_json::to_vec(&env).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        match s.services.publisher.publish(switchboard_bus::INBOUND, &body).await {
+            Ok(()) => {
+                if let Err(e) = s.dedup.confirm(tc.channel_id, &ev.provider_event_id).await {
+                    tracing::warn!(error = %e, "dedup confirm failed; a retry will be deduplicated by the worker");
+                }
+                count("queued");
+                tracing::info!(trace_id = %env.trace_id, "queued");
+                Ok((StatusCode::ACCEPTED, Json(json!({"status": "queued"}))))
+            }
+            Err(e) => {
+                let _ = s.dedup.release(tc.channel_id, &ev.provider_event_id).await;
+                count("unavailable");
+                tracing::warn!(error = %e, cause = ?std::error::Error::source(&e).map(|c| c.to_string()), "publish failed");
+                Err(ApiError::Unavailable("the message broker is unavailable; retry".into()))
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+#[derive(Deserialize)]
+struct Visitor {
+    visitor_id: String,
+}
+
+async fn transcript(
+    State(s): State<AppState>,
+    Path(slug): Path<String>,
+    Query(v): Query<Visitor>,
+) -> Result<impl IntoResponse, ApiError> {
+    let tc = s.tenants.resolve(&slug, ChannelKind::Webchat).await?;
+    let entries = s.services.store.transcript(tc.tenant_id, tc.channel_id, &v.visitor_id).await?;
+    Ok(Json(json!({ "messages": entries })))
+}
+
+async fn events(
+    State(s): State<AppState>,
+    Path(slug): Path<String>,
+    Query(v): Query<Visitor>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let tc = s.tenants.resolve(&slug, ChannelKind::Webchat).await?;
+    let wanted = topic(tc.channel_id, &v.visitor_id);
+    let stream = BroadcastStream::new(s.live.subscribe()).filter_map(move |item| match item {
+        Ok(ev) if ev.0 == wanted => Some(Ok(Event::default().data(ev.1.clone()))),
+        // A lagging client missed events: tell it to refetch the transcript.
+        Err(_) => Some(Ok(Event::default().data(r#"{"type":"resync"}"#))),
+        _ => None,
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}

@@ -1,0 +1,135 @@
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+use switchboard_bus::BusConfig;
+
+const EMBEDDED_DEFAULTS: &str = include_str!("../../../config/default.toml");
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    pub amqp: BusConfig,
+    pub dispatcher: DispatcherConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    pub public_url: String,
+    pub body_limit_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatcherConfig {
+    pub poll_interval_ms: u64,
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    pub typing_refresh_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// The embedded defaults, then `<dir>/default.toml`, then `<dir>/{SWITCHBOARD_ENV}.toml`,
+    /// then `SWITCHBOARD__SECTION__KEY` variables. `<dir>` is `SWITCHBOARD_CONFIG_DIR` or
+    /// `./config`; missing files are skipped.
+    pub fn load() -> Result<Self, ConfigError> {
+        let dir = std::env::var_os("SWITCHBOARD_CONFIG_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("config"));
+        let env = std::env::var("SWITCHBOARD_ENV").ok();
+        Self::figment(&dir, env.as_deref()).extract().map_err(|e| {
+            // figment names the key and the layer it came from; keep every error it found.
+            ConfigError(e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))
+        })
+    }
+
+    fn figment(dir: &Path, env: Option<&str>) -> Figment {
+        let mut files = vec![dir.join("default.toml")];
+        if let Some(env) = env.filter(|e| !e.is_empty()) {
+            files.push(dir.join(format!("{env}.toml")));
+        }
+        files
+            .into_iter()
+            .filter(|f| f.is_file())
+            .fold(Figment::new().merge(Toml::string(EMBEDDED_DEFAULTS)), |f, file| {
+                f.merge(Toml::file_exact(file))
+            })
+            .merge(Env::prefixed("SWITCHBOARD__").split("__"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_files_then_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_dir("config")?;
+            jail.create_file("config/ci.toml", "[server]\nport = 9000\n")?;
+            jail.set_env("SWITCHBOARD_ENV", "ci");
+            jail.set_env("SWITCHBOARD__DATABASE__URL", "postgres://x@h/db");
+            let c = Config::load().map_err(|e| e.to_string())?;
+            assert_eq!(c.server.port, 9000);
+            assert_eq!(c.database.url, "postgres://x@h/db");
+            assert_eq!(c.amqp.namespace, "sb");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SWITCHBOARD__DATABASE__URLL", "postgres://typo");
+            let err = Config::load().map(|_| ()).map_err(|e| e.to_string());
+            assert!(matches!(&err, Err(e) if e.contains("urll")), "{err:?}");
+            jail.clear_env();
+            jail.create_dir("config")?;
+            jail.create_file("config/default.toml", "[servr]\nport = 1\n")?;
+            let err = Config::load().map(|_| ()).map_err(|e| e.to_string());
+            assert!(matches!(&err, Err(e) if e.contains("servr")), "{err:?}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,12 @@
+//! The AI worker as its own process: `ai-worker`. Scale it by running more of them.
+
+use switchboard_runtime::{Config, Services, init_tracing, shutdown_signal};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::load()?;
+    init_tracing(&config.log);
+    let services = Services::connect(config).await?;
+    switchboard_ai_worker::run(services, shutdown_signal()).await;
+    Ok(())
+}
