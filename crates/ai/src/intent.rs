@@ -29,26 +29,70 @@ const CUES: &[(Intent, &[&str])] = &[
     (
         Intent::Complaint,
         &[
-            "complain", "complaint", "broken", "damaged", "defective", "terrible", "awful",
-            "unacceptable", "angry", "disappointed", "worst", "never arrived", "still not arrived",
-            "scam", "lawyer", "furious", "ridiculous",
+            "complain",
+            "complaint",
+            "broken",
+            "damaged",
+            "defective",
+            "terrible",
+            "awful",
+            "unacceptable",
+            "angry",
+            "disappointed",
+            "worst",
+            "never arrived",
+            "still not arrived",
+            "scam",
+            "lawyer",
+            "furious",
+            "ridiculous",
         ],
     ),
     (
         Intent::Discount,
-        &["discount", "coupon", "voucher", "promo", "promotion", "deal", "cheaper", "sale", "rebate"],
+        &[
+            "discount",
+            "coupon",
+            "voucher",
+            "promo",
+            "promotion",
+            "deal",
+            "cheaper",
+            "sale",
+            "rebate",
+        ],
     ),
     (
         Intent::Shipping,
-        &["ship", "deliver", "dhl", "courier", "parcel", "arrive", "postage", "tracking"],
+        &[
+            "ship", "deliver", "dhl", "courier", "parcel", "arrive", "postage", "tracking",
+        ],
     ),
     (
         Intent::Availability,
-        &["in stock", "stock", "available", "availability", "sold out", "do you have", "have you got", "restock"],
+        &[
+            "in stock",
+            "stock",
+            "available",
+            "availability",
+            "sold out",
+            "do you have",
+            "have you got",
+            "restock",
+        ],
     ),
     (
         Intent::Price,
-        &["price", "cost", "how much", "expensive", "cheap", "pay for", "€", "eur"],
+        &[
+            "price",
+            "cost",
+            "how much",
+            "expensive",
+            "cheap",
+            "pay for",
+            "€",
+            "eur",
+        ],
     ),
 ];
 
@@ -81,8 +125,14 @@ mod tests {
         assert_eq!(classify("Do you ship to Austria?").0, Intent::Shipping);
         assert_eq!(classify("Is the mug in stock?").0, Intent::Availability);
         assert_eq!(classify("What does the bottle cost?").0, Intent::Price);
-        assert_eq!(classify("Any discount code for students?").0, Intent::Discount);
-        assert_eq!(classify("My order arrived broken, this is unacceptable").0, Intent::Complaint);
+        assert_eq!(
+            classify("Any discount code for students?").0,
+            Intent::Discount
+        );
+        assert_eq!(
+            classify("My order arrived broken, this is unacceptable").0,
+            Intent::Complaint
+        );
         assert_eq!(classify("Hello there"), (Intent::Other, 0.5));
     }
 

@@ -11,7 +11,15 @@ pub const PROVIDER: &str = "offline";
 const MIN_COVERAGE: f64 = 0.34;
 
 const GREETINGS: &[&str] = &[
-    "hi", "hello", "hey", "hallo", "good morning", "good afternoon", "good evening", "hi there", "hello there",
+    "hi",
+    "hello",
+    "hey",
+    "hallo",
+    "good morning",
+    "good afternoon",
+    "good evening",
+    "hi there",
+    "hello there",
 ];
 const GREETING_REPLY: &str = "Hello! How can I help you today?";
 const GREETING_SOURCE: &str = "builtin:greeting";
@@ -26,7 +34,17 @@ fn is_greeting(text: &str) -> bool {
 }
 
 /// Words the product template adds around the facts; they count as grounded.
-const TEMPLATE_WORDS: &[&str] = &["the", "costs", "it", "is", "in", "stock", "currently", "out", "of"];
+const TEMPLATE_WORDS: &[&str] = &[
+    "the",
+    "costs",
+    "it",
+    "is",
+    "in",
+    "stock",
+    "currently",
+    "out",
+    "of",
+];
 
 /// Drafts a reply from the best retrieved source, quoting it rather than inventing
 /// anything. The similarity is the source's coverage of the question; the self-check
@@ -71,7 +89,10 @@ pub fn respond(question: &str, sources: &[Source]) -> DraftSignals {
             } else {
                 "It is currently out of stock."
             };
-            format!("The {} costs {} {}. {stock}", source.title, p.price, p.currency)
+            format!(
+                "The {} costs {} {}. {stock}",
+                source.title, p.price, p.currency
+            )
         }
         None => {
             // A policy page cannot say whether a product is in stock: the customer has
@@ -91,7 +112,11 @@ pub fn respond(question: &str, sources: &[Source]) -> DraftSignals {
         self_check_score: grounding,
         self_check_need_handoff: false,
         self_check_reasons: if grounding < 1.0 {
-            vec![format!("{:.0}% of the reply is not found in {}", (1.0 - grounding) * 100.0, source.reference)]
+            vec![format!(
+                "{:.0}% of the reply is not found in {}",
+                (1.0 - grounding) * 100.0,
+                source.reference
+            )]
         } else {
             vec![]
         },
@@ -181,7 +206,10 @@ mod tests {
             }),
         };
         let d = respond("How much is the mug?", &[mug]);
-        assert_eq!(d.reply, "The Coffee mug costs 14.90 EUR. It is currently out of stock.");
+        assert_eq!(
+            d.reply,
+            "The Coffee mug costs 14.90 EUR. It is currently out of stock."
+        );
         assert_eq!(d.intent, "price");
         assert_eq!(d.self_check_score, 1.0);
     }

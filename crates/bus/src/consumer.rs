@@ -3,7 +3,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
 use lapin::types::{AMQPValue, FieldTable};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -46,8 +48,12 @@ fn attempt_of(headers: Option<&FieldTable>) -> u32 {
 /// committed is on disk first; a crash before that redelivers it. On shutdown the
 /// consumer stops taking messages, gives in-flight handlers the grace period, and closes
 /// the channel, which returns anything still unacknowledged to the queue.
-pub async fn consume<H, F>(cfg: BusConfig, queue: &'static str, handler: H, shutdown: CancellationToken)
-where
+pub async fn consume<H, F>(
+    cfg: BusConfig,
+    queue: &'static str,
+    handler: H,
+    shutdown: CancellationToken,
+) where
     H: Fn(Delivery) -> F + Send + Sync + 'static,
     F: Future<Output = Outcome> + Send + 'static,
 {
@@ -88,10 +94,16 @@ where
     declare(&ch, cfg, queue)
         .await
         .map_err(|e| lapin::Error::from(std::io::Error::other(e.to_string())))?;
-    ch.basic_qos(cfg.prefetch, BasicQosOptions::default()).await?;
+    ch.basic_qos(cfg.prefetch, BasicQosOptions::default())
+        .await?;
     let tag = format!("{}-{}", queue, std::process::id());
     let mut consumer = ch
-        .basic_consume(cfg.queue(queue).into(), tag.clone().into(), BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(
+            cfg.queue(queue).into(),
+            tag.clone().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
         .await?;
     tracing::info!(queue = %cfg.queue(queue), "consuming");
     let mut tasks = JoinSet::new();
@@ -132,13 +144,19 @@ where
             },
         }
     };
-    let _ = ch.basic_cancel(tag.into(), BasicCancelOptions::default()).await;
+    let _ = ch
+        .basic_cancel(tag.into(), BasicCancelOptions::default())
+        .await;
     let grace = Duration::from_secs(cfg.shutdown_grace_secs);
     if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
         .await
         .is_err()
     {
-        tracing::warn!(queue, in_flight = tasks.len(), "grace period over; unfinished messages go back to the queue");
+        tracing::warn!(
+            queue,
+            in_flight = tasks.len(),
+            "grace period over; unfinished messages go back to the queue"
+        );
         tasks.abort_all();
     }
     let _ = ch.close(200, "shutdown".into()).await;
@@ -148,20 +166,40 @@ where
 
 /// Moves a message that needs a retry or a dead letter to its next queue. Returns whether
 /// the original may be acknowledged.
-async fn settle(cfg: &BusConfig, queue: &str, publisher: &Publisher, attempt: u32, body: &[u8], outcome: Outcome) -> bool {
+async fn settle(
+    cfg: &BusConfig,
+    queue: &str,
+    publisher: &Publisher,
+    attempt: u32,
+    body: &[u8],
+    outcome: Outcome,
+) -> bool {
     let (target_exchange, target_key, headers) = match outcome {
         Outcome::Ack => return true,
-        Outcome::Retry(reason) if attempt + 1 < cfg.max_attempts && !cfg.retry_delays_ms.is_empty() => {
+        Outcome::Retry(reason)
+            if attempt + 1 < cfg.max_attempts && !cfg.retry_delays_ms.is_empty() =>
+        {
             let step = (attempt as usize).min(cfg.retry_delays_ms.len() - 1);
             tracing::warn!(queue, attempt, reason = %reason, "handler failed; retrying later");
-            (String::new(), cfg.retry_queue(queue, step), attempt_headers(attempt + 1, Some(&reason)))
+            (
+                String::new(),
+                cfg.retry_queue(queue, step),
+                attempt_headers(attempt + 1, Some(&reason)),
+            )
         }
         Outcome::Retry(reason) | Outcome::Dead(reason) => {
             tracing::error!(queue, attempt, reason = %reason, "message goes to the dead letters");
-            (cfg.dead_exchange(), queue.to_owned(), attempt_headers(attempt, Some(&reason)))
+            (
+                cfg.dead_exchange(),
+                queue.to_owned(),
+                attempt_headers(attempt, Some(&reason)),
+            )
         }
     };
-    match publisher.publish_raw(&target_exchange, &target_key, body, headers).await {
+    match publisher
+        .publish_raw(&target_exchange, &target_key, body, headers)
+        .await
+    {
         Ok(()) => true,
         Err(e) => {
             tracing::warn!(error = %e, queue, "could not move the message; leaving it on its queue");

@@ -31,16 +31,16 @@ impl Publisher {
     }
 
     async fn channel(&self) -> Result<Channel, BusError> {
-        if let Some((_, ch)) = self.link.read().await.as_ref() {
-            if ch.status().connected() {
-                return Ok(ch.clone());
-            }
+        if let Some((_, ch)) = self.link.read().await.as_ref()
+            && ch.status().connected()
+        {
+            return Ok(ch.clone());
         }
         let mut link = self.link.write().await;
-        if let Some((_, ch)) = link.as_ref() {
-            if ch.status().connected() {
-                return Ok(ch.clone());
-            }
+        if let Some((_, ch)) = link.as_ref()
+            && ch.status().connected()
+        {
+            return Ok(ch.clone());
         }
         let conn = tokio::time::timeout(CONFIRM_TIMEOUT, connect(&self.cfg))
             .await
@@ -65,7 +65,8 @@ impl Publisher {
     /// is stored durably.
     pub async fn publish(&self, queue: &str, body: &[u8]) -> Result<(), BusError> {
         let ex = self.cfg.exchange();
-        self.publish_raw(&ex, queue, body, FieldTable::default()).await
+        self.publish_raw(&ex, queue, body, FieldTable::default())
+            .await
     }
 
     pub(crate) async fn publish_raw(

@@ -43,8 +43,10 @@ impl BusConfig {
 }
 
 pub(crate) async fn connect(cfg: &BusConfig) -> Result<Connection, BusError> {
-    let props = ConnectionProperties::default()
-        .with_connection_name(LongString::from(format!("switchboard-{}", std::process::id())));
+    let props = ConnectionProperties::default().with_connection_name(LongString::from(format!(
+        "switchboard-{}",
+        std::process::id()
+    )));
     Connection::connect(&cfg.url, props)
         .await
         .map_err(BusError::Unavailable)
@@ -52,7 +54,10 @@ pub(crate) async fn connect(cfg: &BusConfig) -> Result<Connection, BusError> {
 
 fn args(cfg: &BusConfig, extra: &[(&str, AMQPValue)]) -> FieldTable {
     let mut t = FieldTable::default();
-    t.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    t.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
     if cfg.queue_expires_ms > 0 {
         t.insert(
             "x-expires".into(),
@@ -78,9 +83,14 @@ pub(crate) async fn declare(ch: &Channel, cfg: &BusConfig, name: &str) -> Result
     };
     let err = BusError::Unavailable;
     for ex in [cfg.exchange(), cfg.dead_exchange()] {
-        ch.exchange_declare(ex.into(), ExchangeKind::Direct, durable, FieldTable::default())
-            .await
-            .map_err(err)?;
+        ch.exchange_declare(
+            ex.into(),
+            ExchangeKind::Direct,
+            durable,
+            FieldTable::default(),
+        )
+        .await
+        .map_err(err)?;
     }
     let main = cfg.queue(name);
     ch.queue_declare(
@@ -89,8 +99,14 @@ pub(crate) async fn declare(ch: &Channel, cfg: &BusConfig, name: &str) -> Result
         args(
             cfg,
             &[
-                ("x-dead-letter-exchange", AMQPValue::LongString(cfg.dead_exchange().into())),
-                ("x-dead-letter-routing-key", AMQPValue::LongString(name.into())),
+                (
+                    "x-dead-letter-exchange",
+                    AMQPValue::LongString(cfg.dead_exchange().into()),
+                ),
+                (
+                    "x-dead-letter-routing-key",
+                    AMQPValue::LongString(name.into()),
+                ),
                 // A message that kills its consumer every time ends up dead, not in a loop.
                 ("x-delivery-limit", AMQPValue::LongInt(20)),
             ],
@@ -98,9 +114,15 @@ pub(crate) async fn declare(ch: &Channel, cfg: &BusConfig, name: &str) -> Result
     )
     .await
     .map_err(err)?;
-    ch.queue_bind(main.into(), cfg.exchange().into(), name.into(), QueueBindOptions::default(), FieldTable::default())
-        .await
-        .map_err(err)?;
+    ch.queue_bind(
+        main.into(),
+        cfg.exchange().into(),
+        name.into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .map_err(err)?;
 
     for (step, delay) in cfg.retry_delays_ms.iter().enumerate() {
         ch.queue_declare(
@@ -109,9 +131,18 @@ pub(crate) async fn declare(ch: &Channel, cfg: &BusConfig, name: &str) -> Result
             args(
                 cfg,
                 &[
-                    ("x-message-ttl", AMQPValue::LongLongInt(i64::try_from(*delay).unwrap_or(i64::MAX))),
-                    ("x-dead-letter-exchange", AMQPValue::LongString(cfg.exchange().into())),
-                    ("x-dead-letter-routing-key", AMQPValue::LongString(name.into())),
+                    (
+                        "x-message-ttl",
+                        AMQPValue::LongLongInt(i64::try_from(*delay).unwrap_or(i64::MAX)),
+                    ),
+                    (
+                        "x-dead-letter-exchange",
+                        AMQPValue::LongString(cfg.exchange().into()),
+                    ),
+                    (
+                        "x-dead-letter-routing-key",
+                        AMQPValue::LongString(name.into()),
+                    ),
                 ],
             ),
         )
@@ -123,9 +154,15 @@ pub(crate) async fn declare(ch: &Channel, cfg: &BusConfig, name: &str) -> Result
     ch.queue_declare(dead.clone().into(), q_durable, args(cfg, &[]))
         .await
         .map_err(err)?;
-    ch.queue_bind(dead.into(), cfg.dead_exchange().into(), name.into(), QueueBindOptions::default(), FieldTable::default())
-        .await
-        .map_err(err)?;
+    ch.queue_bind(
+        dead.into(),
+        cfg.dead_exchange().into(),
+        name.into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .map_err(err)?;
     Ok(())
 }
 

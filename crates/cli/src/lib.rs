@@ -15,20 +15,54 @@ pub struct Running {
     pub tasks: JoinSet<()>,
 }
 
-/// Migrates, seeds the demo tenant, and starts every part on `listener`.
-pub async fn start(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<Running> {
+/// Which parts of the system a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parts {
+    pub gateway: bool,
+    pub ai_worker: bool,
+    pub dispatcher: bool,
+}
+
+impl Parts {
+    pub const ALL: Parts = Parts {
+        gateway: true,
+        ai_worker: true,
+        dispatcher: true,
+    };
+}
+
+/// Migrates, seeds the demo tenant, and starts the chosen parts, the gateway on `listener`.
+pub async fn start(
+    config: Config,
+    listener: TcpListener,
+    parts: Parts,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Running> {
     Store::migrate(&config.database.url).await?;
     let services = Services::connect(config).await?;
     services.store.seed_demo().await?;
     let addr = listener.local_addr()?;
     let mut tasks = JoinSet::new();
-    let (s, sd) = (services.clone(), shutdown.clone());
-    tasks.spawn(async move {
-        if let Err(e) = switchboard_gateway::serve(s, listener, sd).await {
-            tracing::error!(error = %e, "gateway stopped");
-        }
-    });
-    tasks.spawn(switchboard_ai_worker::run(services.clone(), shutdown.clone()));
-    tasks.spawn(switchboard_dispatcher::run(services.clone(), shutdown));
-    Ok(Running { addr, services, tasks })
+    if parts.gateway {
+        let (s, sd) = (services.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            if let Err(e) = switchboard_gateway::serve(s, listener, sd).await {
+                tracing::error!(error = %e, "gateway stopped");
+            }
+        });
+    }
+    if parts.ai_worker {
+        tasks.spawn(switchboard_ai_worker::run(
+            services.clone(),
+            shutdown.clone(),
+        ));
+    }
+    if parts.dispatcher {
+        tasks.spawn(switchboard_dispatcher::run(services.clone(), shutdown));
+    }
+    Ok(Running {
+        addr,
+        services,
+        tasks,
+    })
 }

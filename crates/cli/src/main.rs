@@ -4,7 +4,11 @@ use switchboard_runtime::{Config, Services, init_tracing, redacted, shutdown_sig
 use switchboard_store::{DEMO_SLUG, Store};
 
 #[derive(Parser)]
-#[command(name = "switchboard", version, about = "AI customer-service gateway and worker fleet")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "AI customer-service gateway and worker fleet"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -43,7 +47,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Explain { tenant, text } => explain(config, &tenant, &text).await,
         Command::Queues => {
-            let stats = switchboard_bus::queue_stats(&config.amqp, switchboard_bus::INBOUND).await?;
+            let stats =
+                switchboard_bus::queue_stats(&config.amqp, switchboard_bus::INBOUND).await?;
             println!("{:<40} {:>10} {:>10}", "queue", "messages", "consumers");
             for q in stats {
                 println!("{:<40} {:>10} {:>10}", q.queue, q.messages, q.consumers);
@@ -60,7 +65,7 @@ async fn up(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {bind}"))?;
     let shutdown = shutdown_signal();
-    let mut running = switchboard::start(config, listener, shutdown)
+    let mut running = switchboard::start(config, listener, switchboard::Parts::ALL, shutdown)
         .await
         .context("starting switchboard")?;
     println!("Switchboard is up on http://{}", running.addr);
@@ -83,7 +88,8 @@ async fn explain(config: Config, tenant: &str, text: &str) -> anyhow::Result<()>
     let settings = services.store.tenant_settings(tenant_id).await?;
     let conversation = switchboard_ai_worker::new_conversation(&settings);
     let (draft, outcome) =
-        switchboard_ai_worker::evaluate(&services.store, tenant_id, &settings, text, conversation).await?;
+        switchboard_ai_worker::evaluate(&services.store, tenant_id, &settings, text, conversation)
+            .await?;
     let out = serde_json::json!({
         "tenant": tenant,
         "mode": conversation.mode,

@@ -140,7 +140,11 @@ pub fn may_speak(conversation: &ConversationState) -> Result<(), Silence> {
 }
 
 fn clamp01(x: f64) -> f64 {
-    if x.is_finite() { x.clamp(0.0, 1.0) } else { 0.0 }
+    if x.is_finite() {
+        x.clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
 }
 
 /// The weighted mean of the three scores, less the penalties, within [0, 1].
@@ -200,8 +204,11 @@ fn first_failed_gate(input: &DecisionInput<'_>) -> Option<BlockReason> {
     match input.conversation.mode {
         Mode::Learning => return Some(BlockReason::ModeLearning),
         Mode::SemiAuto
-            if contains_any(&input.settings.intents_autosend_allowed, &input.draft.intent)
-                .is_none() =>
+            if contains_any(
+                &input.settings.intents_autosend_allowed,
+                &input.draft.intent,
+            )
+            .is_none() =>
         {
             return Some(BlockReason::IntentNotAllowed);
         }

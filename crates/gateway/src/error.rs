@@ -23,8 +23,10 @@ impl IntoResponse for ApiError {
         };
         let mut res = (status, Json(json!({ "error": reason }))).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::CONFLICT {
-            res.headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+            res.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
         }
         res
     }

@@ -41,7 +41,11 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves the gateway on `listener` until `shutdown` fires.
-pub async fn serve(services: Services, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    services: Services,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     ops::install_metrics();
     let live = live::LiveHub::start(services.config.redis.url.clone(), shutdown.clone());
     let state = AppState {

@@ -34,12 +34,18 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let word = |ok: bool| if ok { "ok" } else { "down" };
-    (status, Json(json!({"database": word(db), "broker": word(broker), "redis": word(redis)})))
+    (
+        status,
+        Json(json!({"database": word(db), "broker": word(broker), "redis": word(redis)})),
+    )
 }
 
 async fn metrics_text() -> impl IntoResponse {
     match METRICS.get().and_then(Option::as_ref) {
         Some(h) => (StatusCode::OK, h.render()),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder not installed".to_owned()),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder not installed".to_owned(),
+        ),
     }
 }

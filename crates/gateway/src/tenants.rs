@@ -10,10 +10,13 @@ use crate::ApiError;
 const TTL: Duration = Duration::from_secs(30);
 const NEGATIVE_TTL: Duration = Duration::from_secs(5);
 
+/// A lookup result (a miss too) and when it was made.
+type Cached = (Option<TenantChannel>, Instant);
+
 /// Public URLs name tenants by slug; this keeps the lookup off the hot path.
 pub struct TenantCache {
     store: Store,
-    entries: RwLock<HashMap<(String, ChannelKind), (Option<TenantChannel>, Instant)>>,
+    entries: RwLock<HashMap<(String, ChannelKind), Cached>>,
 }
 
 impl TenantCache {

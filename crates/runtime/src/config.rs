@@ -80,7 +80,12 @@ impl Config {
         let env = std::env::var("SWITCHBOARD_ENV").ok();
         Self::figment(&dir, env.as_deref()).extract().map_err(|e| {
             // figment names the key and the layer it came from; keep every error it found.
-            ConfigError(e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))
+            ConfigError(
+                e.into_iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
         })
     }
 
@@ -92,14 +97,16 @@ impl Config {
         files
             .into_iter()
             .filter(|f| f.is_file())
-            .fold(Figment::new().merge(Toml::string(EMBEDDED_DEFAULTS)), |f, file| {
-                f.merge(Toml::file_exact(file))
-            })
+            .fold(
+                Figment::new().merge(Toml::string(EMBEDDED_DEFAULTS)),
+                |f, file| f.merge(Toml::file_exact(file)),
+            )
             .merge(Env::prefixed("SWITCHBOARD__").split("__"))
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
 mod tests {
     use super::*;
 

@@ -11,7 +11,9 @@ use switchboard_bus::Publisher;
 use switchboard_store::Store;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{Config, ConfigError, DatabaseConfig, DispatcherConfig, LogConfig, RedisConfig, ServerConfig};
+pub use config::{
+    Config, ConfigError, DatabaseConfig, DispatcherConfig, LogConfig, RedisConfig, ServerConfig,
+};
 pub use telemetry::init_tracing;
 
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +109,13 @@ pub fn shutdown_signal() -> CancellationToken {
 mod tests {
     #[test]
     fn redacts_passwords() {
-        assert_eq!(super::redacted("amqp://guest:secret@h:5672/%2f"), "amqp://guest:***@h:5672/%2f");
-        assert_eq!(super::redacted("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            super::redacted("amqp://guest:secret@h:5672/%2f"),
+            "amqp://guest:***@h:5672/%2f"
+        );
+        assert_eq!(
+            super::redacted("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
     }
 }

@@ -85,10 +85,9 @@ impl Store {
         .bind(tenant_id)
         .fetch_optional(&mut *tx)
         .await?;
-        let (channel_id, status, mode, takeover, revoked) =
-            row.ok_or(StoreError::NotFound {
-                what: "conversation",
-            })?;
+        let (channel_id, status, mode, takeover, revoked) = row.ok_or(StoreError::NotFound {
+            what: "conversation",
+        })?;
         let corrupt = |e: UnknownValue| StoreError::Corrupt(e.to_string());
         Ok(DraftTx {
             tx,

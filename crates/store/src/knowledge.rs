@@ -12,9 +12,17 @@ const SEARCH: &str = "
     terms AS (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector(q.cfg, $2))) AS term FROM q),
     n AS (SELECT count(*)::float8 AS total FROM terms)";
 
+/// sku, name, description, price, currency, stock, coverage, rank
+type ProductRow = (String, String, String, String, String, i32, f64, f32);
+
 impl Store {
     /// Full-text search over the tenant's knowledge base and catalogue, best first.
-    pub async fn search_knowledge(&self, tenant_id: Uuid, question: &str, limit: i64) -> Result<Vec<Source>> {
+    pub async fn search_knowledge(
+        &self,
+        tenant_id: Uuid,
+        question: &str,
+        limit: i64,
+    ) -> Result<Vec<Source>> {
         let docs: Vec<(Uuid, String, String, f64, f32)> = sqlx::query_as(&format!(
             "{SEARCH}
              SELECT d.id, d.title, d.body,
@@ -30,7 +38,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        let products: Vec<(String, String, String, String, String, i32, f64, f32)> =
+        let products: Vec<ProductRow> =
             sqlx::query_as(&format!(
                 "{SEARCH}
                  SELECT p.sku, p.name, p.description, p.price::text, p.currency, p.stock,

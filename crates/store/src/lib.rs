@@ -54,10 +54,10 @@ impl Store {
         use sqlx::migrate::MigrateDatabase;
         if !sqlx::Postgres::database_exists(url).await? {
             // Another process may win the race; that is fine.
-            if let Err(e) = sqlx::Postgres::create_database(url).await {
-                if !sqlx::Postgres::database_exists(url).await? {
-                    return Err(e.into());
-                }
+            if let Err(e) = sqlx::Postgres::create_database(url).await
+                && !sqlx::Postgres::database_exists(url).await?
+            {
+                return Err(e.into());
             }
         }
         let pool = PgPoolOptions::new().max_connections(1).connect(url).await?;

@@ -14,7 +14,6 @@ use crate::Result;
 
 const LIVE_PREFIX: &str = "sb:live:";
 
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DedupClaim {
     /// First sighting: the caller publishes, then confirms or releases.

@@ -105,7 +105,10 @@ impl Store {
     }
 
     /// Replies whose human delay is still running, for the typing indicator.
-    pub async fn waiting_replies(&self, limit: i64) -> Result<Vec<(Uuid, ChannelKind, OutboundMessage)>> {
+    pub async fn waiting_replies(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(Uuid, ChannelKind, OutboundMessage)>> {
         type Row = (Uuid, Uuid, Uuid, Uuid, Uuid, String, String, String);
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT o.id, o.tenant_id, o.channel_id, o.conversation_id, o.message_id, o.body,
@@ -119,24 +122,35 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
-            .map(|(id, tenant_id, channel_id, conversation_id, message_id, text, kind, recipient)| {
-                let kind = kind
-                    .parse()
-                    .map_err(|e: UnknownValue| StoreError::Corrupt(e.to_string()))?;
-                Ok((
+            .map(
+                |(
                     id,
+                    tenant_id,
+                    channel_id,
+                    conversation_id,
+                    message_id,
+                    text,
                     kind,
-                    OutboundMessage {
-                        message_id,
-                        tenant_id,
-                        channel_id,
-                        conversation_id,
-                        recipient,
-                        text,
-                        reply_to_external_id: None,
-                    },
-                ))
-            })
+                    recipient,
+                )| {
+                    let kind = kind
+                        .parse()
+                        .map_err(|e: UnknownValue| StoreError::Corrupt(e.to_string()))?;
+                    Ok((
+                        id,
+                        kind,
+                        OutboundMessage {
+                            message_id,
+                            tenant_id,
+                            channel_id,
+                            conversation_id,
+                            recipient,
+                            text,
+                            reply_to_external_id: None,
+                        },
+                    ))
+                },
+            )
             .collect()
     }
 }
@@ -170,10 +184,12 @@ impl Claim {
         .execute(&mut *self.tx)
         .await?;
         if let Some(s) = i.suggestion_id {
-            sqlx::query("UPDATE ai_suggestions SET status = 'sent', updated_at = now() WHERE id = $1")
-                .bind(s)
-                .execute(&mut *self.tx)
-                .await?;
+            sqlx::query(
+                "UPDATE ai_suggestions SET status = 'sent', updated_at = now() WHERE id = $1",
+            )
+            .bind(s)
+            .execute(&mut *self.tx)
+            .await?;
         }
         sqlx::query(
             "UPDATE conversations SET unread_count = 0, updated_at = now(), version = version + 1

@@ -87,8 +87,9 @@ impl Store {
                     weights: w.0,
                     penalties: p.0,
                 },
-                mode.parse()
-                    .map_err(|e: switchboard_core::UnknownValue| StoreError::Corrupt(e.to_string()))?,
+                mode.parse().map_err(|e: switchboard_core::UnknownValue| {
+                    StoreError::Corrupt(e.to_string())
+                })?,
                 u64::try_from(quiet).unwrap_or(0),
                 u64::try_from(cap).unwrap_or(0),
             ),

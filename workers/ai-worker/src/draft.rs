@@ -1,7 +1,8 @@
 use serde_json::json;
-use switchboard_core::{LiveFeed, Mode, ConversationStatus};
+use switchboard_core::{ConversationStatus, LiveFeed, Mode};
 use switchboard_engine::{
-    ChannelState, ConversationState, Decision, DecisionInput, DecisionOutcome, DraftSignals, decide, may_speak,
+    ChannelState, ConversationState, Decision, DecisionInput, DecisionOutcome, DraftSignals,
+    decide, may_speak,
 };
 use switchboard_store::{NewSuggestion, RedisLiveFeed, Store, StoreError, TenantSettings};
 use uuid::Uuid;
@@ -88,15 +89,27 @@ pub async fn draft_and_decide(
     let mut escalated = false;
     match outcome.decision {
         Decision::AutoSend => {
-            tx.enqueue(Some(suggestion_id), &format!("reply:{newest}"), newest, &draft.reply, 0)
-                .await?;
+            tx.enqueue(
+                Some(suggestion_id),
+                &format!("reply:{newest}"),
+                newest,
+                &draft.reply,
+                0,
+            )
+            .await?;
         }
         Decision::Escalate => {
             let reason = outcome.explanations.last().cloned().unwrap_or_default();
             let summary = summary(&text, &draft, state.mode);
-            tx.escalate(suggestion_id, &reason, &summary, Some(&draft.reply)).await?;
-            if let Some(holding) = settings.holding_message.as_deref().filter(|h| !h.trim().is_empty()) {
-                tx.enqueue(None, &format!("holding:{newest}"), newest, holding, 0).await?;
+            tx.escalate(suggestion_id, &reason, &summary, Some(&draft.reply))
+                .await?;
+            if let Some(holding) = settings
+                .holding_message
+                .as_deref()
+                .filter(|h| !h.trim().is_empty())
+            {
+                tx.enqueue(None, &format!("holding:{newest}"), newest, holding, 0)
+                    .await?;
             }
             escalated = true;
         }

@@ -79,13 +79,17 @@ async fn process(s: &Services, ev: &InboundEvent) -> Result<(), StoreError> {
     if stored.duplicate {
         tracing::info!("redelivered message recognised");
     } else {
-        metrics::counter!("sb_inbound_stored_total", "channel" => ev.channel_kind.as_str()).increment(1);
+        metrics::counter!("sb_inbound_stored_total", "channel" => ev.channel_kind.as_str())
+            .increment(1);
         if ev.channel_kind == ChannelKind::Webchat {
             // Other tabs of the same visitor see the message too; losing this is harmless.
             let event = json!({"type": "message", "id": stored.message_id, "role": "customer",
                                "text": ev.text, "at": ev.received_at});
             let topic = switchboard_channels::webchat::topic(ev.channel_id, &ev.sender.external_id);
-            if let Err(e) = RedisLiveFeed::new(s.redis.clone()).publish(&topic, &event).await {
+            if let Err(e) = RedisLiveFeed::new(s.redis.clone())
+                .publish(&topic, &event)
+                .await
+            {
                 tracing::debug!(error = %e, "live echo skipped");
             }
         }
@@ -103,12 +107,21 @@ async fn process(s: &Services, ev: &InboundEvent) -> Result<(), StoreError> {
             return Ok(());
         }
         let quiet_left = settings.debounce_quiet_ms.saturating_sub(q.since_newest_ms);
-        let cap_left = settings.debounce_cap_ms.saturating_sub(q.since_first_unanswered_ms);
+        let cap_left = settings
+            .debounce_cap_ms
+            .saturating_sub(q.since_first_unanswered_ms);
         let wait = quiet_left.min(cap_left);
         if wait == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(wait)).await;
     }
-    draft_and_decide(s, ev.tenant_id, stored.conversation_id, stored.message_id, &settings).await
+    draft_and_decide(
+        s,
+        ev.tenant_id,
+        stored.conversation_id,
+        stored.message_id,
+        &settings,
+    )
+    .await
 }

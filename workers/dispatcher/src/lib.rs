@@ -22,7 +22,9 @@ struct Adapters {
 impl Adapters {
     fn new(s: &Services) -> Self {
         Self {
-            webchat: Arc::new(WebchatAdapter::new(Arc::new(RedisLiveFeed::new(s.redis.clone())))),
+            webchat: Arc::new(WebchatAdapter::new(Arc::new(RedisLiveFeed::new(
+                s.redis.clone(),
+            )))),
         }
     }
 
@@ -79,26 +81,37 @@ fn backoff(cfg: &DispatcherConfig, attempts: u32) -> Duration {
     Duration::from_millis(rand::rng().random_range(capped / 2..=capped))
 }
 
-async fn deliver(cfg: &DispatcherConfig, adapters: &Adapters, claim: Claim) -> Result<(), StoreError> {
+async fn deliver(
+    cfg: &DispatcherConfig,
+    adapters: &Adapters,
+    claim: Claim,
+) -> Result<(), StoreError> {
     if let Some(reason) = &claim.item.stale_reason {
         tracing::info!(reason = %reason, "reply superseded before it went out");
         return claim.supersede().await;
     }
     let kind = claim.item.channel_kind;
     let Some(adapter) = adapters.get(kind) else {
-        return claim.fail(&format!("no adapter for {kind} in this process")).await;
+        return claim
+            .fail(&format!("no adapter for {kind} in this process"))
+            .await;
     };
     let started = std::time::Instant::now();
     let result = adapter.send(&claim.item.message).await;
-    metrics::histogram!("sb_send_seconds", "channel" => kind.as_str()).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("sb_send_seconds", "channel" => kind.as_str())
+        .record(started.elapsed().as_secs_f64());
     let attempts = u32::try_from(claim.item.attempts).unwrap_or(0) + 1;
     match result {
         Ok(receipt) => {
-            metrics::counter!("sb_sent_total", "channel" => kind.as_str(), "result" => "sent").increment(1);
+            metrics::counter!("sb_sent_total", "channel" => kind.as_str(), "result" => "sent")
+                .increment(1);
             tracing::info!("sent");
             claim.sent(receipt.external_id.as_deref()).await
         }
-        Err(SendError::Retryable { reason, retry_after }) => {
+        Err(SendError::Retryable {
+            reason,
+            retry_after,
+        }) => {
             let give_up = attempts >= cfg.max_attempts;
             let after = retry_after.unwrap_or_else(|| backoff(cfg, attempts));
             metrics::counter!("sb_sent_total", "channel" => kind.as_str(),
@@ -108,7 +121,8 @@ async fn deliver(cfg: &DispatcherConfig, adapters: &Adapters, claim: Claim) -> R
             claim.retry(&reason, after, give_up).await
         }
         Err(SendError::Permanent { reason }) => {
-            metrics::counter!("sb_sent_total", "channel" => kind.as_str(), "result" => "failed").increment(1);
+            metrics::counter!("sb_sent_total", "channel" => kind.as_str(), "result" => "failed")
+                .increment(1);
             tracing::warn!(reason = %reason, "send failed permanently");
             claim.fail(&reason).await
         }
@@ -122,10 +136,10 @@ async fn typing_loop(s: Services, adapters: Arc<Adapters>, shutdown: Cancellatio
         match s.store.waiting_replies(100).await {
             Ok(waiting) => {
                 for (_, kind, message) in waiting {
-                    if let Some(adapter) = adapters.get(kind) {
-                        if let Err(e) = adapter.typing(&message).await {
-                            tracing::debug!(error = %e, "typing indicator skipped");
-                        }
+                    if let Some(adapter) = adapters.get(kind)
+                        && let Err(e) = adapter.typing(&message).await
+                    {
+                        tracing::debug!(error = %e, "typing indicator skipped");
                     }
                 }
             }

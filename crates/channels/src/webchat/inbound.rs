@@ -86,7 +86,10 @@ mod tests {
     #[test]
     fn says_what_is_wrong() {
         let missing = run(r#"{"visitor_id":"v1","text":"x"}"#).unwrap_err();
-        assert!(missing.to_string().contains("client_message_id"), "{missing}");
+        assert!(
+            missing.to_string().contains("client_message_id"),
+            "{missing}"
+        );
         assert!(matches!(run("{not json"), Err(InboundError::Malformed(_))));
         assert!(matches!(
             run(r#"{"visitor_id":"v1","client_message_id":"c","text":"  "}"#),
@@ -94,7 +97,10 @@ mod tests {
         ));
         assert!(matches!(
             run(r#"{"visitor_id":"a:b","client_message_id":"c","text":"x"}"#),
-            Err(InboundError::Invalid { field: "visitor_id", .. })
+            Err(InboundError::Invalid {
+                field: "visitor_id",
+                ..
+            })
         ));
     }
 }

@@ -2,7 +2,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use switchboard_core::{ChannelAdapter, ChannelKind, LiveFeed, OutboundMessage, SendError, SendReceipt};
+use switchboard_core::{
+    ChannelAdapter, ChannelKind, LiveFeed, OutboundMessage, SendError, SendReceipt,
+};
 
 use super::topic;
 use super::wire::LiveEvent;

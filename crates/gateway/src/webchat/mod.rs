@@ -28,11 +28,17 @@ const WIDGET: &str = include_str!("widget.html");
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/chat/{slug}", get(widget))
-        .route("/api/webchat/{slug}/messages", get(transcript).post(post_message))
+        .route(
+            "/api/webchat/{slug}/messages",
+            get(transcript).post(post_message),
+        )
         .route("/api/webchat/{slug}/events", get(events))
 }
 
-async fn widget(State(s): State<AppState>, Path(slug): Path<String>) -> Result<Html<String>, ApiError> {
+async fn widget(
+    State(s): State<AppState>,
+    Path(slug): Path<String>,
+) -> Result<Html<String>, ApiError> {
     s.tenants.resolve(&slug, ChannelKind::Webchat).await?;
     // The slug passed resolve(), so it is [a-z0-9-] only and safe to embed.
     Ok(Html(WIDGET.replace("{{TENANT_SLUG}}", &slug)))
@@ -50,12 +56,16 @@ async fn post_message(
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let tc = s.tenants.resolve(&slug, ChannelKind::Webchat).await?;
-    let ev = inbound::normalize(tc.tenant_id, tc.channel_id, &body, chrono::Utc::now()).map_err(|e| {
-        count("rejected");
-        match e {
-            InboundError::Malformed(_) | InboundError::Invalid { .. } => ApiError::BadRequest(e.to_string()),
-        }
-    })?;
+    let ev = inbound::normalize(tc.tenant_id, tc.channel_id, &body, chrono::Utc::now()).map_err(
+        |e| {
+            count("rejected");
+            match e {
+                InboundError::Malformed(_) | InboundError::Invalid { .. } => {
+                    ApiError::BadRequest(e.to_string())
+                }
+            }
+        },
+    )?;
     let span = tracing::info_span!("ingress", tenant_id = %tc.tenant_id, channel_id = %tc.channel_id,
         provider_event_id = %ev.provider_event_id);
     async move {
@@ -107,7 +117,11 @@ async fn transcript(
     Query(v): Query<Visitor>,
 ) -> Result<impl IntoResponse, ApiError> {
     let tc = s.tenants.resolve(&slug, ChannelKind::Webchat).await?;
-    let entries = s.services.store.transcript(tc.tenant_id, tc.channel_id, &v.visitor_id).await?;
+    let entries = s
+        .services
+        .store
+        .transcript(tc.tenant_id, tc.channel_id, &v.visitor_id)
+        .await?;
     Ok(Json(json!({ "messages": entries })))
 }
 

@@ -1,0 +1,160 @@
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use switchboard::{Parts, Running};
+use switchboard_runtime::{Config, Services};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub const ADMIN_DB: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+pub struct TestApp {
+    pub base: String,
+    pub config: Config,
+    pub services: Services,
+    pub pool: PgPool,
+    pub http: reqwest::Client,
+    pub shutdown: CancellationToken,
+    pub running: Running,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A config of our own: a database and a queue namespace no other test uses.
+pub fn test_config() -> Config {
+    let mut c = Config::load().expect("embedded defaults load");
+    let n = SEQ.fetch_add(1, Ordering::SeqCst);
+    let pid = std::process::id();
+    c.database.url = format!("postgres://postgres@127.0.0.1:5432/sb_test_{pid}_{n}");
+    c.database.max_connections = 10;
+    c.amqp.namespace = format!("sbt.{}", Uuid::new_v4().simple());
+    c.amqp.queue_expires_ms = 120_000;
+    c.amqp.retry_delays_ms = vec![200, 500];
+    c.amqp.shutdown_grace_secs = 2;
+    c.dispatcher.poll_interval_ms = 50;
+    c.dispatcher.backoff_base_ms = 100;
+    c.dispatcher.backoff_max_ms = 1000;
+    c.server.port = 0;
+    c
+}
+
+/// Drops databases left by earlier test processes that are no longer running.
+async fn drop_stale_databases() {
+    let Ok(admin) = PgPool::connect(ADMIN_DB).await else {
+        return;
+    };
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'sb_test_%'")
+            .fetch_all(&admin)
+            .await
+            .unwrap_or_default();
+    for name in names {
+        let pid: Option<u32> = name.split('_').nth(2).and_then(|p| p.parse().ok());
+        let alive = pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
+        if !alive {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .execute(&admin)
+                .await;
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(test_config(), Parts::ALL).await
+    }
+
+    pub async fn spawn_with(config: Config, parts: Parts) -> Self {
+        static CLEANED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+        CLEANED.get_or_init(drop_stale_databases).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let shutdown = CancellationToken::new();
+        let running = switchboard::start(config.clone(), listener, parts, shutdown.clone())
+            .await
+            .expect("app starts");
+        let services = running.services.clone();
+        let pool = services.store.pool().clone();
+        // Tests do not need to wait the production quiet window.
+        sqlx::query("UPDATE decision_settings SET debounce_quiet_ms = 300, debounce_cap_ms = 2000")
+            .execute(&pool)
+            .await
+            .unwrap();
+        Self {
+            base: format!("http://{}", running.addr),
+            config,
+            services,
+            pool,
+            http: reqwest::Client::new(),
+            shutdown,
+            running,
+        }
+    }
+
+    pub async fn post_chat(
+        &self,
+        visitor: &str,
+        client_id: &str,
+        text: &str,
+    ) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(format!("{}/api/webchat/demo/messages", self.base))
+            .json(&json!({"visitor_id": visitor, "client_message_id": client_id, "text": text}))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn transcript(&self, visitor: &str) -> Vec<Value> {
+        let r: Value = self
+            .http
+            .get(format!("{}/api/webchat/demo/messages", self.base))
+            .query(&[("visitor_id", visitor)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["messages"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Polls the transcript until `done` holds, or fails after `timeout`.
+    pub async fn wait_transcript(
+        &self,
+        visitor: &str,
+        timeout: Duration,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let start = Instant::now();
+        loop {
+            let t = self.transcript(visitor).await;
+            if done(&t) {
+                return t;
+            }
+            assert!(start.elapsed() < timeout, "timed out; transcript: {t:#?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
+    }
+}
+
+pub fn by_role<'a>(t: &'a [Value], role: &str) -> Vec<&'a Value> {
+    t.iter().filter(|m| m["role"] == role).collect()
+}

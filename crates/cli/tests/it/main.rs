@@ -1,0 +1,6 @@
+//! Integration tests: the real app on port 0 against real PostgreSQL, RabbitMQ and Redis,
+//! each test with a fresh database and its own queue namespace.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+mod helpers;
+mod webchat;

@@ -1,0 +1,361 @@
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::options::{BasicGetOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use reqwest::StatusCode;
+use serde_json::Value;
+use switchboard::Parts;
+use switchboard_bus::Delivery;
+
+use crate::helpers::{TestApp, by_role, test_config};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+async fn doc_body(app: &TestApp, title: &str) -> (String, String) {
+    sqlx::query_as("SELECT 'doc:' || id::text, body FROM knowledge_docs WHERE title = $1")
+        .bind(title)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_question_gets_exactly_one_reply_from_the_matching_document() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app
+        .post_chat("v1", "c1", "How much is shipping to Berlin?")
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    let t = app
+        .wait_transcript("v1", WAIT, |t| !by_role(t, "assistant").is_empty())
+        .await;
+    let (reference, expected) = doc_body(&app, "Shipping and delivery").await;
+    assert_eq!(by_role(&t, "assistant")[0]["text"], expected.as_str());
+
+    let (decision, sources, based_on_customer): (String, Value, bool) = sqlx::query_as(
+        "SELECT s.decision, s.used_sources, m.role = 'customer' FROM ai_suggestions s
+         JOIN messages m ON m.id = s.based_on_message_id",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(decision, "AUTO_SEND");
+    assert_eq!(sources, serde_json::json!([reference]));
+    assert!(based_on_customer);
+
+    // Nothing else trickles out later.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let t = app.transcript("v1").await;
+    assert_eq!(by_role(&t, "assistant").len(), 1, "{t:#?}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE status = 'sent'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_repeated_client_message_id_yields_one_message_and_one_reply() {
+    let app = TestApp::spawn().await;
+    for _ in 0..3 {
+        let (status, _) = app
+            .post_chat("v2", "same-id", "Do you ship to Berlin?")
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+    app.wait_transcript("v2", WAIT, |t| !by_role(t, "assistant").is_empty())
+        .await;
+
+    // Past the Redis fast path (key gone, as after an expiry or a Redis restart), the
+    // worker's receipt still recognises the message.
+    let mut redis = app.services.redis.clone();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("sb:dedup:*:v2:same-id")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+    let _: () = redis::cmd("DEL")
+        .arg(&keys[0])
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let (status, body) = app
+        .post_chat("v2", "same-id", "Do you ship to Berlin?")
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::ACCEPTED, Some("queued"))
+    );
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let t = app.transcript("v2").await;
+    assert_eq!(by_role(&t, "customer").len(), 1, "{t:#?}");
+    assert_eq!(by_role(&t, "assistant").len(), 1, "{t:#?}");
+    assert_eq!(app.count("SELECT count(*) FROM inbound_receipts").await, 1);
+}
+
+#[tokio::test]
+async fn replies_in_a_conversation_keep_their_order() {
+    let app = TestApp::spawn().await;
+    let questions = [
+        "Do you ship to Berlin?",
+        "How can I return an item?",
+        "Which payment methods do you accept?",
+    ];
+    for (i, q) in questions.iter().enumerate() {
+        let (status, _) = app.post_chat("v3", &format!("c{i}"), q).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        app.wait_transcript("v3", WAIT, |t| by_role(t, "assistant").len() == i + 1)
+            .await;
+    }
+    let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT m.role, m.content, r.content FROM messages m LEFT JOIN messages r ON r.id = m.in_reply_to
+         ORDER BY m.created_at",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let roles: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        roles,
+        [
+            "customer",
+            "assistant",
+            "customer",
+            "assistant",
+            "customer",
+            "assistant"
+        ]
+    );
+    for pair in rows.chunks(2) {
+        assert_eq!(
+            pair[1].2.as_deref(),
+            Some(pair[0].1.as_str()),
+            "a reply answers the message before it"
+        );
+    }
+    let t = app.transcript("v3").await;
+    assert!(t[3]["text"].as_str().unwrap().contains("return"));
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_error() {
+    let app = TestApp::spawn().await;
+    let post = |body: String, tenant: &'static str| {
+        app.http
+            .post(format!("{}/api/webchat/{tenant}/messages", app.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let r = post("{\"visitor_id\": ".into(), "demo").await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        r.json::<Value>().await.unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("EOF")
+    );
+
+    let r = post(r#"{"visitor_id":"v","text":"hi"}"#.into(), "demo")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        r.json::<Value>().await.unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("client_message_id")
+    );
+
+    let big = format!(
+        r#"{{"visitor_id":"v","client_message_id":"c","text":"{}"}}"#,
+        "a".repeat(70 * 1024)
+    );
+    assert_eq!(
+        post(big, "demo").await.unwrap().status(),
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+
+    let ok = r#"{"visitor_id":"v","client_message_id":"c","text":"hi"}"#.to_owned();
+    assert_eq!(
+        post(ok, "no-such-shop").await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    let page = app
+        .http
+        .get(format!("{}/chat/no-such-shop", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.count("SELECT count(*) FROM messages").await, 0);
+}
+
+#[tokio::test]
+async fn a_broker_that_is_down_gives_503_and_nothing_is_half_stored() {
+    let mut config = test_config();
+    config.amqp.url = "amqp://guest:guest@127.0.0.1:1/%2f".into();
+    let app = TestApp::spawn_with(config, Parts::ALL).await;
+    for _ in 0..2 {
+        // The second try must not be mistaken for a duplicate of the first.
+        let (status, body) = app.post_chat("v5", "c1", "Do you ship to Berlin?").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    }
+    let mut redis = app.services.redis.clone();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("sb:dedup:*:v5:c1")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(keys.is_empty(), "the dedup claim is released: {keys:?}");
+    assert_eq!(app.count("SELECT count(*) FROM messages").await, 0);
+    assert_eq!(app.count("SELECT count(*) FROM inbound_receipts").await, 0);
+    let ready = app
+        .http
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.json::<Value>().await.unwrap()["broker"], "down");
+}
+
+#[tokio::test]
+async fn a_worker_killed_between_commit_and_ack_still_gives_one_reply() {
+    let config = test_config();
+    let app = TestApp::spawn_with(
+        config.clone(),
+        Parts {
+            gateway: true,
+            ai_worker: false,
+            dispatcher: true,
+        },
+    )
+    .await;
+    let (status, _) = app.post_chat("v6", "c1", "Do you ship to Berlin?").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    // A worker takes the message, commits everything, and dies before its ack.
+    let conn = lapin::Connection::connect(&config.amqp.url, Default::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let queue = config.amqp.queue(switchboard_bus::INBOUND);
+    let got = ch
+        .basic_get(queue.clone().into(), BasicGetOptions { no_ack: false })
+        .await
+        .unwrap()
+        .expect("the message is queued");
+    let outcome = switchboard_ai_worker::handle(
+        &app.services,
+        Delivery {
+            body: got.delivery.data.clone(),
+            attempt: 0,
+            redelivered: false,
+        },
+    )
+    .await;
+    assert_eq!(outcome, switchboard_bus::Outcome::Ack);
+    conn.close(320, "worker killed".into()).await.unwrap();
+    app.wait_transcript("v6", WAIT, |t| by_role(t, "assistant").len() == 1)
+        .await;
+
+    // The restarted worker gets the redelivery, recognises it, and acks it.
+    let shutdown = app.shutdown.clone();
+    tokio::spawn(switchboard_ai_worker::run(app.services.clone(), shutdown));
+    let check = lapin::Connection::connect(&config.amqp.url, Default::default())
+        .await
+        .unwrap();
+    let cch = check.create_channel().await.unwrap();
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let mut drained = false;
+    for _ in 0..100 {
+        let q = cch
+            .queue_declare(queue.clone().into(), passive, FieldTable::default())
+            .await
+            .unwrap();
+        if q.message_count() == 0 && q.consumer_count() == 1 {
+            drained = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(drained, "the redelivered message was consumed");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let t = app.transcript("v6").await;
+    assert_eq!(by_role(&t, "customer").len(), 1, "{t:#?}");
+    assert_eq!(by_role(&t, "assistant").len(), 1, "{t:#?}");
+    assert_eq!(app.count("SELECT count(*) FROM ai_suggestions").await, 1);
+}
+
+#[tokio::test]
+async fn the_event_stream_carries_the_reply() {
+    let app = TestApp::spawn().await;
+    let mut events = app
+        .http
+        .get(format!("{}/api/webchat/demo/events", app.base))
+        .query(&[("visitor_id", "v7")])
+        .send()
+        .await
+        .unwrap()
+        .bytes_stream();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.post_chat("v7", "c1", "What are your opening hours?")
+        .await;
+    let mut seen = String::new();
+    let found = tokio::time::timeout(WAIT, async {
+        while let Some(chunk) = events.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            if seen.contains("\"role\":\"assistant\"") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(found, Ok(true), "{seen}");
+    assert!(seen.contains("Monday to Friday"), "{seen}");
+    assert!(
+        seen.contains("\"role\":\"customer\""),
+        "the visitor's own message is echoed: {seen}"
+    );
+}
+
+#[tokio::test]
+async fn health_readiness_metrics_and_widget_are_served() {
+    let app = TestApp::spawn().await;
+    let get = |p: &'static str| app.http.get(format!("{}{p}", app.base)).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), StatusCode::OK);
+    let ready = get("/readyz").await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    app.post_chat("v8", "c1", "hello").await;
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("sb_inbound_total"), "{metrics}");
+    let page = get("/chat/demo").await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"const slug = "demo""#));
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent() {
+    let app = TestApp::spawn().await;
+    switchboard_store::Store::migrate(&app.config.database.url)
+        .await
+        .unwrap();
+    switchboard_store::Store::migrate(&app.config.database.url)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.count("SELECT count(*) FROM tenants WHERE slug = 'demo'")
+            .await,
+        1
+    );
+}
