@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use crate::status::UnknownValue;
 
 /// The platforms a tenant can connect. Stored as lowercase text in `channels.kind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChannelKind {
     Telegram,

@@ -1,5 +1,5 @@
 use serde::{Deserialize, Serialize};
-use switchboard_core::{ConversationStatus, Mode};
+use switchboard_core::{ChannelKind, ConversationStatus, Mode};
 
 use crate::settings::{DecisionSettings, Flags, Policies};
 
@@ -30,6 +30,8 @@ pub enum BlockReason {
     ModeLearning,
     IntentNotAllowed,
     WindowClosed,
+    /// Outside working hours with night mode AUTO_REPLY or DISABLE (design section 5).
+    NightMode,
 }
 
 impl BlockReason {
@@ -40,6 +42,7 @@ impl BlockReason {
             BlockReason::ModeLearning => "MODE_LEARNING",
             BlockReason::IntentNotAllowed => "INTENT_NOT_ALLOWED",
             BlockReason::WindowClosed => "WINDOW_CLOSED",
+            BlockReason::NightMode => "NIGHT_MODE",
         }
     }
 }
@@ -80,6 +83,7 @@ pub struct ConversationState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelState {
+    pub kind: ChannelKind,
     /// Can free-form text go out now? Only WhatsApp's 24-hour window ever says no.
     pub free_form_window_open: bool,
 }
@@ -195,7 +199,7 @@ fn forbidden_topic<'a>(policies: &'a Policies, text: &str) -> Option<&'a String>
 }
 
 fn first_failed_gate(input: &DecisionInput<'_>) -> Option<BlockReason> {
-    if !input.flags.ai_autosend_enabled {
+    if !input.flags.ai_autosend_enabled || !input.flags.channel_enabled(input.channel.kind) {
         return Some(BlockReason::FlagOff);
     }
     if !input.settings.autosend_allowed {

@@ -1,4 +1,7 @@
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+use switchboard_core::ChannelKind;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -109,6 +112,54 @@ pub struct Flags {
     pub ai_autosend_enabled: bool,
     pub human_delay_enabled: bool,
     pub rag_enabled: bool,
+    /// `CHANNEL_<KIND>_ENABLED`: automatic sending per channel kind; absent means on.
+    pub channels: BTreeMap<ChannelKind, bool>,
+}
+
+impl Flags {
+    pub const KEYS: [&'static str; 4] = [
+        "DECISION_ENGINE_ENABLED",
+        "AI_AUTOSEND_ENABLED",
+        "HUMAN_DELAY_ENABLED",
+        "RAG_ENABLED",
+    ];
+
+    pub fn channel_enabled(&self, kind: ChannelKind) -> bool {
+        self.channels.get(&kind).copied().unwrap_or(true)
+    }
+
+    /// Sets a flag by its stored key; false for a key that is not a flag.
+    pub fn set(&mut self, key: &str, on: bool) -> bool {
+        match key {
+            "DECISION_ENGINE_ENABLED" => self.decision_engine_enabled = on,
+            "AI_AUTOSEND_ENABLED" => self.ai_autosend_enabled = on,
+            "HUMAN_DELAY_ENABLED" => self.human_delay_enabled = on,
+            "RAG_ENABLED" => self.rag_enabled = on,
+            _ => match ChannelKind::ALL
+                .into_iter()
+                .find(|k| key == Self::channel_key(*k))
+            {
+                Some(kind) => {
+                    self.channels.insert(kind, on);
+                }
+                None => return false,
+            },
+        }
+        true
+    }
+
+    pub fn channel_key(kind: ChannelKind) -> String {
+        format!("CHANNEL_{}_ENABLED", kind.as_str().to_uppercase())
+    }
+
+    /// Every key `set` accepts.
+    pub fn all_keys() -> Vec<String> {
+        Self::KEYS
+            .iter()
+            .map(|k| (*k).to_owned())
+            .chain(ChannelKind::ALL.into_iter().map(Self::channel_key))
+            .collect()
+    }
 }
 
 impl Default for Flags {
@@ -118,6 +169,7 @@ impl Default for Flags {
             ai_autosend_enabled: true,
             human_delay_enabled: true,
             rag_enabled: true,
+            channels: BTreeMap::new(),
         }
     }
 }

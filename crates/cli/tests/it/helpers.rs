@@ -150,6 +150,13 @@ impl TestApp {
         }
     }
 
+    pub async fn webchat_channel(&self) -> Uuid {
+        sqlx::query_scalar("SELECT id FROM channels WHERE kind = 'webchat'")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
     }
