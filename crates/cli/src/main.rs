@@ -27,6 +27,15 @@ enum Command {
         /// The customer's message.
         text: String,
     },
+    /// Evaluate the decision engine on a case file (see the README) and print the verdict.
+    Decide {
+        /// The case as JSON; `-` reads standard input.
+        #[arg(long)]
+        input: String,
+        /// Seeds the human-delay randomness, for repeatable plans.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Depth and consumers of the work queues.
     Queues,
 }
@@ -34,6 +43,10 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Decide { input, seed } = &cli.command {
+        // Pure: no configuration, no connections.
+        return decide(input, *seed);
+    }
     let config = Config::load()?;
     init_tracing(&config.log);
     match cli.command {
@@ -46,6 +59,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Explain { tenant, text } => explain(config, &tenant, &text).await,
+        Command::Decide { .. } => Ok(()),
         Command::Queues => {
             let stats =
                 switchboard_bus::queue_stats(&config.amqp, switchboard_bus::INBOUND).await?;
@@ -86,13 +100,13 @@ async fn explain(config: Config, tenant: &str, text: &str) -> anyhow::Result<()>
         .await
         .with_context(|| format!("tenant {tenant:?}"))?;
     let settings = services.store.tenant_settings(tenant_id).await?;
-    let conversation = switchboard_ai_worker::new_conversation(&settings);
+    let situation = switchboard_ai_worker::Situation::fresh(&settings);
     let (draft, outcome) =
-        switchboard_ai_worker::evaluate(&services.store, tenant_id, &settings, text, conversation)
+        switchboard_ai_worker::evaluate(&services.store, tenant_id, &settings, text, situation)
             .await?;
     let out = serde_json::json!({
         "tenant": tenant,
-        "mode": conversation.mode,
+        "mode": situation.conversation.mode,
         "intent": draft.intent,
         "reply": draft.reply,
         "scores": {
@@ -108,7 +122,28 @@ async fn explain(config: Config, tenant: &str, text: &str) -> anyhow::Result<()>
         "autosend_block_reason": outcome.autosend_block_reason,
         "penalties": outcome.penalties,
         "explanations": outcome.explanations,
+        "within_working_hours": outcome.within_working_hours,
+        "delay": outcome.delay,
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+fn decide(input: &str, seed: Option<u64>) -> anyhow::Result<()> {
+    use rand::SeedableRng;
+    let text = if input == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(input).with_context(|| format!("reading {input}"))?
+    };
+    let case: switchboard_engine::Case = serde_json::from_str(&text).context("parsing the case")?;
+    case.settings.validate()?;
+    case.human_delay.validate()?;
+    let mut rng = match seed {
+        Some(s) => rand::rngs::StdRng::seed_from_u64(s),
+        None => rand::rngs::StdRng::from_os_rng(),
+    };
+    let verdict = switchboard_engine::evaluate(&case, &mut rng)?;
+    println!("{}", serde_json::to_string_pretty(&verdict)?);
     Ok(())
 }

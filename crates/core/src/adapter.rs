@@ -32,6 +32,10 @@ pub trait ChannelAdapter: Send + Sync {
 
     /// Shows the platform's native "typing…" indicator to the recipient.
     async fn typing(&self, message: &OutboundMessage) -> Result<(), SendError>;
+
+    /// How often the indicator must be renewed while a reply waits; `None` where the
+    /// platform has no indicator.
+    fn typing_interval(&self) -> Option<Duration>;
 }
 
 /// Fan-out of live events (web-chat transcripts, operator feeds) to whichever gateway

@@ -7,8 +7,8 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::decision::{
-    BlockReason, ChannelState, ConversationState, Decision, DecisionInput, DraftSignals, Penalty, Silence, decide,
-    may_speak,
+    BlockReason, ChannelState, ConversationState, Decision, DecisionInput, DraftSignals, Penalty,
+    Silence, decide, may_speak,
 };
 use crate::delay::{DelayPlan, HumanDelaySettings, NightMode, plan_delay};
 use crate::hours::{UnknownTimezone, WorkingHours};
@@ -60,7 +60,11 @@ pub struct Verdict {
 
 pub fn evaluate(case: &Case, rng: &mut impl Rng) -> Result<Verdict, UnknownTimezone> {
     let open = case.working_hours.is_open(case.now)?;
-    let night_key = if open { None } else { Some(case.working_hours.night_key(case.now)?) };
+    let night_key = if open {
+        None
+    } else {
+        Some(case.working_hours.night_key(case.now)?)
+    };
     if let Err(silence) = may_speak(&case.conversation) {
         return Ok(Verdict {
             silent: Some(silence),
@@ -69,7 +73,9 @@ pub fn evaluate(case: &Case, rng: &mut impl Rng) -> Result<Verdict, UnknownTimez
             autosend_eligible: false,
             autosend_block_reason: None,
             penalties: vec![],
-            explanations: vec![format!("the bot may not speak: {silence:?}; no draft is made")],
+            explanations: vec![format!(
+                "the bot may not speak: {silence:?}; no draft is made"
+            )],
             within_working_hours: open,
             delay: None,
             night_auto_reply: None,
@@ -100,7 +106,13 @@ pub fn evaluate(case: &Case, rng: &mut impl Rng) -> Result<Verdict, UnknownTimez
         }
     }
     let delay = (outcome.decision == Decision::AutoSend).then(|| {
-        plan_delay(&case.draft.reply, &case.human_delay, case.flags.human_delay_enabled, !open, rng)
+        plan_delay(
+            &case.draft.reply,
+            &case.human_delay,
+            case.flags.human_delay_enabled,
+            !open,
+            rng,
+        )
     });
     if let Some(d) = &delay {
         outcome.explanations.push(if d.enabled {

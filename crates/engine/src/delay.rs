@@ -116,7 +116,11 @@ impl HumanDelaySettings {
         if self.short_max_chars > self.medium_max_chars {
             return bad("short_max_chars must not exceed medium_max_chars");
         }
-        for p in [&self.profiles.short, &self.profiles.medium, &self.profiles.long] {
+        for p in [
+            &self.profiles.short,
+            &self.profiles.medium,
+            &self.profiles.long,
+        ] {
             if p.base_min_ms > p.base_max_ms {
                 return bad("a profile's base_min_ms must not exceed its base_max_ms");
             }
@@ -128,7 +132,10 @@ impl HumanDelaySettings {
             return bad("night_delay_multiplier must be at least 1");
         }
         if self.night_mode == NightMode::AutoReply
-            && self.night_auto_reply_text.as_deref().is_none_or(|t| t.trim().is_empty())
+            && self
+                .night_auto_reply_text
+                .as_deref()
+                .is_none_or(|t| t.trim().is_empty())
         {
             return bad("night_mode AUTO_REPLY needs night_auto_reply_text");
         }
@@ -203,7 +210,10 @@ pub fn plan_delay(
         1.0
     };
     let raw = ((base_ms + typing_ms) as f64 + jitter_ms as f64) * multiplier;
-    let delay_ms = (raw.max(0.0) as u64).clamp(settings.min_delay_ms, settings.max_delay_ms.max(settings.min_delay_ms));
+    let delay_ms = (raw.max(0.0) as u64).clamp(
+        settings.min_delay_ms,
+        settings.max_delay_ms.max(settings.min_delay_ms),
+    );
     DelayPlan {
         enabled: true,
         profile: Some(name),
@@ -262,14 +272,23 @@ mod tests {
         assert_eq!(night.night_multiplier, 3.0);
         let raw = ((day.base_ms + day.typing_ms) as f64 + day.jitter_ms as f64) * 3.0;
         assert_eq!(night.delay_ms, (raw as u64).clamp(3000, 120_000));
-        let long_night = plan_delay(&"a".repeat(3000), &s, true, true, &mut StdRng::seed_from_u64(3));
+        let long_night = plan_delay(
+            &"a".repeat(3000),
+            &s,
+            true,
+            true,
+            &mut StdRng::seed_from_u64(3),
+        );
         assert_eq!(long_night.delay_ms, 120_000);
     }
 
     #[test]
     fn switched_off_means_zero() {
         let mut rng = StdRng::seed_from_u64(1);
-        assert_eq!(plan_delay("hi", &HumanDelaySettings::default(), true, false, &mut rng).delay_ms, 0);
+        assert_eq!(
+            plan_delay("hi", &HumanDelaySettings::default(), true, false, &mut rng).delay_ms,
+            0
+        );
         assert_eq!(plan_delay("hi", &on(), false, false, &mut rng).delay_ms, 0);
     }
 
@@ -282,7 +301,10 @@ mod tests {
             night_mode: NightMode::AutoReply,
             ..on()
         };
-        assert!(s.validate().is_err_and(|e| e.0.contains("night_auto_reply_text")));
+        assert!(
+            s.validate()
+                .is_err_and(|e| e.0.contains("night_auto_reply_text"))
+        );
         assert_eq!(HumanDelaySettings::default().validate(), Ok(()));
     }
 }

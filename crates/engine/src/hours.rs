@@ -84,11 +84,23 @@ mod tests {
     fn uses_the_tenants_time_zone_and_days() {
         let h = berlin();
         // Monday 2026-11-23 08:30 UTC is 09:30 in Berlin.
-        assert_eq!(h.is_open(Utc.with_ymd_and_hms(2026, 11, 23, 8, 30, 0).unwrap()), Ok(true));
-        assert_eq!(h.is_open(Utc.with_ymd_and_hms(2026, 11, 23, 7, 30, 0).unwrap()), Ok(false));
-        assert_eq!(h.is_open(Utc.with_ymd_and_hms(2026, 11, 23, 17, 0, 0).unwrap()), Ok(false));
+        assert_eq!(
+            h.is_open(Utc.with_ymd_and_hms(2026, 11, 23, 8, 30, 0).unwrap()),
+            Ok(true)
+        );
+        assert_eq!(
+            h.is_open(Utc.with_ymd_and_hms(2026, 11, 23, 7, 30, 0).unwrap()),
+            Ok(false)
+        );
+        assert_eq!(
+            h.is_open(Utc.with_ymd_and_hms(2026, 11, 23, 17, 0, 0).unwrap()),
+            Ok(false)
+        );
         // Sunday.
-        assert_eq!(h.is_open(Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap()), Ok(false));
+        assert_eq!(
+            h.is_open(Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap()),
+            Ok(false)
+        );
     }
 
     #[test]
@@ -98,14 +110,29 @@ mod tests {
             end: NaiveTime::from_hms_opt(6, 0, 0).unwrap(),
             ..Default::default()
         };
-        assert_eq!(h.is_open(Utc.with_ymd_and_hms(2026, 11, 23, 23, 0, 0).unwrap()), Ok(true));
-        assert_eq!(h.is_open(Utc.with_ymd_and_hms(2026, 11, 24, 5, 0, 0).unwrap()), Ok(true));
+        assert_eq!(
+            h.is_open(Utc.with_ymd_and_hms(2026, 11, 23, 23, 0, 0).unwrap()),
+            Ok(true)
+        );
+        assert_eq!(
+            h.is_open(Utc.with_ymd_and_hms(2026, 11, 24, 5, 0, 0).unwrap()),
+            Ok(true)
+        );
         let b = berlin();
-        let evening = b.night_key(Utc.with_ymd_and_hms(2026, 11, 23, 20, 0, 0).unwrap()).unwrap();
-        let morning = b.night_key(Utc.with_ymd_and_hms(2026, 11, 24, 5, 0, 0).unwrap()).unwrap();
+        let evening = b
+            .night_key(Utc.with_ymd_and_hms(2026, 11, 23, 20, 0, 0).unwrap())
+            .unwrap();
+        let morning = b
+            .night_key(Utc.with_ymd_and_hms(2026, 11, 24, 5, 0, 0).unwrap())
+            .unwrap();
         assert_eq!(evening, morning);
-        assert!(WorkingHours { timezone: "Mars/Base".into(), ..Default::default() }
+        assert!(
+            WorkingHours {
+                timezone: "Mars/Base".into(),
+                ..Default::default()
+            }
             .is_open(Utc::now())
-            .is_err());
+            .is_err()
+        );
     }
 }

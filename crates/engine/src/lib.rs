@@ -12,8 +12,8 @@ pub mod settings;
 
 pub use case::{Case, Verdict, evaluate};
 pub use decision::{
-    BlockReason, ChannelState, ConversationState, Decision, DecisionInput, DecisionOutcome, DraftSignals, Penalty,
-    Silence, decide, may_speak,
+    BlockReason, ChannelState, ConversationState, Decision, DecisionInput, DecisionOutcome,
+    DraftSignals, Penalty, Silence, decide, may_speak,
 };
 pub use delay::{DelayPlan, HumanDelaySettings, NightMode, plan_delay};
 pub use hours::WorkingHours;

@@ -11,15 +11,25 @@ pub struct IllegalTransition {
 
 /// Every move the rules allow; `closed` is final for the bot, and only an operator may
 /// close. Any other move is refused.
-pub fn transition(from: ConversationStatus, to: ConversationStatus) -> Result<ConversationStatus, IllegalTransition> {
+pub fn transition(
+    from: ConversationStatus,
+    to: ConversationStatus,
+) -> Result<ConversationStatus, IllegalTransition> {
     let allowed = match from {
-        Active => matches!(to, WaitingCustomer | WaitingOperator | Escalated | Resolved | Closed),
+        Active => matches!(
+            to,
+            WaitingCustomer | WaitingOperator | Escalated | Resolved | Closed
+        ),
         WaitingCustomer | WaitingOperator => matches!(to, Active | Escalated | Resolved | Closed),
         Escalated => matches!(to, Active | Resolved | Closed),
         Resolved => matches!(to, Active | Closed),
         Closed => false,
     };
-    if allowed { Ok(to) } else { Err(IllegalTransition { from, to }) }
+    if allowed {
+        Ok(to)
+    } else {
+        Err(IllegalTransition { from, to })
+    }
 }
 
 #[cfg(test)]
@@ -47,7 +57,10 @@ mod tests {
             assert!(transition(Closed, *to).is_err(), "closed is final");
         }
         let err = transition(Resolved, Escalated).unwrap_err();
-        assert_eq!(err.to_string(), "a conversation cannot go from resolved to escalated");
+        assert_eq!(
+            err.to_string(),
+            "a conversation cannot go from resolved to escalated"
+        );
         assert!(transition(Escalated, WaitingCustomer).is_err());
         assert!(transition(Active, Active).is_err());
     }

@@ -7,16 +7,35 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use switchboard_core::{ChannelKind, ConversationStatus, Mode};
 use switchboard_engine::{
-    BlockReason, Case, ChannelState, ConversationState, Decision, DraftSignals, HumanDelaySettings, NightMode,
-    evaluate, plan_delay,
+    BlockReason, Case, ChannelState, ConversationState, Decision, DraftSignals, HumanDelaySettings,
+    NightMode, evaluate, plan_delay,
 };
 
-const INTENTS: &[&str] = &["price", "availability", "shipping", "discount", "complaint", "other"];
+const INTENTS: &[&str] = &[
+    "price",
+    "availability",
+    "shipping",
+    "discount",
+    "complaint",
+    "other",
+];
 
 fn case() -> impl Strategy<Value = Case> {
     (
-        (0.0..=1.0f64, 0.0..=1.0f64, 0.0..=1.0f64, any::<bool>(), 0usize..INTENTS.len()),
-        (prop::sample::select(Mode::ALL.to_vec()), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
+        (
+            0.0..=1.0f64,
+            0.0..=1.0f64,
+            0.0..=1.0f64,
+            any::<bool>(),
+            0usize..INTENTS.len(),
+        ),
+        (
+            prop::sample::select(Mode::ALL.to_vec()),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+        ),
         (any::<bool>(), any::<bool>(), 0u32..48, any::<bool>()),
         (0.0..0.5f64, 0.5..=1.0f64),
     )

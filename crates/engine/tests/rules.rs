@@ -7,8 +7,8 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use switchboard_core::{ChannelKind, ConversationStatus, Mode};
 use switchboard_engine::{
-    BlockReason, Case, ChannelState, ConversationState, Decision, DraftSignals, HumanDelaySettings, NightMode,
-    Silence, Verdict, evaluate,
+    BlockReason, Case, ChannelState, ConversationState, Decision, DraftSignals, HumanDelaySettings,
+    NightMode, Silence, Verdict, evaluate,
 };
 
 /// A confident shipping answer in an auto-sending tenant, during working hours.
@@ -65,14 +65,21 @@ fn confident_and_allowed_auto_sends() {
     assert_eq!(v.decision, Some(Decision::AutoSend));
     assert!(v.autosend_eligible);
     assert!((v.confidence - 0.9).abs() < 1e-9);
-    assert_eq!(v.delay.unwrap().delay_ms, 0, "the seed keeps the human delay off");
+    assert_eq!(
+        v.delay.unwrap().delay_ms,
+        0,
+        "the seed keeps the human delay off"
+    );
 }
 
 #[test]
 fn rule_1_the_bot_may_not_speak() {
     for (status, silence) in [
         (ConversationStatus::Escalated, Silence::StatusEscalated),
-        (ConversationStatus::WaitingOperator, Silence::StatusWaitingOperator),
+        (
+            ConversationStatus::WaitingOperator,
+            Silence::StatusWaitingOperator,
+        ),
         (ConversationStatus::Closed, Silence::StatusClosed),
     ] {
         let mut c = base();
@@ -139,30 +146,57 @@ fn rule_4_low_confidence_escalates() {
 fn rule_5_every_gate_has_its_block_reason() {
     let mut c = base();
     c.flags.ai_autosend_enabled = false;
-    assert_eq!(decision(&c), (Some(Decision::NeedApproval), Some(BlockReason::FlagOff)));
+    assert_eq!(
+        decision(&c),
+        (Some(Decision::NeedApproval), Some(BlockReason::FlagOff))
+    );
 
     let mut c = base();
     c.flags.channels.insert(ChannelKind::Webchat, false);
-    assert_eq!(decision(&c), (Some(Decision::NeedApproval), Some(BlockReason::FlagOff)));
+    assert_eq!(
+        decision(&c),
+        (Some(Decision::NeedApproval), Some(BlockReason::FlagOff))
+    );
 
     let mut c = base();
     c.settings.autosend_allowed = false;
-    assert_eq!(decision(&c), (Some(Decision::NeedApproval), Some(BlockReason::SettingOff)));
+    assert_eq!(
+        decision(&c),
+        (Some(Decision::NeedApproval), Some(BlockReason::SettingOff))
+    );
 
     let mut c = base();
     c.conversation.mode = Mode::Learning;
-    assert_eq!(decision(&c), (Some(Decision::NeedApproval), Some(BlockReason::ModeLearning)));
+    assert_eq!(
+        decision(&c),
+        (
+            Some(Decision::NeedApproval),
+            Some(BlockReason::ModeLearning)
+        )
+    );
 
     let mut c = base();
     c.settings.intents_autosend_allowed = vec!["price".into()];
-    assert_eq!(decision(&c), (Some(Decision::NeedApproval), Some(BlockReason::IntentNotAllowed)));
+    assert_eq!(
+        decision(&c),
+        (
+            Some(Decision::NeedApproval),
+            Some(BlockReason::IntentNotAllowed)
+        )
+    );
     // Auto mode sends any intent that is not forced to handoff.
     c.conversation.mode = Mode::Auto;
     assert_eq!(decision(&c).0, Some(Decision::AutoSend));
 
     let mut c = base();
     c.channel.free_form_window_open = false;
-    assert_eq!(decision(&c), (Some(Decision::NeedApproval), Some(BlockReason::WindowClosed)));
+    assert_eq!(
+        decision(&c),
+        (
+            Some(Decision::NeedApproval),
+            Some(BlockReason::WindowClosed)
+        )
+    );
 }
 
 #[test]
@@ -172,7 +206,10 @@ fn rule_6_in_between_needs_approval_without_a_block_reason() {
     c.draft.intent_score = 0.6;
     c.draft.self_check_score = 0.6;
     let v = run(&c);
-    assert_eq!((v.decision, v.autosend_block_reason), (Some(Decision::NeedApproval), None));
+    assert_eq!(
+        (v.decision, v.autosend_block_reason),
+        (Some(Decision::NeedApproval), None)
+    );
     assert!(v.confidence >= 0.40 && v.confidence < 0.80);
 }
 
@@ -184,10 +221,22 @@ fn penalties_are_recorded_and_subtracted() {
     c.draft.used_sources.clear();
     let v = run(&c);
     let codes: Vec<&str> = v.penalties.iter().map(|p| p.code.as_str()).collect();
-    assert_eq!(codes, ["SOURCE_CONFLICT", "MISSING_FIELD", "MISSING_FIELD", "NO_SOURCES"]);
+    assert_eq!(
+        codes,
+        [
+            "SOURCE_CONFLICT",
+            "MISSING_FIELD",
+            "MISSING_FIELD",
+            "NO_SOURCES"
+        ]
+    );
     let total: f64 = v.penalties.iter().map(|p| p.value).sum();
     assert!((v.confidence - (0.9 - total)).abs() < 1e-9);
-    assert_eq!(v.decision, Some(Decision::Escalate), "0.9 - 0.6 is below t_escalate");
+    assert_eq!(
+        v.decision,
+        Some(Decision::Escalate),
+        "0.9 - 0.6 is below t_escalate"
+    );
 }
 
 #[test]
@@ -218,16 +267,29 @@ fn night_modes() {
     assert!(!v.within_working_hours);
 
     c.human_delay.night_mode = NightMode::Disable;
-    assert_eq!(decision(&c), (Some(Decision::NeedApproval), Some(BlockReason::NightMode)));
+    assert_eq!(
+        decision(&c),
+        (Some(Decision::NeedApproval), Some(BlockReason::NightMode))
+    );
     assert_eq!(run(&c).night_auto_reply, None);
 
     c.human_delay.night_mode = NightMode::AutoReply;
     c.human_delay.night_auto_reply_text = Some("We are closed; we answer tomorrow at 9.".into());
     let v = run(&c);
-    assert_eq!((v.decision, v.autosend_block_reason), (Some(Decision::NeedApproval), Some(BlockReason::NightMode)));
-    assert_eq!(v.night_auto_reply.as_deref(), Some("We are closed; we answer tomorrow at 9."));
+    assert_eq!(
+        (v.decision, v.autosend_block_reason),
+        (Some(Decision::NeedApproval), Some(BlockReason::NightMode))
+    );
+    assert_eq!(
+        v.night_auto_reply.as_deref(),
+        Some("We are closed; we answer tomorrow at 9.")
+    );
     c.night_auto_reply_sent = true;
-    assert_eq!(run(&c).night_auto_reply, None, "once per conversation per night");
+    assert_eq!(
+        run(&c).night_auto_reply,
+        None,
+        "once per conversation per night"
+    );
 }
 
 #[test]

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use switchboard_core::{ConversationStatus, Mode, UnknownValue};
-use switchboard_engine::{DecisionOutcome, DraftSignals};
+use switchboard_core::{ChannelKind, ConversationStatus, Mode, UnknownValue};
+use switchboard_engine::{Decision, DraftSignals, Verdict};
 use uuid::Uuid;
 
 use crate::{Result, Store, StoreError};
@@ -41,16 +41,19 @@ pub struct NewSuggestion<'a> {
     pub based_on_message_id: Uuid,
     pub provider: &'a str,
     pub draft: &'a DraftSignals,
-    pub outcome: &'a DecisionOutcome,
+    pub decision: Decision,
+    pub verdict: &'a Verdict,
 }
 
-/// Customer messages after the last reply, operator message or live draft.
+/// Customer messages after the last message the customer got, or the last draft an
+/// operator dealt with. A draft still pending does not count: a message that arrives
+/// before it goes out is answered together with the ones it answered.
 const UNANSWERED: &str = "
     SELECT m.id, m.content, m.created_at FROM messages m
     WHERE m.conversation_id = $1 AND m.role = 'customer' AND m.created_at > COALESCE(GREATEST(
         (SELECT max(created_at) FROM messages WHERE conversation_id = $1 AND role <> 'customer'),
         (SELECT max(b.created_at) FROM ai_suggestions s JOIN messages b ON b.id = s.based_on_message_id
-         WHERE s.conversation_id = $1 AND s.status <> 'superseded')), '-infinity')";
+         WHERE s.conversation_id = $1 AND s.status NOT IN ('pending', 'superseded'))), '-infinity')";
 
 impl Store {
     pub async fn quiet(&self, conversation_id: Uuid) -> Result<Option<Quiet>> {
@@ -74,26 +77,32 @@ impl Store {
     /// Opens the drafting transaction and locks the conversation row for its duration.
     pub async fn begin_draft(&self, tenant_id: Uuid, conversation_id: Uuid) -> Result<DraftTx> {
         let mut tx = self.pool.begin().await?;
-        let row: Option<(Uuid, String, String, bool, bool)> = sqlx::query_as(
-            "SELECT c.channel_id, c.status, c.mode,
+        let row: Option<(Uuid, String, String, String, bool, bool, Option<String>)> =
+            sqlx::query_as(
+                "SELECT c.channel_id, ch.kind, c.status, c.mode,
                     c.operator_active_until IS NOT NULL AND c.operator_active_until > now(),
                     EXISTS (SELECT 1 FROM consents k WHERE k.customer_id = c.customer_id
-                            AND k.channel_id = c.channel_id AND k.status = 'revoked')
-             FROM conversations c WHERE c.id = $1 AND c.tenant_id = $2 FOR UPDATE",
-        )
-        .bind(conversation_id)
-        .bind(tenant_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (channel_id, status, mode, takeover, revoked) = row.ok_or(StoreError::NotFound {
-            what: "conversation",
-        })?;
+                            AND k.channel_id = c.channel_id AND k.status = 'revoked'),
+                    c.night_reply_key
+             FROM conversations c JOIN channels ch ON ch.id = c.channel_id
+             WHERE c.id = $1 AND c.tenant_id = $2 FOR UPDATE OF c",
+            )
+            .bind(conversation_id)
+            .bind(tenant_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (channel_id, kind, status, mode, takeover, revoked, night_reply_key) =
+            row.ok_or(StoreError::NotFound {
+                what: "conversation",
+            })?;
         let corrupt = |e: UnknownValue| StoreError::Corrupt(e.to_string());
         Ok(DraftTx {
             tx,
             tenant_id,
             conversation_id,
             channel_id,
+            channel_kind: kind.parse().map_err(corrupt)?,
+            night_reply_key,
             status: status.parse().map_err(corrupt)?,
             mode: mode.parse().map_err(corrupt)?,
             operator_takeover_active: takeover,
@@ -107,6 +116,8 @@ pub struct DraftTx {
     pub tenant_id: Uuid,
     pub conversation_id: Uuid,
     pub channel_id: Uuid,
+    pub channel_kind: ChannelKind,
+    pub night_reply_key: Option<String>,
     pub status: ConversationStatus,
     pub mode: Mode,
     pub operator_takeover_active: bool,
@@ -134,9 +145,8 @@ impl DraftTx {
         .await?)
     }
 
-    /// Records the draft and its decision, superseding every older pending draft and
-    /// unsent reply in the conversation.
-    pub async fn insert_suggestion(&mut self, s: NewSuggestion<'_>) -> Result<Uuid> {
+    /// Supersedes every pending draft and unsent drafted reply in the conversation.
+    pub async fn supersede_pending(&mut self) -> Result<()> {
         sqlx::query(
             "UPDATE ai_suggestions SET status = 'superseded', updated_at = now()
              WHERE conversation_id = $1 AND tenant_id = $2 AND status IN ('pending', 'approved', 'edited')",
@@ -153,8 +163,15 @@ impl DraftTx {
         .bind(self.tenant_id)
         .execute(&mut *self.tx)
         .await?;
+        Ok(())
+    }
+
+    /// Records the draft and its decision, superseding every older pending draft and
+    /// unsent reply in the conversation.
+    pub async fn insert_suggestion(&mut self, s: NewSuggestion<'_>) -> Result<Uuid> {
+        self.supersede_pending().await?;
         let id = Uuid::now_v7();
-        let (d, o) = (s.draft, s.outcome);
+        let (d, o) = (s.draft, s.verdict);
         sqlx::query(
             "INSERT INTO ai_suggestions (id, tenant_id, conversation_id, based_on_message_id, draft,
                  provider, intent, confidence, similarity_score, intent_score, self_check_score,
@@ -178,7 +195,7 @@ impl DraftTx {
         .bind(sqlx::types::Json(&o.explanations))
         .bind(sqlx::types::Json(&d.missing_fields))
         .bind(sqlx::types::Json(&d.source_conflicts))
-        .bind(o.decision.as_str())
+        .bind(s.decision.as_str())
         .bind(o.autosend_eligible)
         .bind(o.autosend_block_reason.map(|r| r.as_str()))
         .execute(&mut *self.tx)
@@ -193,9 +210,11 @@ impl DraftTx {
         .bind(json!({
             "conversation_id": self.conversation_id,
             "based_on_message_id": s.based_on_message_id,
-            "decision": o.decision.as_str(),
+            "decision": s.decision.as_str(),
             "confidence": o.confidence,
             "autosend_block_reason": o.autosend_block_reason.map(|r| r.as_str()),
+            "delay_ms": o.delay.as_ref().map(|p| p.delay_ms),
+            "explanations": o.explanations,
         }))
         .execute(&mut *self.tx)
         .await?;
@@ -232,6 +251,34 @@ impl DraftTx {
         .bind(delay_ms as f64)
         .execute(&mut *self.tx)
         .await?;
+        Ok(())
+    }
+
+    /// Grants or revokes the customer's consent on this conversation's channel.
+    pub async fn set_consent(&mut self, granted: bool) -> Result<()> {
+        let status = if granted { "granted" } else { "revoked" };
+        sqlx::query(
+            "INSERT INTO consents (id, tenant_id, customer_id, channel_id, status)
+             SELECT $1, c.tenant_id, c.customer_id, c.channel_id, $3 FROM conversations c
+             WHERE c.id = $2
+             ON CONFLICT (customer_id, channel_id) DO UPDATE SET status = EXCLUDED.status, changed_at = now()",
+        )
+        .bind(Uuid::now_v7())
+        .bind(self.conversation_id)
+        .bind(status)
+        .execute(&mut *self.tx)
+        .await?;
+        self.consent_revoked = !granted;
+        Ok(())
+    }
+
+    /// Remembers that tonight's automatic night reply went out.
+    pub async fn mark_night_reply(&mut self, night_key: &str) -> Result<()> {
+        sqlx::query("UPDATE conversations SET night_reply_key = $2 WHERE id = $1")
+            .bind(self.conversation_id)
+            .bind(night_key)
+            .execute(&mut *self.tx)
+            .await?;
         Ok(())
     }
 

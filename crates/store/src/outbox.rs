@@ -104,7 +104,8 @@ impl Store {
         }))
     }
 
-    /// Replies whose human delay is still running, for the typing indicator.
+    /// Replies whose human delay is still running, where the tenant wants the typing
+    /// indicator shown.
     pub async fn waiting_replies(
         &self,
         limit: i64,
@@ -116,6 +117,8 @@ impl Store {
              FROM outbox o JOIN conversations c ON c.id = o.conversation_id
              JOIN customers cu ON cu.id = c.customer_id JOIN channels ch ON ch.id = o.channel_id
              WHERE o.status = 'pending' AND o.attempts = 0 AND o.due_at > now()
+               AND COALESCE((SELECT h.typing_indicator_enabled FROM human_delay_settings h
+                             WHERE h.tenant_id = o.tenant_id), true)
              ORDER BY o.due_at LIMIT $1",
         )
         .bind(limit)

@@ -1,5 +1,9 @@
+use chrono::NaiveTime;
 use switchboard_core::{ChannelKind, Mode};
-use switchboard_engine::{DecisionSettings, Flags, PenaltyValues, Policies, Weights};
+use switchboard_engine::delay::Profiles;
+use switchboard_engine::{
+    DecisionSettings, Flags, HumanDelaySettings, PenaltyValues, Policies, Weights, WorkingHours,
+};
 use uuid::Uuid;
 
 use crate::{Result, Store, StoreError};
@@ -22,6 +26,10 @@ pub struct TenantSettings {
     pub flags: Flags,
     pub policies: Policies,
     pub holding_message: Option<String>,
+    pub human_delay: HumanDelaySettings,
+    pub working_hours: WorkingHours,
+    /// The tenant's language (ISO 639-1), for opt-out words and confirmations.
+    pub language: String,
 }
 
 impl Store {
@@ -121,21 +129,36 @@ impl Store {
         .await?;
         let mut flags = Flags::default();
         for (key, on) in rows {
-            match key.as_str() {
-                "DECISION_ENGINE_ENABLED" => flags.decision_engine_enabled = on,
-                "AI_AUTOSEND_ENABLED" => flags.ai_autosend_enabled = on,
-                "HUMAN_DELAY_ENABLED" => flags.human_delay_enabled = on,
-                "RAG_ENABLED" => flags.rag_enabled = on,
-                _ => {}
-            }
+            // Keys from a newer version are ignored rather than fatal.
+            flags.set(&key, on);
         }
 
-        let holding_message: Option<String> =
-            sqlx::query_scalar("SELECT holding_message FROM tenants WHERE id = $1")
-                .bind(tenant_id)
-                .fetch_optional(&self.pool)
-                .await?
-                .flatten();
+        type TenantRow = (
+            Option<String>,
+            String,
+            String,
+            NaiveTime,
+            NaiveTime,
+            Vec<i16>,
+        );
+        let (holding_message, language, timezone, start, end, days): TenantRow = sqlx::query_as(
+            "SELECT holding_message, language, timezone, working_hours_start, working_hours_end, working_days
+             FROM tenants WHERE id = $1",
+        )
+        .bind(tenant_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound { what: "tenant" })?;
+        let working_hours = WorkingHours {
+            timezone,
+            start,
+            end,
+            days: days
+                .into_iter()
+                .filter_map(|d| u8::try_from(d).ok())
+                .collect(),
+        };
+        let human_delay = self.human_delay_settings(tenant_id).await?;
 
         Ok(TenantSettings {
             decision,
@@ -145,6 +168,51 @@ impl Store {
             flags,
             policies,
             holding_message,
+            human_delay,
+            working_hours,
+            language,
+        })
+    }
+
+    async fn human_delay_settings(&self, tenant_id: Uuid) -> Result<HumanDelaySettings> {
+        type Row = (
+            bool,
+            sqlx::types::Json<Profiles>,
+            i32,
+            i32,
+            i32,
+            i32,
+            String,
+            f64,
+            Option<String>,
+            bool,
+        );
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT enabled, profiles, short_max_chars, medium_max_chars, min_delay_ms, max_delay_ms,
+                    night_mode, night_delay_multiplier, night_auto_reply_text, typing_indicator_enabled
+             FROM human_delay_settings WHERE tenant_id = $1",
+        )
+        .bind(tenant_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else {
+            return Ok(HumanDelaySettings::default());
+        };
+        let n = |x: i32| u64::try_from(x).unwrap_or(0);
+        Ok(HumanDelaySettings {
+            enabled: r.0,
+            profiles: r.1.0,
+            short_max_chars: usize::try_from(r.2).unwrap_or(0),
+            medium_max_chars: usize::try_from(r.3).unwrap_or(0),
+            min_delay_ms: n(r.4),
+            max_delay_ms: n(r.5),
+            night_mode: r
+                .6
+                .parse()
+                .map_err(|e: switchboard_core::UnknownValue| StoreError::Corrupt(e.to_string()))?,
+            night_delay_multiplier: r.7,
+            night_auto_reply_text: r.8,
+            typing_indicator_enabled: r.9,
         })
     }
 }

@@ -1,15 +1,40 @@
+use chrono::Utc;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use serde_json::json;
-use switchboard_core::{ConversationStatus, LiveFeed, Mode};
+use switchboard_core::{ChannelKind, ConversationStatus, LiveFeed};
 use switchboard_engine::{
-    ChannelState, ConversationState, Decision, DecisionInput, DecisionOutcome, DraftSignals,
-    decide, may_speak,
+    Case, ChannelState, ConversationState, Decision, DraftSignals, Verdict, may_speak,
 };
+use switchboard_runtime::Services;
 use switchboard_store::{NewSuggestion, RedisLiveFeed, Store, StoreError, TenantSettings};
 use uuid::Uuid;
 
-use switchboard_runtime::Services;
+/// What the engine needs to know about the conversation besides the draft.
+#[derive(Debug, Clone, Copy)]
+pub struct Situation {
+    pub conversation: ConversationState,
+    pub channel: ChannelKind,
+    pub night_auto_reply_sent: bool,
+}
 
-/// Drafts a reply to `text` and decides on it, without storing or sending anything.
+impl Situation {
+    /// A fresh web-chat conversation in the tenant's default mode, as `explain` assumes.
+    pub fn fresh(settings: &TenantSettings) -> Self {
+        Self {
+            conversation: ConversationState {
+                mode: settings.default_mode,
+                status: ConversationStatus::Active,
+                operator_takeover_active: false,
+                consent_revoked: false,
+            },
+            channel: ChannelKind::Webchat,
+            night_auto_reply_sent: false,
+        }
+    }
+}
+
+/// Drafts a reply to `text` and lets the engine judge it, storing and sending nothing.
 /// The AI worker and `switchboard explain` share it, so what an admin sees explained is
 /// what the worker would do.
 pub async fn evaluate(
@@ -17,36 +42,33 @@ pub async fn evaluate(
     tenant_id: Uuid,
     settings: &TenantSettings,
     text: &str,
-    conversation: ConversationState,
-) -> Result<(DraftSignals, DecisionOutcome), StoreError> {
+    situation: Situation,
+) -> Result<(DraftSignals, Verdict), StoreError> {
     let sources = if settings.flags.rag_enabled {
         store.search_knowledge(tenant_id, text, 3).await?
     } else {
         vec![]
     };
     let draft = switchboard_ai::respond(text, &sources);
-    let outcome = decide(&DecisionInput {
-        customer_text: text,
-        draft: &draft,
-        settings: &settings.decision,
-        flags: &settings.flags,
-        policies: &settings.policies,
-        conversation,
+    let case = Case {
+        customer_text: text.to_owned(),
+        draft: draft.clone(),
+        settings: settings.decision.clone(),
+        flags: settings.flags.clone(),
+        policies: settings.policies.clone(),
+        conversation: situation.conversation,
         channel: ChannelState {
+            kind: situation.channel,
             free_form_window_open: true,
         },
-    });
-    Ok((draft, outcome))
-}
-
-/// A fresh conversation in the tenant's default mode, as `explain` assumes.
-pub fn new_conversation(settings: &TenantSettings) -> ConversationState {
-    ConversationState {
-        mode: settings.default_mode,
-        status: ConversationStatus::Active,
-        operator_takeover_active: false,
-        consent_revoked: false,
-    }
+        now: Utc::now(),
+        working_hours: settings.working_hours.clone(),
+        human_delay: settings.human_delay.clone(),
+        night_auto_reply_sent: situation.night_auto_reply_sent,
+    };
+    let verdict = switchboard_engine::evaluate(&case, &mut StdRng::from_os_rng())
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok((draft, verdict))
 }
 
 /// The drafting transaction for the burst that ends with `newest`. Holds the conversation's
@@ -60,13 +82,13 @@ pub async fn draft_and_decide(
     settings: &TenantSettings,
 ) -> Result<(), StoreError> {
     let mut tx = s.store.begin_draft(tenant_id, conversation_id).await?;
-    let state = ConversationState {
+    let conversation = ConversationState {
         mode: tx.mode,
         status: tx.status,
         operator_takeover_active: tx.operator_takeover_active,
         consent_revoked: tx.consent_revoked,
     };
-    if let Err(silence) = may_speak(&state) {
+    if let Err(silence) = may_speak(&conversation) {
         tracing::info!(reason = ?silence, "the bot stays silent");
         return Ok(());
     }
@@ -75,32 +97,42 @@ pub async fn draft_and_decide(
         return Ok(());
     }
     let text = burst.text();
-    let (draft, outcome) = evaluate(&s.store, tenant_id, settings, &text, state).await?;
+    let tonight = settings.working_hours.night_key(Utc::now()).ok();
+    let situation = Situation {
+        conversation,
+        channel: tx.channel_kind,
+        night_auto_reply_sent: tonight.is_some() && tx.night_reply_key == tonight,
+    };
+    let (draft, verdict) = evaluate(&s.store, tenant_id, settings, &text, situation).await?;
+    let Some(decision) = verdict.decision else {
+        return Ok(());
+    };
     let suggestion_id = tx
         .insert_suggestion(NewSuggestion {
             based_on_message_id: newest,
             provider: switchboard_ai::OFFLINE_PROVIDER,
             draft: &draft,
-            outcome: &outcome,
+            decision,
+            verdict: &verdict,
         })
         .await?;
-    metrics::counter!("sb_decisions_total", "decision" => outcome.decision.as_str()).increment(1);
-    tracing::info!(decision = outcome.decision.as_str(), confidence = outcome.confidence, %suggestion_id, "drafted");
-    let mut escalated = false;
-    match outcome.decision {
+    metrics::counter!("sb_decisions_total", "decision" => decision.as_str()).increment(1);
+    tracing::info!(decision = decision.as_str(), confidence = verdict.confidence, %suggestion_id, "drafted");
+    match decision {
         Decision::AutoSend => {
+            let delay_ms = verdict.delay.as_ref().map_or(0, |d| d.delay_ms);
             tx.enqueue(
                 Some(suggestion_id),
                 &format!("reply:{newest}"),
                 newest,
                 &draft.reply,
-                0,
+                delay_ms,
             )
             .await?;
         }
         Decision::Escalate => {
-            let reason = outcome.explanations.last().cloned().unwrap_or_default();
-            let summary = summary(&text, &draft, state.mode);
+            let reason = verdict.explanations.last().cloned().unwrap_or_default();
+            let summary = summary(&text, &draft);
             tx.escalate(suggestion_id, &reason, &summary, Some(&draft.reply))
                 .await?;
             if let Some(holding) = settings
@@ -111,14 +143,29 @@ pub async fn draft_and_decide(
                 tx.enqueue(None, &format!("holding:{newest}"), newest, holding, 0)
                     .await?;
             }
-            escalated = true;
         }
-        Decision::NeedApproval => {}
+        Decision::NeedApproval => {
+            if let (Some(text), Some(night)) = (&verdict.night_auto_reply, &verdict.night_key) {
+                tx.enqueue(
+                    None,
+                    &format!("night:{conversation_id}:{night}"),
+                    newest,
+                    text,
+                    0,
+                )
+                .await?;
+                tx.mark_night_reply(night).await?;
+            }
+        }
     }
     tx.commit().await?;
-    if escalated || outcome.decision == Decision::NeedApproval {
-        let event = json!({"type": if escalated { "escalation" } else { "suggestion" },
-                           "conversation_id": conversation_id, "suggestion_id": suggestion_id});
+    if decision != Decision::AutoSend {
+        let kind = if decision == Decision::Escalate {
+            "escalation"
+        } else {
+            "suggestion"
+        };
+        let event = json!({"type": kind, "conversation_id": conversation_id, "suggestion_id": suggestion_id});
         if let Err(e) = RedisLiveFeed::new(s.redis.clone())
             .publish(&format!("operators:{tenant_id}"), &event)
             .await
@@ -130,13 +177,13 @@ pub async fn draft_and_decide(
 }
 
 /// A short summary for the operator who picks the escalation up.
-fn summary(text: &str, draft: &DraftSignals, mode: Mode) -> String {
+fn summary(text: &str, draft: &DraftSignals) -> String {
     let mut excerpt: String = text.chars().take(280).collect();
     if excerpt.len() < text.len() {
         excerpt.push('…');
     }
     format!(
-        "Customer wrote: \"{excerpt}\". Detected intent: {} ({:.2}). Conversation mode: {mode}.",
+        "Customer wrote: \"{excerpt}\". Detected intent: {} ({:.2}).",
         draft.intent, draft.intent_score
     )
 }

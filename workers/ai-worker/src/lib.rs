@@ -2,6 +2,7 @@
 //! drafts one reply for the whole burst and lets the decision engine choose what happens
 //! to it. Stateless: every fact it needs is in PostgreSQL.
 
+mod consent;
 mod draft;
 
 use std::time::Duration;
@@ -15,7 +16,7 @@ use switchboard_store::{RedisLiveFeed, StoreError};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, field};
 
-pub use draft::{draft_and_decide, evaluate, new_conversation};
+pub use draft::{Situation, draft_and_decide, evaluate};
 
 pub async fn run(services: Services, shutdown: CancellationToken) {
     let cfg = services.config.amqp.clone();
@@ -96,6 +97,20 @@ async fn process(s: &Services, ev: &InboundEvent) -> Result<(), StoreError> {
     }
 
     let settings = s.store.tenant_settings(ev.tenant_id).await?;
+    if let Some(word) = consent::consent_word(&ev.text, &settings.language)
+        && !stored.duplicate
+        && consent::apply(
+            s,
+            ev.tenant_id,
+            stored.conversation_id,
+            stored.message_id,
+            word,
+            &settings,
+        )
+        .await?
+    {
+        return Ok(());
+    }
     // Debounce: only the job of the newest message in a burst drafts, once the
     // conversation has been quiet for the window (or the cap since the first message).
     loop {

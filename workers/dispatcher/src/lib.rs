@@ -2,8 +2,9 @@
 //! outcome. Rows are claimed with FOR UPDATE SKIP LOCKED, so any number of dispatchers
 //! share the work without sending anything twice.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use switchboard_channels::webchat::outbound::WebchatAdapter;
@@ -13,6 +14,7 @@ use switchboard_store::{Claim, RedisLiveFeed, StoreError};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use uuid::Uuid;
 
 /// The adapters this process can send through, by channel kind.
 struct Adapters {
@@ -129,22 +131,37 @@ async fn deliver(
     }
 }
 
-/// Shows the typing indicator while a reply's human delay runs.
+/// Shows the typing indicator while a reply's human delay runs, renewed at each
+/// channel's own cadence. Replies are found at the poll interval, so the indicator starts
+/// as soon as a reply is scheduled.
 async fn typing_loop(s: Services, adapters: Arc<Adapters>, shutdown: CancellationToken) {
-    let refresh = s.config.dispatcher.typing_refresh_ms.max(500);
+    let mut last: HashMap<Uuid, Instant> = HashMap::new();
     while !shutdown.is_cancelled() {
         match s.store.waiting_replies(100).await {
             Ok(waiting) => {
-                for (_, kind, message) in waiting {
-                    if let Some(adapter) = adapters.get(kind)
-                        && let Err(e) = adapter.typing(&message).await
+                let now = Instant::now();
+                last.retain(|id, _| waiting.iter().any(|w| w.0 == *id));
+                for (id, kind, message) in waiting {
+                    let Some(adapter) = adapters.get(kind) else {
+                        continue;
+                    };
+                    let Some(every) = adapter.typing_interval() else {
+                        continue;
+                    };
+                    if last
+                        .get(&id)
+                        .is_some_and(|t| now.duration_since(*t) < every)
                     {
+                        continue;
+                    }
+                    last.insert(id, now);
+                    if let Err(e) = adapter.typing(&message).await {
                         tracing::debug!(error = %e, "typing indicator skipped");
                     }
                 }
             }
             Err(e) => tracing::debug!(error = %e, "typing loop cannot read the outbox"),
         }
-        pause(&shutdown, refresh).await;
+        pause(&shutdown, s.config.dispatcher.poll_interval_ms).await;
     }
 }

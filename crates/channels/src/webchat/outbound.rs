@@ -1,4 +1,5 @@
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -50,5 +51,10 @@ impl ChannelAdapter for WebchatAdapter {
 
     async fn typing(&self, message: &OutboundMessage) -> Result<(), SendError> {
         self.emit(message, &LiveEvent::Typing).await
+    }
+
+    /// The widget shows "typing…" for six seconds after each event.
+    fn typing_interval(&self) -> Option<Duration> {
+        Some(Duration::from_secs(4))
     }
 }

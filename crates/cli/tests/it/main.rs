@@ -2,5 +2,6 @@
 //! each test with a fresh database and its own queue namespace.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
+mod brain;
 mod helpers;
 mod webchat;

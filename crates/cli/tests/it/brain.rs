@@ -1,0 +1,281 @@
+//! The brain through the web chat: delay and typing, escalation, learning mode, debounce,
+//! supersession and opt-out.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use reqwest::StatusCode;
+
+use crate::helpers::{TestApp, by_role};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+async fn exec(app: &TestApp, sql: &str) {
+    sqlx::query(sql).execute(&app.pool).await.unwrap();
+}
+
+/// Working hours around the clock, so that night modes never interfere.
+async fn always_open(app: &TestApp) {
+    exec(app, "UPDATE tenants SET working_hours_start = '00:00', working_hours_end = '23:59:59', working_days = '{1,2,3,4,5,6,7}'").await;
+}
+
+/// A fixed human delay: min = max clamps the plan to exactly `ms`.
+async fn fixed_delay(app: &TestApp, ms: i32) {
+    always_open(app).await;
+    exec(
+        app,
+        &format!(
+            "INSERT INTO human_delay_settings (tenant_id, enabled, min_delay_ms, max_delay_ms)
+             SELECT id, true, {ms}, {ms} FROM tenants"
+        ),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_confident_answer_waits_its_delay_with_typing_first() {
+    let app = TestApp::spawn().await;
+    fixed_delay(&app, 2000).await;
+    let mut events = app
+        .http
+        .get(format!("{}/api/webchat/demo/events", app.base))
+        .query(&[("visitor_id", "d1")])
+        .send()
+        .await
+        .unwrap()
+        .bytes_stream();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, _) = app.post_chat("d1", "c1", "Do you ship to Berlin?").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    let mut seen = String::new();
+    tokio::time::timeout(WAIT, async {
+        while let Some(chunk) = events.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            if seen.contains("\"role\":\"assistant\"") {
+                break;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let typing = seen.find("\"type\":\"typing\"").expect("a typing event");
+    let reply = seen.find("\"role\":\"assistant\"").unwrap();
+    assert!(typing < reply, "typing comes before the reply: {seen}");
+
+    // The event can overtake the commit that records the message.
+    app.wait_transcript("d1", WAIT, |t| !by_role(t, "assistant").is_empty())
+        .await;
+    // The reply was scheduled with the planned delay and did not go out before it.
+    let (planned, waited): (f64, f64) = sqlx::query_as(
+        "SELECT EXTRACT(EPOCH FROM o.due_at - o.created_at)::float8,
+                EXTRACT(EPOCH FROM a.created_at - c.created_at)::float8
+         FROM outbox o JOIN messages a ON a.id = o.message_id JOIN messages c ON c.id = o.in_reply_to",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!((planned - 2.0).abs() < 0.05, "planned {planned}");
+    assert!(waited >= 2.0, "sent after {waited}s");
+}
+
+#[tokio::test]
+async fn a_complaint_escalates_and_the_bot_then_stays_silent() {
+    let app = TestApp::spawn().await;
+    app.post_chat(
+        "d2",
+        "c1",
+        "My parcel arrived damaged and this is unacceptable",
+    )
+    .await;
+    // The only message the customer gets is the tenant's holding message.
+    let t = app
+        .wait_transcript("d2", WAIT, |t| by_role(t, "assistant").len() == 1)
+        .await;
+    let holding: String = sqlx::query_scalar("SELECT holding_message FROM tenants")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(by_role(&t, "assistant")[0]["text"], holding.as_str());
+
+    let (status, reason, summary, suggested): (String, String, String, Option<String>) =
+        sqlx::query_as(
+            "SELECT c.status, e.reason, e.summary, e.suggested_response
+         FROM escalation_events e JOIN conversations c ON c.id = e.conversation_id",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "escalated");
+    assert!(reason.contains("complaint"), "{reason}");
+    assert!(summary.contains("damaged"), "{summary}");
+    assert!(suggested.is_some());
+
+    app.post_chat("d2", "c2", "Do you ship to Berlin?").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let t = app.transcript("d2").await;
+    assert_eq!(by_role(&t, "customer").len(), 2);
+    assert_eq!(
+        by_role(&t, "assistant").len(),
+        1,
+        "silent while escalated: {t:#?}"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM ai_suggestions").await,
+        1,
+        "no draft is made"
+    );
+}
+
+#[tokio::test]
+async fn learning_mode_never_sends_on_its_own() {
+    let app = TestApp::spawn().await;
+    exec(
+        &app,
+        "UPDATE decision_settings SET default_mode = 'learning'",
+    )
+    .await;
+    app.post_chat("d3", "c1", "Do you ship to Berlin?").await;
+    let start = std::time::Instant::now();
+    while app.count("SELECT count(*) FROM ai_suggestions").await == 0 {
+        assert!(start.elapsed() < WAIT);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (decision, reason): (String, Option<String>) =
+        sqlx::query_as("SELECT decision, autosend_block_reason FROM ai_suggestions")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (decision.as_str(), reason.as_deref()),
+        ("NEED_APPROVAL", Some("MODE_LEARNING"))
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(by_role(&app.transcript("d3").await, "assistant").is_empty());
+    assert_eq!(app.count("SELECT count(*) FROM outbox").await, 0);
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_events WHERE action = 'decision'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn three_quick_messages_get_one_reply() {
+    let app = TestApp::spawn().await;
+    for (i, text) in [
+        "Hi,",
+        "I live in Berlin.",
+        "Do you ship there and what does it cost?",
+    ]
+    .iter()
+    .enumerate()
+    {
+        app.post_chat("d4", &format!("c{i}"), text).await;
+    }
+    let t = app
+        .wait_transcript("d4", WAIT, |t| !by_role(t, "assistant").is_empty())
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let t2 = app.transcript("d4").await;
+    assert_eq!(by_role(&t2, "assistant").len(), 1, "{t2:#?}");
+    assert!(
+        by_role(&t, "assistant")[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("DHL")
+    );
+    // The one draft answers the newest message, from the whole burst.
+    let based_on: String = sqlx::query_scalar(
+        "SELECT m.content FROM ai_suggestions s JOIN messages m ON m.id = s.based_on_message_id",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(based_on, "Do you ship there and what does it cost?");
+}
+
+#[tokio::test]
+async fn a_message_during_the_delay_supersedes_the_pending_reply() {
+    let app = TestApp::spawn().await;
+    fixed_delay(&app, 3000).await;
+    app.post_chat("d5", "c1", "Do you ship to Berlin?").await;
+    let start = std::time::Instant::now();
+    while app
+        .count("SELECT count(*) FROM outbox WHERE status = 'pending'")
+        .await
+        == 0
+    {
+        assert!(start.elapsed() < WAIT);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.post_chat("d5", "c2", "And what does shipping cost?")
+        .await;
+    let t = app
+        .wait_transcript("d5", WAIT, |t| !by_role(t, "assistant").is_empty())
+        .await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let t = if by_role(&t, "assistant").len() == 1 {
+        app.transcript("d5").await
+    } else {
+        t
+    };
+    let replies = by_role(&t, "assistant");
+    assert_eq!(replies.len(), 1, "{t:#?}");
+    let (superseded, sent): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE status = 'superseded'), count(*) FILTER (WHERE status = 'sent') FROM ai_suggestions",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!((superseded, sent), (1, 1));
+    let answered: String = sqlx::query_scalar(
+        "SELECT c.content FROM messages a JOIN messages c ON c.id = a.in_reply_to WHERE a.role = 'assistant'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(answered, "And what does shipping cost?");
+}
+
+#[tokio::test]
+async fn stop_silences_the_bot_until_start() {
+    let app = TestApp::spawn().await;
+    app.post_chat("d6", "c1", "STOP").await;
+    let t = app
+        .wait_transcript("d6", WAIT, |t| by_role(t, "assistant").len() == 1)
+        .await;
+    assert!(
+        by_role(&t, "assistant")[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("unsubscribed")
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM consents WHERE status = 'revoked'")
+            .await,
+        1
+    );
+
+    app.post_chat("d6", "c2", "Do you ship to Berlin?").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        by_role(&app.transcript("d6").await, "assistant").len(),
+        1,
+        "silent after STOP"
+    );
+
+    app.post_chat("d6", "c3", "START").await;
+    app.wait_transcript("d6", WAIT, |t| by_role(t, "assistant").len() == 2)
+        .await;
+    app.post_chat("d6", "c4", "Do you ship to Berlin?").await;
+    let t = app
+        .wait_transcript("d6", WAIT, |t| by_role(t, "assistant").len() == 3)
+        .await;
+    assert!(
+        by_role(&t, "assistant")[2]["text"]
+            .as_str()
+            .unwrap()
+            .contains("DHL")
+    );
+}
