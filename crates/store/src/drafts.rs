@@ -77,38 +77,47 @@ impl Store {
     /// Opens the drafting transaction and locks the conversation row for its duration.
     pub async fn begin_draft(&self, tenant_id: Uuid, conversation_id: Uuid) -> Result<DraftTx> {
         let mut tx = self.pool.begin().await?;
-        let row: Option<(Uuid, String, String, String, bool, bool, Option<String>)> =
-            sqlx::query_as(
-                "SELECT c.channel_id, ch.kind, c.status, c.mode,
-                    c.operator_active_until IS NOT NULL AND c.operator_active_until > now(),
+        let row: Option<LockedConversation> = sqlx::query_as(
+            "SELECT c.channel_id, ch.kind, c.status, c.mode,
+                    c.operator_active_until IS NOT NULL AND c.operator_active_until > now() AS takeover,
                     EXISTS (SELECT 1 FROM consents k WHERE k.customer_id = c.customer_id
-                            AND k.channel_id = c.channel_id AND k.status = 'revoked'),
+                            AND k.channel_id = c.channel_id AND k.status = 'revoked') AS revoked,
                     c.night_reply_key
              FROM conversations c JOIN channels ch ON ch.id = c.channel_id
              WHERE c.id = $1 AND c.tenant_id = $2 FOR UPDATE OF c",
-            )
-            .bind(conversation_id)
-            .bind(tenant_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let (channel_id, kind, status, mode, takeover, revoked, night_reply_key) =
-            row.ok_or(StoreError::NotFound {
-                what: "conversation",
-            })?;
+        )
+        .bind(conversation_id)
+        .bind(tenant_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let r = row.ok_or(StoreError::NotFound {
+            what: "conversation",
+        })?;
         let corrupt = |e: UnknownValue| StoreError::Corrupt(e.to_string());
         Ok(DraftTx {
             tx,
             tenant_id,
             conversation_id,
-            channel_id,
-            channel_kind: kind.parse().map_err(corrupt)?,
-            night_reply_key,
-            status: status.parse().map_err(corrupt)?,
-            mode: mode.parse().map_err(corrupt)?,
-            operator_takeover_active: takeover,
-            consent_revoked: revoked,
+            channel_id: r.channel_id,
+            channel_kind: r.kind.parse().map_err(corrupt)?,
+            night_reply_key: r.night_reply_key,
+            status: r.status.parse().map_err(corrupt)?,
+            mode: r.mode.parse().map_err(corrupt)?,
+            operator_takeover_active: r.takeover,
+            consent_revoked: r.revoked,
         })
     }
+}
+
+#[derive(sqlx::FromRow)]
+struct LockedConversation {
+    channel_id: Uuid,
+    kind: String,
+    status: String,
+    mode: String,
+    takeover: bool,
+    revoked: bool,
+    night_reply_key: Option<String>,
 }
 
 pub struct DraftTx {
