@@ -9,6 +9,16 @@ pub enum Intent {
     Other,
 }
 
+/// Every intent a draft may carry, by name.
+pub const INTENTS: [&str; 6] = [
+    "price",
+    "availability",
+    "shipping",
+    "discount",
+    "complaint",
+    "other",
+];
+
 impl Intent {
     pub fn as_str(self) -> &'static str {
         match self {

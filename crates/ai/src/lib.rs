@@ -1,10 +1,18 @@
-//! Drafting replies: the built-in offline responder (retrieval-grounded, no network) and
-//! the intent classifier. Every provider returns the same [`DraftSignals`], so the decision
-//! engine judges all of them by one set of rules.
+//! Drafting replies: the built-in offline responder (retrieval-grounded, no network), the
+//! OpenAI-compatible provider, and the intent classifier. Every provider returns the same
+//! [`DraftSignals`], so the decision engine judges all of them by one set of rules.
+//! **A provider only drafts; it never decides or sends.**
 
+mod breaker;
 mod intent;
 mod offline;
+pub mod openai;
+mod prompt;
+mod validate;
 
-pub use intent::{Intent, classify};
+pub use breaker::CircuitBreaker;
+pub use intent::{INTENTS, Intent, classify};
 pub use offline::{PROVIDER as OFFLINE_PROVIDER, respond};
+pub use openai::{LlmConfig, LlmDraft, LlmError, OpenAiProvider, ProviderKind, Usage};
+pub use prompt::{DraftRequest, Persona, Turn};
 pub use switchboard_engine::DraftSignals;

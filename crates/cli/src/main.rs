@@ -101,11 +101,14 @@ async fn explain(config: Config, tenant: &str, text: &str) -> anyhow::Result<()>
         .with_context(|| format!("tenant {tenant:?}"))?;
     let settings = services.store.tenant_settings(tenant_id).await?;
     let situation = switchboard_ai_worker::Situation::fresh(&settings);
-    let (draft, outcome) =
-        switchboard_ai_worker::evaluate(&services.store, tenant_id, &settings, text, situation)
+    let (drafted, outcome) =
+        switchboard_ai_worker::evaluate(&services, tenant_id, &settings, text, &[], situation)
             .await?;
+    let draft = &drafted.draft;
     let out = serde_json::json!({
         "tenant": tenant,
+        "provider": drafted.provider,
+        "draft_error": drafted.error,
         "mode": situation.conversation.mode,
         "intent": draft.intent,
         "reply": draft.reply,

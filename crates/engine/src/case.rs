@@ -21,6 +21,9 @@ pub struct Case {
     #[serde(default)]
     pub customer_text: String,
     pub draft: DraftSignals,
+    /// Set when drafting failed (LLM error, timeout, unparsable answer): always ESCALATE.
+    #[serde(default)]
+    pub draft_error: Option<String>,
     #[serde(default)]
     pub settings: DecisionSettings,
     #[serde(default)]
@@ -75,6 +78,23 @@ pub fn evaluate(case: &Case, rng: &mut impl Rng) -> Result<Verdict, UnknownTimez
             penalties: vec![],
             explanations: vec![format!(
                 "the bot may not speak: {silence:?}; no draft is made"
+            )],
+            within_working_hours: open,
+            delay: None,
+            night_auto_reply: None,
+            night_key,
+        });
+    }
+    if let Some(error) = &case.draft_error {
+        return Ok(Verdict {
+            silent: None,
+            decision: Some(Decision::Escalate),
+            confidence: 0.0,
+            autosend_eligible: false,
+            autosend_block_reason: None,
+            penalties: vec![],
+            explanations: vec![format!(
+                "ESCALATE: drafting failed, so nothing unvetted is sent: {error}"
             )],
             within_working_hours: open,
             delay: None,

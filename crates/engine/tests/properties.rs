@@ -48,6 +48,7 @@ fn case() -> impl Strategy<Value = Case> {
             )| {
                 let mut c = Case {
                     customer_text: "question".into(),
+                    draft_error: None,
                     draft: DraftSignals {
                         reply: "answer".repeat(intent + 1),
                         intent: INTENTS[intent].into(),

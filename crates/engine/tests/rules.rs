@@ -15,6 +15,7 @@ use switchboard_engine::{
 fn base() -> Case {
     let mut c = Case {
         customer_text: "Do you ship to Berlin?".into(),
+        draft_error: None,
         draft: DraftSignals {
             reply: "We ship with DHL.".into(),
             intent: "shipping".into(),
@@ -93,6 +94,16 @@ fn rule_1_the_bot_may_not_speak() {
     let mut c = base();
     c.conversation.consent_revoked = true;
     assert_eq!(run(&c).silent, Some(Silence::ConsentRevoked));
+}
+
+#[test]
+fn a_failed_draft_always_escalates() {
+    let mut c = base();
+    c.flags.decision_engine_enabled = false;
+    c.draft_error = Some("the LLM did not answer within 20s".into());
+    let v = run(&c);
+    assert_eq!(v.decision, Some(Decision::Escalate));
+    assert!(v.explanations[0].contains("did not answer"));
 }
 
 #[test]

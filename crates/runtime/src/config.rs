@@ -3,6 +3,7 @@ use std::path::{Path, PathBuf};
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
+use switchboard_ai::LlmConfig;
 use switchboard_bus::BusConfig;
 
 const EMBEDDED_DEFAULTS: &str = include_str!("../../../config/default.toml");
@@ -15,7 +16,21 @@ pub struct Config {
     pub redis: RedisConfig,
     pub amqp: BusConfig,
     pub dispatcher: DispatcherConfig,
+    pub llm: LlmConfig,
+    pub security: SecurityConfig,
     pub log: LogConfig,
+}
+
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    pub master_key: String,
+}
+
+impl std::fmt::Debug for SecurityConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecurityConfig { master_key: <redacted> }")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

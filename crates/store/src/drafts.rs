@@ -145,6 +145,24 @@ impl DraftTx {
         })
     }
 
+    /// The conversation before the burst: the last `limit` messages, oldest first, as
+    /// (role, text).
+    pub async fn history(&mut self, before: Uuid, limit: i64) -> Result<Vec<(String, String)>> {
+        let mut rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT role, content FROM messages
+             WHERE conversation_id = $1 AND role <> 'system'
+               AND created_at < (SELECT created_at FROM messages WHERE id = $2)
+             ORDER BY created_at DESC, id DESC LIMIT $3",
+        )
+        .bind(self.conversation_id)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.reverse();
+        Ok(rows)
+    }
+
     pub async fn has_suggestion_for(&mut self, message_id: Uuid) -> Result<bool> {
         Ok(sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM ai_suggestions WHERE based_on_message_id = $1)",

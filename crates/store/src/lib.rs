@@ -1,6 +1,7 @@
 //! Everything that speaks SQL or Redis: repositories over PostgreSQL (sqlx), the migrations,
 //! the outbox, and the Redis helpers (dedup fast path, live event fan-out).
 
+pub mod crypto;
 mod drafts;
 mod error;
 mod inbound;
@@ -22,7 +23,7 @@ pub use inbound::StoredInbound;
 pub use live::{Dedup, DedupClaim, RedisLiveFeed, subscribe_live};
 pub use outbox::{Claim, OutboxItem};
 pub use seed::DEMO_SLUG;
-pub use tenants::{TenantChannel, TenantSettings};
+pub use tenants::{LlmOverrides, TenantChannel, TenantSettings};
 pub use transcript::TranscriptEntry;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -8,6 +8,20 @@ use uuid::Uuid;
 
 use crate::{Result, Store, StoreError};
 
+#[derive(sqlx::FromRow)]
+struct TenantRow {
+    holding_message: Option<String>,
+    language: String,
+    timezone: String,
+    working_hours_start: NaiveTime,
+    working_hours_end: NaiveTime,
+    working_days: Vec<i16>,
+    name: String,
+    tone: String,
+    formal_address: bool,
+    persona: Option<String>,
+}
+
 /// A tenant together with one of its channels, as the gateway resolves a public URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantChannel {
@@ -28,8 +42,25 @@ pub struct TenantSettings {
     pub holding_message: Option<String>,
     pub human_delay: HumanDelaySettings,
     pub working_hours: WorkingHours,
-    /// The tenant's language (ISO 639-1), for opt-out words and confirmations.
+    /// The tenant's language (ISO 639-1): replies, opt-out words and confirmations.
     pub language: String,
+    pub name: String,
+    pub tone: String,
+    pub formal_address: bool,
+    pub persona: Option<String>,
+    pub llm: LlmOverrides,
+}
+
+/// A tenant's own LLM settings; `None` fields fall back to the global configuration.
+#[derive(Debug, Clone, Default, PartialEq, sqlx::FromRow)]
+pub struct LlmOverrides {
+    pub provider: Option<String>,
+    pub base_url: Option<String>,
+    /// Encrypted; see [`crate::crypto::Cipher`].
+    pub api_key: Option<Vec<u8>>,
+    pub model: Option<String>,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<i32>,
 }
 
 impl Store {
@@ -133,16 +164,9 @@ impl Store {
             flags.set(&key, on);
         }
 
-        type TenantRow = (
-            Option<String>,
-            String,
-            String,
-            NaiveTime,
-            NaiveTime,
-            Vec<i16>,
-        );
-        let (holding_message, language, timezone, start, end, days): TenantRow = sqlx::query_as(
-            "SELECT holding_message, language, timezone, working_hours_start, working_hours_end, working_days
+        let t: TenantRow = sqlx::query_as(
+            "SELECT holding_message, language, timezone, working_hours_start, working_hours_end,
+                    working_days, name, tone, formal_address, persona
              FROM tenants WHERE id = $1",
         )
         .bind(tenant_id)
@@ -150,14 +174,23 @@ impl Store {
         .await?
         .ok_or(StoreError::NotFound { what: "tenant" })?;
         let working_hours = WorkingHours {
-            timezone,
-            start,
-            end,
-            days: days
+            timezone: t.timezone,
+            start: t.working_hours_start,
+            end: t.working_hours_end,
+            days: t
+                .working_days
                 .into_iter()
                 .filter_map(|d| u8::try_from(d).ok())
                 .collect(),
         };
+        let llm: LlmOverrides = sqlx::query_as(
+            "SELECT provider, base_url, api_key, model, temperature, max_tokens
+             FROM llm_settings WHERE tenant_id = $1",
+        )
+        .bind(tenant_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .unwrap_or_default();
         let human_delay = self.human_delay_settings(tenant_id).await?;
 
         Ok(TenantSettings {
@@ -167,10 +200,15 @@ impl Store {
             debounce_cap_ms,
             flags,
             policies,
-            holding_message,
+            holding_message: t.holding_message,
             human_delay,
             working_hours,
-            language,
+            language: t.language,
+            name: t.name,
+            tone: t.tone,
+            formal_address: t.formal_address,
+            persona: t.persona,
+            llm,
         })
     }
 
@@ -214,5 +252,35 @@ impl Store {
             night_auto_reply_text: r.8,
             typing_indicator_enabled: r.9,
         })
+    }
+}
+
+impl Store {
+    /// Adds one drafting's token counts to the tenant's usage of the day.
+    pub async fn record_usage(
+        &self,
+        tenant_id: Uuid,
+        provider: &str,
+        tokens_in: u64,
+        tokens_out: u64,
+        requests: u64,
+    ) -> Result<()> {
+        let n = |x: u64| i64::try_from(x).unwrap_or(i64::MAX);
+        sqlx::query(
+            "INSERT INTO usage (tenant_id, day, provider, tokens_in, tokens_out, requests)
+             VALUES ($1, current_date, $2, $3, $4, $5)
+             ON CONFLICT (tenant_id, day, provider) DO UPDATE SET
+                 tokens_in = usage.tokens_in + EXCLUDED.tokens_in,
+                 tokens_out = usage.tokens_out + EXCLUDED.tokens_out,
+                 requests = usage.requests + EXCLUDED.requests",
+        )
+        .bind(tenant_id)
+        .bind(provider)
+        .bind(n(tokens_in))
+        .bind(n(tokens_out))
+        .bind(n(requests))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }

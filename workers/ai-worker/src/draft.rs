@@ -2,12 +2,14 @@ use chrono::Utc;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde_json::json;
+use switchboard_ai::{DraftRequest, LlmConfig, OpenAiProvider, Persona, ProviderKind, Turn};
 use switchboard_core::{ChannelKind, ConversationStatus, LiveFeed};
 use switchboard_engine::{
     Case, ChannelState, ConversationState, Decision, DraftSignals, Verdict, may_speak,
 };
 use switchboard_runtime::Services;
-use switchboard_store::{NewSuggestion, RedisLiveFeed, Store, StoreError, TenantSettings};
+use switchboard_store::crypto::Cipher;
+use switchboard_store::{NewSuggestion, RedisLiveFeed, StoreError, TenantSettings};
 use uuid::Uuid;
 
 /// What the engine needs to know about the conversation besides the draft.
@@ -34,25 +36,156 @@ impl Situation {
     }
 }
 
+/// A draft, who made it, and why it failed if it did.
+#[derive(Debug, Clone)]
+pub struct Drafted {
+    pub draft: DraftSignals,
+    pub provider: &'static str,
+    pub error: Option<String>,
+}
+
+/// The tenant's LLM settings over the global ones, with the API key decrypted.
+fn llm_config(s: &Services, settings: &TenantSettings) -> Result<LlmConfig, String> {
+    let o = &settings.llm;
+    let mut cfg = s.config.llm.clone();
+    if let Some(p) = &o.provider {
+        cfg.provider = p.parse()?;
+    }
+    if let Some(v) = &o.base_url {
+        cfg.base_url = v.clone();
+    }
+    if let Some(v) = &o.model {
+        cfg.model = v.clone();
+    }
+    if let Some(v) = o.temperature {
+        cfg.temperature = v;
+    }
+    if let Some(v) = o.max_tokens {
+        cfg.max_tokens = u32::try_from(v).unwrap_or(cfg.max_tokens);
+    }
+    if let Some(blob) = &o.api_key {
+        let cipher =
+            Cipher::from_base64(&s.config.security.master_key).map_err(|e| e.to_string())?;
+        let key = cipher.decrypt(blob).map_err(|e| e.to_string())?;
+        cfg.api_key =
+            Some(String::from_utf8(key).map_err(|_| "the stored API key is not text".to_owned())?);
+    }
+    Ok(cfg)
+}
+
+/// Drafts with the tenant's provider. A provider failure is not an error here: it comes
+/// back as `Drafted::error`, which the engine turns into ESCALATE.
+pub async fn draft(
+    s: &Services,
+    tenant_id: Uuid,
+    settings: &TenantSettings,
+    text: &str,
+    history: &[Turn],
+) -> Result<Drafted, StoreError> {
+    let sources = if settings.flags.rag_enabled {
+        s.store.search_knowledge(tenant_id, text, 3).await?
+    } else {
+        vec![]
+    };
+    let cfg = match llm_config(s, settings) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            return Ok(Drafted {
+                draft: failed_draft(),
+                provider: switchboard_ai::openai::PROVIDER,
+                error: Some(format!("LLM settings unusable: {e}")),
+            });
+        }
+    };
+    if cfg.provider == ProviderKind::Offline {
+        return Ok(Drafted {
+            draft: switchboard_ai::respond(text, &sources),
+            provider: switchboard_ai::OFFLINE_PROVIDER,
+            error: None,
+        });
+    }
+    let persona = Persona {
+        shop_name: settings.name.clone(),
+        language: settings.language.clone(),
+        tone: settings.tone.clone(),
+        formal: settings.formal_address,
+        persona: settings.persona.clone(),
+    };
+    let (http, breaker) = switchboard_ai::openai::shared(&cfg.base_url);
+    let provider = OpenAiProvider::new(http, cfg, breaker);
+    let req = DraftRequest {
+        persona: &persona,
+        question: text,
+        history,
+        sources: &sources,
+    };
+    let result = provider.draft(&req).await;
+    let usage = match &result {
+        Ok(d) => d.usage,
+        Err(_) => Default::default(),
+    };
+    if usage.requests > 0
+        && let Err(e) = s
+            .store
+            .record_usage(
+                tenant_id,
+                switchboard_ai::openai::PROVIDER,
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.requests,
+            )
+            .await
+    {
+        tracing::warn!(error = %e, "token usage not recorded");
+    }
+    Ok(match result {
+        Ok(d) => Drafted {
+            draft: d.signals,
+            provider: switchboard_ai::openai::PROVIDER,
+            error: None,
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "drafting failed; escalating");
+            Drafted {
+                draft: failed_draft(),
+                provider: switchboard_ai::openai::PROVIDER,
+                error: Some(e.to_string()),
+            }
+        }
+    })
+}
+
+fn failed_draft() -> DraftSignals {
+    DraftSignals {
+        reply: String::new(),
+        intent: "other".into(),
+        intent_score: 0.0,
+        similarity_score: 0.0,
+        self_check_score: 0.0,
+        self_check_need_handoff: true,
+        self_check_reasons: vec![],
+        used_sources: vec![],
+        source_conflicts: vec![],
+        missing_fields: vec![],
+    }
+}
+
 /// Drafts a reply to `text` and lets the engine judge it, storing and sending nothing.
 /// The AI worker and `switchboard explain` share it, so what an admin sees explained is
 /// what the worker would do.
 pub async fn evaluate(
-    store: &Store,
+    s: &Services,
     tenant_id: Uuid,
     settings: &TenantSettings,
     text: &str,
+    history: &[Turn],
     situation: Situation,
-) -> Result<(DraftSignals, Verdict), StoreError> {
-    let sources = if settings.flags.rag_enabled {
-        store.search_knowledge(tenant_id, text, 3).await?
-    } else {
-        vec![]
-    };
-    let draft = switchboard_ai::respond(text, &sources);
+) -> Result<(Drafted, Verdict), StoreError> {
+    let drafted = draft(s, tenant_id, settings, text, history).await?;
     let case = Case {
         customer_text: text.to_owned(),
-        draft: draft.clone(),
+        draft: drafted.draft.clone(),
+        draft_error: drafted.error.clone(),
         settings: settings.decision.clone(),
         flags: settings.flags.clone(),
         policies: settings.policies.clone(),
@@ -68,7 +201,7 @@ pub async fn evaluate(
     };
     let verdict = switchboard_engine::evaluate(&case, &mut StdRng::from_os_rng())
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok((draft, verdict))
+    Ok((drafted, verdict))
 }
 
 /// The drafting transaction for the burst that ends with `newest`. Holds the conversation's
@@ -96,6 +229,15 @@ pub async fn draft_and_decide(
     if burst.newest() != Some(newest) || tx.has_suggestion_for(newest).await? {
         return Ok(());
     }
+    let Some((first, _)) = burst.messages.first() else {
+        return Ok(());
+    };
+    let history: Vec<Turn> = tx
+        .history(*first, 10)
+        .await?
+        .into_iter()
+        .map(|(role, text)| Turn { role, text })
+        .collect();
     let text = burst.text();
     let tonight = settings.working_hours.night_key(Utc::now()).ok();
     let situation = Situation {
@@ -103,15 +245,16 @@ pub async fn draft_and_decide(
         channel: tx.channel_kind,
         night_auto_reply_sent: tonight.is_some() && tx.night_reply_key == tonight,
     };
-    let (draft, verdict) = evaluate(&s.store, tenant_id, settings, &text, situation).await?;
+    let (drafted, verdict) = evaluate(s, tenant_id, settings, &text, &history, situation).await?;
     let Some(decision) = verdict.decision else {
         return Ok(());
     };
+    let draft = &drafted.draft;
     let suggestion_id = tx
         .insert_suggestion(NewSuggestion {
             based_on_message_id: newest,
-            provider: switchboard_ai::OFFLINE_PROVIDER,
-            draft: &draft,
+            provider: drafted.provider,
+            draft,
             decision,
             verdict: &verdict,
         })
@@ -132,8 +275,9 @@ pub async fn draft_and_decide(
         }
         Decision::Escalate => {
             let reason = verdict.explanations.last().cloned().unwrap_or_default();
-            let summary = summary(&text, &draft);
-            tx.escalate(suggestion_id, &reason, &summary, Some(&draft.reply))
+            let summary = summary(&text, draft);
+            let suggested = Some(draft.reply.as_str()).filter(|r| !r.is_empty());
+            tx.escalate(suggestion_id, &reason, &summary, suggested)
                 .await?;
             if let Some(holding) = settings
                 .holding_message

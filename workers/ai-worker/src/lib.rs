@@ -16,7 +16,7 @@ use switchboard_store::{RedisLiveFeed, StoreError};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, field};
 
-pub use draft::{Situation, draft_and_decide, evaluate};
+pub use draft::{Drafted, Situation, draft_and_decide, evaluate};
 
 pub async fn run(services: Services, shutdown: CancellationToken) {
     let cfg = services.config.amqp.clone();
