@@ -177,7 +177,7 @@ impl OpenAiProvider {
         let mut reasons = check.reasons;
         let invented = validate::ungrounded_numbers(&answer.reply, req.sources);
         if !invented.is_empty() {
-            self_check_score = self_check_score.min(0.2);
+            self_check_score = 0.0;
             reasons.push(format!(
                 "the reply states {}, which no source contains",
                 invented.join(", ")

@@ -3,5 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod brain;
+mod fake_llm;
 mod helpers;
+mod llm;
 mod webchat;

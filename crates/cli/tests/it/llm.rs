@@ -1,0 +1,249 @@
+//! The OpenAI-compatible provider end to end through the web chat, against a fake server
+//! that answers each scripted case.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::fake_llm::{FakeLlm, Scripted};
+use crate::helpers::{TestApp, by_role, test_config};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn app_with_llm(fake: &FakeLlm) -> TestApp {
+    let mut config = test_config();
+    config.llm.timeout_ms = 1000;
+    config.llm.max_retries = 1;
+    let app = TestApp::spawn_with(config, switchboard::Parts::ALL).await;
+    sqlx::query("INSERT INTO llm_settings (tenant_id, provider, base_url, model) SELECT id, 'openai', $1, 'fake-model' FROM tenants")
+        .bind(&fake.base_url)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    app
+}
+
+async fn shipping_ref(app: &TestApp) -> (String, String) {
+    sqlx::query_as(
+        "SELECT 'doc:' || id::text, body FROM knowledge_docs WHERE title = 'Shipping and delivery'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+fn draft(reply: &str, intent: &str, score: f64, sources: &[&str]) -> Scripted {
+    Scripted::json(json!({
+        "reply": reply, "intent": intent, "intent_score": score, "questions_to_ask": [],
+        "used_sources": sources, "missing_fields": [], "need_handoff": false
+    }))
+}
+
+fn check(score: f64) -> Scripted {
+    Scripted::json(
+        json!({"self_check_score": score, "reasons": ["checked"], "need_handoff": false}),
+    )
+}
+
+/// Waits for the suggestion and returns (decision, explanations, provider).
+async fn suggestion(app: &TestApp) -> (String, Value, String) {
+    let start = std::time::Instant::now();
+    loop {
+        let row: Option<(String, Value, String)> =
+            sqlx::query_as("SELECT decision, explanations, provider FROM ai_suggestions")
+                .fetch_optional(&app.pool)
+                .await
+                .unwrap();
+        if let Some(r) = row {
+            return r;
+        }
+        assert!(start.elapsed() < WAIT, "no suggestion was made");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_good_answer_is_sent_and_its_tokens_counted() {
+    let fake = FakeLlm::start(vec![]).await;
+    let app = app_with_llm(&fake).await;
+    let (doc, body) = shipping_ref(&app).await;
+    // The script needs the document id, which exists only once the app has seeded.
+    let fake = FakeLlm::start(vec![draft(&body, "shipping", 0.9, &[&doc]), check(0.95)]).await;
+    sqlx::query("UPDATE llm_settings SET base_url = $1")
+        .bind(&fake.base_url)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    app.post_chat("l1", "c1", "Do you ship to Berlin?").await;
+    let t = app
+        .wait_transcript("l1", WAIT, |t| !by_role(t, "assistant").is_empty())
+        .await;
+    assert_eq!(by_role(&t, "assistant")[0]["text"], body.as_str());
+    let (decision, _, provider) = suggestion(&app).await;
+    assert_eq!(
+        (decision.as_str(), provider.as_str()),
+        ("AUTO_SEND", "openai")
+    );
+
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 2, "one draft call and one self-check call");
+    let system = requests[0]["messages"][0]["content"].as_str().unwrap();
+    assert!(
+        system.contains("Demo Shop") && system.contains("ISO code en") && system.contains(&doc),
+        "{system}"
+    );
+    assert_eq!(requests[0]["model"], "fake-model");
+    assert_eq!(requests[0]["response_format"]["type"], "json_schema");
+    let (tokens_in, tokens_out, calls): (i64, i64, i64) = sqlx::query_as(
+        "SELECT tokens_in, tokens_out, requests FROM usage WHERE provider = 'openai'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!((tokens_in, tokens_out, calls), (200, 40, 2));
+}
+
+#[tokio::test]
+async fn a_low_confidence_answer_is_not_sent() {
+    let fake = FakeLlm::start(vec![
+        draft("Maybe next week?", "other", 0.3, &[]),
+        check(0.2),
+    ])
+    .await;
+    let app = app_with_llm(&fake).await;
+    app.post_chat("l2", "c1", "When will my order arrive?")
+        .await;
+    let (decision, explanations, _) = suggestion(&app).await;
+    assert_eq!(decision, "ESCALATE");
+    assert!(
+        explanations.to_string().contains("below t_escalate"),
+        "{explanations}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t = app.transcript("l2").await;
+    assert!(
+        by_role(&t, "assistant")
+            .iter()
+            .all(|m| m["text"] != "Maybe next week?")
+    );
+}
+
+#[tokio::test]
+async fn a_forced_handoff_intent_escalates() {
+    let fake = FakeLlm::start(vec![
+        draft("Sorry about that!", "complaint", 0.95, &[]),
+        check(0.9),
+    ])
+    .await;
+    let app = app_with_llm(&fake).await;
+    app.post_chat("l3", "c1", "You sent the wrong colour").await;
+    let (decision, explanations, _) = suggestion(&app).await;
+    assert_eq!(decision, "ESCALATE");
+    assert!(explanations.to_string().contains("complaint"));
+}
+
+/// Each failure must escalate with its reason, and only the holding message goes out.
+async fn escalates_with(script: Vec<Scripted>, reason: &str) -> FakeLlm {
+    let fake = FakeLlm::start(script).await;
+    let app = app_with_llm(&fake).await;
+    app.post_chat("lf", "c1", "Do you ship to Berlin?").await;
+    let (decision, explanations, _) = suggestion(&app).await;
+    assert_eq!(decision, "ESCALATE");
+    assert!(explanations.to_string().contains(reason), "{explanations}");
+    let t = app
+        .wait_transcript("lf", WAIT, |t| !by_role(t, "assistant").is_empty())
+        .await;
+    let holding: String = sqlx::query_scalar("SELECT holding_message FROM tenants")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(by_role(&t, "assistant").len(), 1);
+    assert_eq!(by_role(&t, "assistant")[0]["text"], holding.as_str());
+    fake
+}
+
+#[tokio::test]
+async fn malformed_json_escalates() {
+    escalates_with(vec![Scripted::content("Sure! {not json")], "does not parse").await;
+}
+
+#[tokio::test]
+async fn an_out_of_range_score_escalates() {
+    escalates_with(
+        vec![draft("We ship.", "shipping", 6.0, &[])],
+        "intent_score 6",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_slow_answer_times_out_and_escalates() {
+    let mut slow = draft("late", "shipping", 0.9, &[]);
+    slow.delay = Duration::from_secs(3);
+    escalates_with(vec![slow], "did not answer").await;
+}
+
+#[tokio::test]
+async fn a_server_error_escalates_after_the_retries() {
+    let fake = escalates_with(vec![Scripted::error(500)], "HTTP 500").await;
+    assert_eq!(fake.requests().len(), 2, "the first call and one retry");
+}
+
+#[tokio::test]
+async fn a_429_is_retried_then_succeeds() {
+    let fake = FakeLlm::start(vec![]).await;
+    let app = app_with_llm(&fake).await;
+    let (doc, body) = shipping_ref(&app).await;
+    let mut limited = Scripted::error(429);
+    limited.retry_after = Some(1);
+    let fake = FakeLlm::start(vec![
+        limited,
+        draft(&body, "shipping", 0.9, &[&doc]),
+        check(0.95),
+    ])
+    .await;
+    sqlx::query("UPDATE llm_settings SET base_url = $1")
+        .bind(&fake.base_url)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    app.post_chat("l4", "c1", "Do you ship to Berlin?").await;
+    let t = app
+        .wait_transcript("l4", WAIT, |t| !by_role(t, "assistant").is_empty())
+        .await;
+    assert_eq!(by_role(&t, "assistant")[0]["text"], body.as_str());
+    assert_eq!(fake.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn an_invented_price_is_not_sent_on_its_own() {
+    let fake = FakeLlm::start(vec![]).await;
+    let app = app_with_llm(&fake).await;
+    let (doc, _) = shipping_ref(&app).await;
+    // The model cites the right document but makes the price up, and rates itself highly.
+    let fake = FakeLlm::start(vec![
+        draft(
+            "Shipping to Berlin costs 1.99 EUR.",
+            "shipping",
+            0.95,
+            &[&doc],
+        ),
+        check(1.0),
+    ])
+    .await;
+    sqlx::query("UPDATE llm_settings SET base_url = $1")
+        .bind(&fake.base_url)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    app.post_chat("l5", "c1", "How much is shipping to Berlin?")
+        .await;
+    let (decision, _, _) = suggestion(&app).await;
+    assert_ne!(decision, "AUTO_SEND");
+    let reasons: Value = sqlx::query_scalar("SELECT explanations FROM ai_suggestions")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(reasons.to_string().contains("self-check 0.00"), "{reasons}");
+}
