@@ -38,6 +38,37 @@ enum Command {
     },
     /// Depth and consumers of the work queues.
     Queues,
+    /// Read or change a tenant's decision, conversation, human-delay, flag and policy settings.
+    Settings {
+        #[command(subcommand)]
+        action: SettingsAction,
+    },
+    /// Set a feature flag for one tenant or, without --tenant, globally.
+    Flag {
+        /// DECISION_ENGINE_ENABLED, AI_AUTOSEND_ENABLED, HUMAN_DELAY_ENABLED, RAG_ENABLED or CHANNEL_<KIND>_ENABLED.
+        key: String,
+        /// on, off, or unset (fall back to the global value or the default).
+        value: String,
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SettingsAction {
+    /// Print the tenant's effective settings as JSON.
+    Show {
+        #[arg(long, default_value = DEMO_SLUG)]
+        tenant: String,
+    },
+    /// Replace the sections given in a JSON document (the shape `show` prints).
+    Set {
+        #[arg(long, default_value = DEMO_SLUG)]
+        tenant: String,
+        /// The document; `-` reads standard input.
+        #[arg(long)]
+        input: String,
+    },
 }
 
 #[tokio::main]
@@ -60,6 +91,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Explain { tenant, text } => explain(config, &tenant, &text).await,
         Command::Decide { .. } => Ok(()),
+        Command::Settings { action } => settings(config, action).await,
+        Command::Flag { key, value, tenant } => flag(config, &key, &value, tenant.as_deref()).await,
         Command::Queues => {
             let stats =
                 switchboard_bus::queue_stats(&config.amqp, switchboard_bus::INBOUND).await?;
@@ -132,13 +165,72 @@ async fn explain(config: Config, tenant: &str, text: &str) -> anyhow::Result<()>
     Ok(())
 }
 
-fn decide(input: &str, seed: Option<u64>) -> anyhow::Result<()> {
-    use rand::SeedableRng;
-    let text = if input == "-" {
+fn read_input(input: &str) -> anyhow::Result<String> {
+    Ok(if input == "-" {
         std::io::read_to_string(std::io::stdin())?
     } else {
         std::fs::read_to_string(input).with_context(|| format!("reading {input}"))?
+    })
+}
+
+async fn store(config: &Config) -> anyhow::Result<Store> {
+    Store::migrate(&config.database.url).await?;
+    let store = Store::connect_lazy(&config.database.url, 2)?;
+    store.seed_demo().await?;
+    Ok(store)
+}
+
+async fn settings(config: Config, action: SettingsAction) -> anyhow::Result<()> {
+    let store = store(&config).await?;
+    let (tenant, input) = match &action {
+        SettingsAction::Show { tenant } => (tenant, None),
+        SettingsAction::Set { tenant, input } => (tenant, Some(input)),
     };
+    let tenant_id = store
+        .tenant_id(tenant)
+        .await
+        .with_context(|| format!("tenant {tenant:?}"))?;
+    if let Some(input) = input {
+        let doc: switchboard_store::SettingsDoc =
+            serde_json::from_str(&read_input(input)?).context("parsing the settings document")?;
+        store.apply_settings(tenant_id, &doc, "cli").await?;
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&store.settings_doc(tenant_id).await?)?
+    );
+    Ok(())
+}
+
+async fn flag(config: Config, key: &str, value: &str, tenant: Option<&str>) -> anyhow::Result<()> {
+    let value = match value {
+        "on" | "true" => Some(true),
+        "off" | "false" => Some(false),
+        "unset" => None,
+        other => anyhow::bail!("flag value must be on, off or unset, not {other:?}"),
+    };
+    let store = store(&config).await?;
+    let tenant_id = match tenant {
+        Some(t) => Some(
+            store
+                .tenant_id(t)
+                .await
+                .with_context(|| format!("tenant {t:?}"))?,
+        ),
+        None => None,
+    };
+    store.set_flag(tenant_id, key, value).await?;
+    println!(
+        "{key} {} for {}",
+        value.map_or("unset", |v| if v { "on" } else { "off" }),
+        tenant.unwrap_or("every tenant")
+    );
+    Ok(())
+}
+
+fn decide(input: &str, seed: Option<u64>) -> anyhow::Result<()> {
+    use rand::SeedableRng;
+    let text = read_input(input)?;
     let case: switchboard_engine::Case = serde_json::from_str(&text).context("parsing the case")?;
     case.settings.validate()?;
     case.human_delay.validate()?;

@@ -11,6 +11,8 @@ pub enum ApiError {
     Conflict(String),
     /// A dependency (database, broker) is down: the client should retry.
     Unavailable(String),
+    Unauthorized(&'static str),
+    Internal,
 }
 
 impl IntoResponse for ApiError {
@@ -20,6 +22,11 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(what) => (StatusCode::NOT_FOUND, format!("{what} not found")),
             ApiError::Conflict(r) => (StatusCode::CONFLICT, r),
             ApiError::Unavailable(r) => (StatusCode::SERVICE_UNAVAILABLE, r),
+            ApiError::Unauthorized(r) => (StatusCode::UNAUTHORIZED, r.to_owned()),
+            ApiError::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error".to_owned(),
+            ),
         };
         let mut res = (status, Json(json!({ "error": reason }))).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::CONFLICT {
@@ -34,7 +41,18 @@ impl IntoResponse for ApiError {
 
 impl From<switchboard_store::StoreError> for ApiError {
     fn from(e: switchboard_store::StoreError) -> Self {
-        tracing::warn!(error = %e, cause = ?std::error::Error::source(&e).map(|c| c.to_string()), "store error");
-        ApiError::Unavailable("the database is unavailable".into())
+        use switchboard_store::StoreError;
+        match e {
+            StoreError::Invalid(reason) => ApiError::BadRequest(reason),
+            StoreError::NotFound { what } => ApiError::NotFound(what),
+            e if e.is_unavailable() => {
+                tracing::warn!(error = %crate::chain(&e), "store unavailable");
+                ApiError::Unavailable("the database is unavailable".into())
+            }
+            e => {
+                tracing::error!(error = %crate::chain(&e), "store error");
+                ApiError::Internal
+            }
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP surface: the web-chat widget and its API, health, readiness and metrics.
 //! Ingress answers 2xx only after the broker has confirmed a durable publish.
 
+mod admin;
 mod error;
 mod live;
 mod ops;
@@ -33,6 +34,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ops::routes())
         .merge(webchat::routes())
+        .merge(admin::routes())
         .layer(DefaultBodyLimit::max(limit))
         .layer(TraceLayer::new_for_http())
         // A panic in a handler becomes a 500 for that request, not a dead process.
@@ -57,4 +59,16 @@ pub async fn serve(
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
+}
+
+/// An error with its causes, for logs.
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cur = c.source();
+    }
+    out
 }

@@ -17,8 +17,21 @@ pub struct Config {
     pub amqp: BusConfig,
     pub dispatcher: DispatcherConfig,
     pub llm: LlmConfig,
+    pub admin: AdminConfig,
     pub security: SecurityConfig,
     pub log: LogConfig,
+}
+
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    pub api_token: String,
+}
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminConfig { api_token: <redacted> }")
+    }
 }
 
 #[derive(Clone, PartialEq, Eq, Deserialize)]

@@ -9,6 +9,7 @@ mod knowledge;
 mod live;
 mod outbox;
 mod seed;
+mod settings;
 mod tenants;
 mod transcript;
 
@@ -23,6 +24,7 @@ pub use inbound::StoredInbound;
 pub use live::{Dedup, DedupClaim, RedisLiveFeed, subscribe_live};
 pub use outbox::{Claim, OutboxItem};
 pub use seed::DEMO_SLUG;
+pub use settings::{ConversationSettings, InvalidSettingsDoc, SettingsDoc};
 pub use tenants::{LlmOverrides, TenantChannel, TenantSettings};
 pub use transcript::TranscriptEntry;
 

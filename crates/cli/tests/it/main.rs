@@ -2,6 +2,7 @@
 //! each test with a fresh database and its own queue namespace.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
+mod admin;
 mod brain;
 mod fake_llm;
 mod helpers;

@@ -1,0 +1,169 @@
+//! The admin settings API and what the settings do to the next message.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, test_config};
+
+const TOKEN: &str = "test-admin-token";
+
+async fn app() -> TestApp {
+    let mut config = test_config();
+    config.admin.api_token = TOKEN.into();
+    TestApp::spawn_with(config, switchboard::Parts::ALL).await
+}
+
+fn url(app: &TestApp) -> String {
+    format!("{}/api/v1/admin/tenants/demo/settings", app.base)
+}
+
+async fn put(app: &TestApp, doc: Value) -> (StatusCode, Value) {
+    let r = app
+        .http
+        .put(url(app))
+        .bearer_auth(TOKEN)
+        .json(&doc)
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.json().await.unwrap())
+}
+
+async fn decision_for(app: &TestApp, visitor: &str) -> (String, Option<String>) {
+    app.post_chat(visitor, "c1", "Do you ship to Berlin?").await;
+    for _ in 0..150 {
+        let row: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT s.decision, s.autosend_block_reason FROM ai_suggestions s
+             JOIN conversations c ON c.id = s.conversation_id JOIN customers cu ON cu.id = c.customer_id
+             WHERE cu.external_id = $1",
+        )
+        .bind(visitor)
+        .fetch_optional(&app.pool)
+        .await
+        .unwrap();
+        if let Some(r) = row {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no decision");
+}
+
+#[tokio::test]
+async fn settings_need_the_admin_token() {
+    let app = app().await;
+    assert_eq!(
+        app.http.get(url(&app)).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let wrong = app
+        .http
+        .get(url(&app))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let r = app
+        .http
+        .get(url(&app))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let doc: Value = r.json().await.unwrap();
+    assert_eq!(doc["decision"]["t_auto"], 0.75);
+    assert_eq!(doc["human_delay"]["night_mode"], "DELAY");
+}
+
+#[tokio::test]
+async fn invalid_settings_are_refused_with_the_reason() {
+    let app = app().await;
+    let (status, body) = put(
+        &app,
+        json!({"decision": {"t_auto": 0.3, "t_escalate": 0.5}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("t_escalate < t_auto"),
+        "{body}"
+    );
+    let (status, body) = put(
+        &app,
+        json!({"decision": {"weights": {"similarity": 0.5, "intent": 0.5, "self_check": 0.5}}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"].as_str().unwrap().contains("sum to 1"),
+        "{body}"
+    );
+    let (status, body) = put(&app, json!({"flags": {"AUTOPILOT": true}})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"].as_str().unwrap().contains("AUTOPILOT"),
+        "{body}"
+    );
+    let (status, body) = put(&app, json!({"conversation": {"default_mode": "auto", "debounce_quiet_ms": 9000, "debounce_cap_ms": 8000}})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = put(&app, json!({"decison": {}})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_events WHERE action = 'settings.update'")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn settings_change_the_next_decision() {
+    let app = app().await;
+    let (status, doc) = put(&app, json!({"flags": {"AI_AUTOSEND_ENABLED": false}})).await;
+    assert_eq!(status, StatusCode::OK, "{doc}");
+    assert_eq!(doc["flags"]["AI_AUTOSEND_ENABLED"], false);
+    assert_eq!(
+        decision_for(&app, "a1").await,
+        ("NEED_APPROVAL".into(), Some("FLAG_OFF".into()))
+    );
+
+    put(
+        &app,
+        json!({"flags": {"AI_AUTOSEND_ENABLED": null}, "decision": {"autosend_allowed": false}}),
+    )
+    .await;
+    assert_eq!(
+        decision_for(&app, "a2").await,
+        ("NEED_APPROVAL".into(), Some("SETTING_OFF".into()))
+    );
+
+    put(&app, json!({"decision": {"autosend_allowed": true, "t_auto": 0.75}, "policies": {"always_escalate_intents": ["shipping"], "forbidden_topics": []}})).await;
+    assert_eq!(decision_for(&app, "a3").await.0, "ESCALATE");
+
+    // A global flag applies where the tenant has none of its own.
+    put(
+        &app,
+        json!({"policies": {"always_escalate_intents": [], "forbidden_topics": []}}),
+    )
+    .await;
+    app.services
+        .store
+        .set_flag(None, "CHANNEL_WEBCHAT_ENABLED", Some(false))
+        .await
+        .unwrap();
+    assert_eq!(
+        decision_for(&app, "a4").await,
+        ("NEED_APPROVAL".into(), Some("FLAG_OFF".into()))
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_events WHERE action = 'settings.update'")
+            .await,
+        4
+    );
+}
