@@ -11,5 +11,6 @@ CREATE TABLE llm_settings (
     model       text,
     temperature real CHECK (temperature BETWEEN 0 AND 2),
     max_tokens  integer CHECK (max_tokens > 0),
+    response_format text CHECK (response_format IN ('json_schema', 'json_object')),
     updated_at  timestamptz NOT NULL DEFAULT now()
 );

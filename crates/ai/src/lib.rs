@@ -13,6 +13,6 @@ mod validate;
 pub use breaker::CircuitBreaker;
 pub use intent::{INTENTS, Intent, classify};
 pub use offline::{PROVIDER as OFFLINE_PROVIDER, respond};
-pub use openai::{LlmConfig, LlmDraft, LlmError, OpenAiProvider, ProviderKind, Usage};
+pub use openai::{JsonMode, LlmConfig, LlmDraft, LlmError, OpenAiProvider, ProviderKind, Usage};
 pub use prompt::{DraftRequest, Persona, Turn};
 pub use switchboard_engine::DraftSignals;

@@ -61,6 +61,7 @@ pub struct LlmOverrides {
     pub model: Option<String>,
     pub temperature: Option<f32>,
     pub max_tokens: Option<i32>,
+    pub response_format: Option<String>,
 }
 
 impl Store {
@@ -184,7 +185,7 @@ impl Store {
                 .collect(),
         };
         let llm: LlmOverrides = sqlx::query_as(
-            "SELECT provider, base_url, api_key, model, temperature, max_tokens
+            "SELECT provider, base_url, api_key, model, temperature, max_tokens, response_format
              FROM llm_settings WHERE tenant_id = $1",
         )
         .bind(tenant_id)

@@ -60,6 +60,9 @@ fn llm_config(s: &Services, settings: &TenantSettings) -> Result<LlmConfig, Stri
     if let Some(v) = o.temperature {
         cfg.temperature = v;
     }
+    if let Some(v) = &o.response_format {
+        cfg.response_format = v.parse()?;
+    }
     if let Some(v) = o.max_tokens {
         cfg.max_tokens = u32::try_from(v).unwrap_or(cfg.max_tokens);
     }
@@ -119,11 +122,7 @@ pub async fn draft(
         history,
         sources: &sources,
     };
-    let result = provider.draft(&req).await;
-    let usage = match &result {
-        Ok(d) => d.usage,
-        Err(_) => Default::default(),
-    };
+    let (usage, result) = provider.draft(&req).await;
     if usage.requests > 0
         && let Err(e) = s
             .store

@@ -34,6 +34,28 @@ pub struct LlmConfig {
     pub timeout_ms: u64,
     /// Attempts after the first one, on 429, 5xx and timeouts.
     pub max_retries: u32,
+    /// How the server is asked for JSON: OpenAI's `json_schema`, or `json_object` with a
+    /// `schema` (llama.cpp's server).
+    pub response_format: JsonMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JsonMode {
+    JsonSchema,
+    JsonObject,
+}
+
+impl std::str::FromStr for JsonMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "json_schema" => Ok(Self::JsonSchema),
+            "json_object" => Ok(Self::JsonObject),
+            _ => Err(format!("unknown response_format {s:?}")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -85,7 +107,6 @@ pub struct Usage {
 pub struct LlmDraft {
     pub signals: DraftSignals,
     pub questions_to_ask: Vec<String>,
-    pub usage: Usage,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -135,12 +156,14 @@ impl OpenAiProvider {
     }
 
     /// Drafts and self-checks a reply. Every failure is an error for the caller to turn
-    /// into ESCALATE; nothing half-checked comes back as a draft.
-    pub async fn draft(&self, req: &DraftRequest<'_>) -> Result<LlmDraft, LlmError> {
+    /// into ESCALATE; nothing half-checked comes back as a draft. The tokens spent are
+    /// reported either way.
+    pub async fn draft(&self, req: &DraftRequest<'_>) -> (Usage, Result<LlmDraft, LlmError>) {
+        let mut usage = Usage::default();
         if !self.breaker.allow() {
-            return Err(LlmError::CircuitOpen);
+            return (usage, Err(LlmError::CircuitOpen));
         }
-        let result = self.draft_unguarded(req).await;
+        let result = self.draft_unguarded(req, &mut usage).await;
         match &result {
             Ok(_) => self.breaker.success(),
             // A model that talks nonsense is not an outage: only transport-level
@@ -148,18 +171,25 @@ impl OpenAiProvider {
             Err(e) if e.retryable() => self.breaker.failure(),
             Err(_) => self.breaker.success(),
         }
-        result
+        (usage, result)
     }
 
-    async fn draft_unguarded(&self, req: &DraftRequest<'_>) -> Result<LlmDraft, LlmError> {
-        let mut usage = Usage::default();
+    async fn draft_unguarded(
+        &self,
+        req: &DraftRequest<'_>,
+        usage: &mut Usage,
+    ) -> Result<LlmDraft, LlmError> {
         let (system, user) = draft_messages(req);
         let answer: DraftAnswer = self
             .call(
                 &system,
                 &user,
-                wire::json_schema("draft", wire::draft_schema(&INTENTS)),
-                &mut usage,
+                wire::response_format(
+                    self.cfg.response_format,
+                    "draft",
+                    wire::draft_schema(&INTENTS),
+                ),
+                usage,
             )
             .await?;
         validate::draft(&answer, req.sources).map_err(LlmError::Invalid)?;
@@ -169,8 +199,12 @@ impl OpenAiProvider {
             .call(
                 &system,
                 &user,
-                wire::json_schema("self_check", wire::self_check_schema()),
-                &mut usage,
+                wire::response_format(
+                    self.cfg.response_format,
+                    "self_check",
+                    wire::self_check_schema(),
+                ),
+                usage,
             )
             .await?;
         let mut self_check_score = validate::self_check(&check).map_err(LlmError::Invalid)?;
@@ -203,7 +237,6 @@ impl OpenAiProvider {
                 missing_fields: answer.missing_fields,
             },
             questions_to_ask: answer.questions_to_ask,
-            usage,
         })
     }
 

@@ -71,11 +71,14 @@ pub struct SelfCheckAnswer {
     pub need_handoff: bool,
 }
 
-pub fn json_schema(name: &str, schema: Value) -> Value {
-    serde_json::json!({
-        "type": "json_schema",
-        "json_schema": {"name": name, "strict": true, "schema": schema}
-    })
+pub fn response_format(mode: super::JsonMode, name: &str, schema: Value) -> Value {
+    match mode {
+        super::JsonMode::JsonSchema => serde_json::json!({
+            "type": "json_schema",
+            "json_schema": {"name": name, "strict": true, "schema": schema}
+        }),
+        super::JsonMode::JsonObject => serde_json::json!({"type": "json_object", "schema": schema}),
+    }
 }
 
 pub fn draft_schema(intents: &[&str]) -> Value {

@@ -7,4 +7,5 @@ mod brain;
 mod fake_llm;
 mod helpers;
 mod llm;
+mod real_llm;
 mod webchat;
