@@ -317,6 +317,8 @@ impl DraftTx {
         summary: &str,
         suggested_response: Option<&str>,
     ) -> Result<Uuid> {
+        switchboard_engine::transition(self.status, ConversationStatus::Escalated)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
         sqlx::query(
             "UPDATE conversations SET status = 'escalated', version = version + 1, updated_at = now()
              WHERE id = $1 AND tenant_id = $2",

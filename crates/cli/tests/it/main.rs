@@ -4,6 +4,7 @@
 
 mod admin;
 mod brain;
+mod cli;
 mod fake_llm;
 mod helpers;
 mod llm;
