@@ -2,7 +2,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
 };
@@ -64,7 +64,7 @@ pub async fn consume<H, F>(
         match run_once(&cfg, queue, &handler, &publisher, &shutdown).await {
             Ok(()) => backoff = Duration::from_millis(250),
             Err(e) => {
-                tracing::warn!(error = %e, queue, "consumer lost the broker; reconnecting");
+                tracing::warn!(error = %switchboard_core::error_chain(&e), queue, "consumer lost the broker; reconnecting");
                 tokio::select! {
                     _ = shutdown.cancelled() => {}
                     _ = tokio::time::sleep(backoff) => {}
@@ -124,7 +124,11 @@ where
                     tasks.spawn(async move {
                         let attempt = delivery.attempt;
                         let body = delivery.body.clone();
-                        let outcome = handler(delivery).await;
+                        // A panicking handler must not strand its delivery unacknowledged.
+                        let outcome = std::panic::AssertUnwindSafe(handler(delivery))
+                            .catch_unwind()
+                            .await
+                            .unwrap_or_else(|_| Outcome::Retry("the handler panicked".into()));
                         metrics::counter!("sb_bus_handled_total", "queue" => queue, "outcome" => match &outcome {
                             Outcome::Ack => "ack", Outcome::Retry(_) => "retry", Outcome::Dead(_) => "dead",
                         }).increment(1);
@@ -135,7 +139,7 @@ where
                             d.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await
                         };
                         if let Err(e) = done {
-                            tracing::warn!(error = %e, queue, "could not settle a delivery; the broker will redeliver it");
+                            tracing::warn!(error = %switchboard_core::error_chain(&e), queue, "could not settle a delivery; the broker will redeliver it");
                         }
                     });
                 }
@@ -202,7 +206,7 @@ async fn settle(
     {
         Ok(()) => true,
         Err(e) => {
-            tracing::warn!(error = %e, queue, "could not move the message; leaving it on its queue");
+            tracing::warn!(error = %switchboard_core::error_chain(&e), queue, "could not move the message; leaving it on its queue");
             false
         }
     }

@@ -47,7 +47,7 @@ pub async fn start(
         let (s, sd) = (services.clone(), shutdown.clone());
         tasks.spawn(async move {
             if let Err(e) = switchboard_gateway::serve(s, listener, sd).await {
-                tracing::error!(error = %e, "gateway stopped");
+                tracing::error!(error = %switchboard_core::error_chain(&e), "gateway stopped");
             }
         });
     }

@@ -14,3 +14,15 @@ pub use envelope::Envelope;
 pub use inbound::{Attachment, InboundEvent, Sender};
 pub use outbound::OutboundMessage;
 pub use status::{ConversationStatus, Mode, Role, UnknownValue};
+
+/// An error with its causes, for logs: "database error: pool timed out".
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cur = c.source();
+    }
+    out
+}

@@ -46,11 +46,11 @@ impl From<switchboard_store::StoreError> for ApiError {
             StoreError::Invalid(reason) => ApiError::BadRequest(reason),
             StoreError::NotFound { what } => ApiError::NotFound(what),
             e if e.is_unavailable() => {
-                tracing::warn!(error = %crate::chain(&e), "store unavailable");
+                tracing::warn!(error = %switchboard_core::error_chain(&e), "store unavailable");
                 ApiError::Unavailable("the database is unavailable".into())
             }
             e => {
-                tracing::error!(error = %crate::chain(&e), "store error");
+                tracing::error!(error = %switchboard_core::error_chain(&e), "store error");
                 ApiError::Internal
             }
         }

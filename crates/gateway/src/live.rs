@@ -31,7 +31,9 @@ impl LiveHub {
                             }
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "live feed subscription failed; retrying"),
+                    Err(e) => {
+                        tracing::warn!(error = %switchboard_core::error_chain(&e), "live feed subscription failed; retrying")
+                    }
                 }
                 tokio::select! {
                     _ = shutdown.cancelled() => return,

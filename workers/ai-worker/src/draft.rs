@@ -135,7 +135,7 @@ pub async fn draft(
             )
             .await
     {
-        tracing::warn!(error = %e, "token usage not recorded");
+        tracing::warn!(error = %switchboard_core::error_chain(&e), "token usage not recorded");
     }
     Ok(match result {
         Ok(d) => Drafted {
@@ -144,7 +144,7 @@ pub async fn draft(
             error: None,
         },
         Err(e) => {
-            tracing::warn!(error = %e, "drafting failed; escalating");
+            tracing::warn!(error = %switchboard_core::error_chain(&e), "drafting failed; escalating");
             Drafted {
                 draft: failed_draft(),
                 provider: switchboard_ai::openai::PROVIDER,
@@ -313,7 +313,7 @@ pub async fn draft_and_decide(
             .publish(&format!("operators:{tenant_id}"), &event)
             .await
         {
-            tracing::warn!(error = %e, "operators were not notified live; the console still lists it");
+            tracing::warn!(error = %switchboard_core::error_chain(&e), "operators were not notified live; the console still lists it");
         }
     }
     Ok(())

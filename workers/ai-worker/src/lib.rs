@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 use switchboard_bus::{Delivery, Outcome, consume};
 use switchboard_core::envelope::INBOUND_MESSAGE;
-use switchboard_core::{ChannelKind, Envelope, InboundEvent, LiveFeed};
+use switchboard_core::{ChannelKind, Envelope, InboundEvent, LiveFeed, error_chain};
 use switchboard_runtime::Services;
 use switchboard_store::{RedisLiveFeed, StoreError};
 use tokio_util::sync::CancellationToken;
@@ -54,22 +54,10 @@ pub async fn handle(s: &Services, d: Delivery) -> Outcome {
         Ok(()) => Outcome::Ack,
         Err(e) => {
             let _g = span.enter();
-            tracing::warn!(error = %chain(&e), "inbound handling failed");
-            Outcome::Retry(chain(&e))
+            tracing::warn!(error = %error_chain(&e), "inbound handling failed");
+            Outcome::Retry(error_chain(&e))
         }
     }
-}
-
-/// An error with its causes, for logs: "database error: pool timed out".
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cur = c.source();
-    }
-    out
 }
 
 async fn process(s: &Services, ev: &InboundEvent) -> Result<(), StoreError> {
@@ -91,7 +79,7 @@ async fn process(s: &Services, ev: &InboundEvent) -> Result<(), StoreError> {
                 .publish(&topic, &event)
                 .await
             {
-                tracing::debug!(error = %e, "live echo skipped");
+                tracing::debug!(error = %switchboard_core::error_chain(&e), "live echo skipped");
             }
         }
     }

@@ -64,12 +64,12 @@ async fn send_loop(s: Services, adapters: Arc<Adapters>, shutdown: CancellationT
                 let span = tracing::info_span!("send", tenant_id = %m.tenant_id, channel_id = %m.channel_id,
                     conversation_id = %m.conversation_id, message_id = %m.message_id, outbox_id = %claim.item.id);
                 if let Err(e) = deliver(cfg, &adapters, claim).instrument(span).await {
-                    tracing::warn!(error = %e, "recording a send failed; the row will be claimed again");
+                    tracing::warn!(error = %switchboard_core::error_chain(&e), "recording a send failed; the row will be claimed again");
                 }
             }
             Ok(None) => pause(&shutdown, cfg.poll_interval_ms).await,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot claim from the outbox");
+                tracing::warn!(error = %switchboard_core::error_chain(&e), "cannot claim from the outbox");
                 pause(&shutdown, cfg.poll_interval_ms.max(1000)).await;
             }
         }
@@ -156,11 +156,13 @@ async fn typing_loop(s: Services, adapters: Arc<Adapters>, shutdown: Cancellatio
                     }
                     last.insert(id, now);
                     if let Err(e) = adapter.typing(&message).await {
-                        tracing::debug!(error = %e, "typing indicator skipped");
+                        tracing::debug!(error = %switchboard_core::error_chain(&e), "typing indicator skipped");
                     }
                 }
             }
-            Err(e) => tracing::debug!(error = %e, "typing loop cannot read the outbox"),
+            Err(e) => {
+                tracing::debug!(error = %switchboard_core::error_chain(&e), "typing loop cannot read the outbox")
+            }
         }
         pause(&shutdown, s.config.dispatcher.poll_interval_ms).await;
     }

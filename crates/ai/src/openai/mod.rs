@@ -290,7 +290,7 @@ impl OpenAiProvider {
                         let base = 250u64 << attempt.min(6);
                         Duration::from_millis(rand::rng().random_range(base / 2..=base))
                     });
-                    tracing::warn!(error = %e, attempt, "LLM call failed; retrying");
+                    tracing::warn!(error = %switchboard_core::error_chain(&e), attempt, "LLM call failed; retrying");
                     tokio::time::sleep(backoff.min(Duration::from_secs(10))).await;
                 }
                 Err((e, _)) => return Err(e),

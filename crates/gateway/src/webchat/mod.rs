@@ -81,14 +81,14 @@ async fn post_message(
                 return Err(ApiError::Conflict("this message is being accepted right now; retry".into()));
             }
             Ok(DedupClaim::Claimed) => {}
-            Err(e) => tracing::warn!(error = %e, "dedup fast path unavailable"),
+            Err(e) => tracing::warn!(error = %switchboard_core::error_chain(&e), "dedup fast path unavailable"),
         }
         let env = Envelope::new(INBOUND_MESSAGE, tc.tenant_id, tc.channel_id, &ev);
         let body = serde_json::to_vec(&env).map_err(|e| ApiError::BadRequest(e.to_string()))?;
         match s.services.publisher.publish(switchboard_bus::INBOUND, &body).await {
             Ok(()) => {
                 if let Err(e) = s.dedup.confirm(tc.channel_id, &ev.provider_event_id).await {
-                    tracing::warn!(error = %e, "dedup confirm failed; a retry will be deduplicated by the worker");
+                    tracing::warn!(error = %switchboard_core::error_chain(&e), "dedup confirm failed; a retry will be deduplicated by the worker");
                 }
                 count("queued");
                 tracing::info!(trace_id = %env.trace_id, "queued");
@@ -97,7 +97,7 @@ async fn post_message(
             Err(e) => {
                 let _ = s.dedup.release(tc.channel_id, &ev.provider_event_id).await;
                 count("unavailable");
-                tracing::warn!(error = %e, cause = ?std::error::Error::source(&e).map(|c| c.to_string()), "publish failed");
+                tracing::warn!(error = %switchboard_core::error_chain(&e), "publish failed");
                 Err(ApiError::Unavailable("the message broker is unavailable; retry".into()))
             }
         }
