@@ -125,7 +125,7 @@ where
                         let attempt = delivery.attempt;
                         let body = delivery.body.clone();
                         // A panicking handler must not strand its delivery unacknowledged.
-                        let outcome = std::panic::AssertUnwindSafe(handler(delivery))
+                        let outcome = std::panic::AssertUnwindSafe(async move { handler(delivery).await })
                             .catch_unwind()
                             .await
                             .unwrap_or_else(|_| Outcome::Retry("the handler panicked".into()));

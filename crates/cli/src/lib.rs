@@ -29,6 +29,11 @@ impl Parts {
         ai_worker: true,
         dispatcher: true,
     };
+    pub const GATEWAY: Parts = Parts {
+        gateway: true,
+        ai_worker: false,
+        dispatcher: false,
+    };
 }
 
 /// Migrates, seeds the demo tenant, and starts the chosen parts, the gateway on `listener`.

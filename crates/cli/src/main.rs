@@ -18,6 +18,8 @@ struct Cli {
 enum Command {
     /// Run the gateway, the AI worker and the dispatcher in one process.
     Up,
+    /// Run the gateway alone (scale the `ai-worker` and `dispatcher` binaries beside it).
+    Gateway,
     /// Create the database if needed and apply every migration.
     Migrate,
     /// Show what the responder and the decision engine would do with a message, sending nothing.
@@ -81,7 +83,8 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::load()?;
     init_tracing(&config.log);
     match cli.command {
-        Command::Up => up(config).await,
+        Command::Up => up(config, switchboard::Parts::ALL).await,
+        Command::Gateway => up(config, switchboard::Parts::GATEWAY).await,
         Command::Migrate => {
             Store::migrate(&config.database.url)
                 .await
@@ -105,14 +108,14 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn up(config: Config) -> anyhow::Result<()> {
+async fn up(config: Config, parts: switchboard::Parts) -> anyhow::Result<()> {
     let bind = format!("{}:{}", config.server.host, config.server.port);
     let public = config.server.public_url.trim_end_matches('/').to_owned();
     let listener = tokio::net::TcpListener::bind(&bind)
         .await
         .with_context(|| format!("binding {bind}"))?;
     let shutdown = shutdown_signal();
-    let mut running = switchboard::start(config, listener, switchboard::Parts::ALL, shutdown)
+    let mut running = switchboard::start(config, listener, parts, shutdown)
         .await
         .context("starting switchboard")?;
     println!("Switchboard is up on http://{}", running.addr);
@@ -193,7 +196,11 @@ async fn settings(config: Config, action: SettingsAction) -> anyhow::Result<()> 
     if let Some(input) = input {
         let doc: switchboard_store::SettingsDoc =
             serde_json::from_str(&read_input(input)?).context("parsing the settings document")?;
-        store.apply_settings(tenant_id, &doc, "cli").await?;
+        let cipher =
+            switchboard_store::crypto::Cipher::from_base64(&config.security.master_key).ok();
+        store
+            .apply_settings(tenant_id, &doc, "cli", cipher.as_ref())
+            .await?;
     }
     println!(
         "{}",

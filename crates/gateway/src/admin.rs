@@ -63,9 +63,11 @@ async fn write(
     let doc: SettingsDoc =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let tenant = s.services.store.tenant_id(&slug).await?;
+    let cipher =
+        switchboard_store::crypto::Cipher::from_base64(&s.services.config.security.master_key).ok();
     s.services
         .store
-        .apply_settings(tenant, &doc, "admin-token")
+        .apply_settings(tenant, &doc, "admin-token", cipher.as_ref())
         .await?;
     Ok(Json(s.services.store.settings_doc(tenant).await?))
 }

@@ -24,7 +24,7 @@ pub use inbound::StoredInbound;
 pub use live::{Dedup, DedupClaim, RedisLiveFeed, subscribe_live};
 pub use outbox::{Claim, OutboxItem};
 pub use seed::DEMO_SLUG;
-pub use settings::{ConversationSettings, InvalidSettingsDoc, SettingsDoc};
+pub use settings::{ConversationSettings, InvalidSettingsDoc, LlmSettingsDoc, SettingsDoc};
 pub use tenants::{LlmOverrides, TenantChannel, TenantSettings};
 pub use transcript::TranscriptEntry;
 

@@ -9,6 +9,7 @@ use switchboard_core::Mode;
 use switchboard_engine::{DecisionSettings, Flags, HumanDelaySettings, Policies};
 use uuid::Uuid;
 
+use crate::crypto::{Cipher, CryptoError};
 use crate::{Result, Store, StoreError};
 
 /// Conversation handling that is not the engine's: the starting mode and the debounce.
@@ -35,7 +36,32 @@ pub struct SettingsDoc {
     pub flags: Option<BTreeMap<String, Option<bool>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policies: Option<Policies>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmSettingsDoc>,
 }
+
+/// The tenant's own LLM settings; absent fields use the global `[llm]` configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmSettingsDoc {
+    #[serde(default)]
+    pub provider: Option<String>,
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Write-only: stored encrypted, read back as "***" when set.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub temperature: Option<f32>,
+    #[serde(default)]
+    pub max_tokens: Option<i32>,
+    #[serde(default)]
+    pub response_format: Option<String>,
+}
+
+const REDACTED: &str = "***";
 
 /// Why settings were refused; the message names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,6 +89,30 @@ impl SettingsDoc {
                 c.debounce_quiet_ms, c.debounce_cap_ms
             ));
         }
+        if let Some(l) = &self.llm {
+            if let Some(p) = l
+                .provider
+                .as_deref()
+                .filter(|p| !["offline", "openai"].contains(p))
+            {
+                return bad(format!("llm.provider must be offline or openai, not {p:?}"));
+            }
+            if let Some(f) = l
+                .response_format
+                .as_deref()
+                .filter(|f| !["json_schema", "json_object"].contains(f))
+            {
+                return bad(format!(
+                    "llm.response_format must be json_schema or json_object, not {f:?}"
+                ));
+            }
+            if l.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
+                return bad("llm.temperature must lie between 0 and 2".into());
+            }
+            if l.max_tokens.is_some_and(|m| m <= 0) {
+                return bad("llm.max_tokens must be positive".into());
+            }
+        }
         if let Some(flags) = &self.flags {
             let known = Flags::all_keys();
             if let Some(k) = flags.keys().find(|k| !known.contains(k)) {
@@ -74,6 +124,17 @@ impl SettingsDoc {
         }
         Ok(())
     }
+}
+
+/// The document as the audit log keeps it: without the API key.
+fn redacted(doc: &SettingsDoc) -> SettingsDoc {
+    let mut d = doc.clone();
+    if let Some(l) = &mut d.llm
+        && l.api_key.is_some()
+    {
+        l.api_key = Some(REDACTED.to_owned());
+    }
+    d
 }
 
 fn n(x: u64) -> i32 {
@@ -100,18 +161,63 @@ impl Store {
             human_delay: Some(s.human_delay),
             flags: Some(own.into_iter().map(|(k, v)| (k, Some(v))).collect()),
             policies: Some(s.policies),
+            llm: Some(LlmSettingsDoc {
+                provider: s.llm.provider,
+                base_url: s.llm.base_url,
+                api_key: s.llm.api_key.map(|_| REDACTED.to_owned()),
+                model: s.llm.model,
+                temperature: s.llm.temperature,
+                max_tokens: s.llm.max_tokens,
+                response_format: s.llm.response_format,
+            }),
         })
     }
 
     /// Validates, then writes the given sections in one transaction with an audit event.
+    /// An LLM API key needs `cipher`: keys are only ever stored encrypted.
     pub async fn apply_settings(
         &self,
         tenant_id: Uuid,
         doc: &SettingsDoc,
         actor: &str,
+        cipher: Option<&Cipher>,
     ) -> Result<()> {
         doc.validate().map_err(|e| StoreError::Invalid(e.0))?;
+        let api_key = match doc.llm.as_ref().and_then(|l| l.api_key.as_deref()) {
+            // Reading a document back and writing it again keeps the stored key.
+            None | Some(REDACTED) => None,
+            Some("") => Some(None),
+            Some(key) => {
+                let cipher =
+                    cipher.ok_or_else(|| StoreError::Invalid(CryptoError::NoKey.to_string()))?;
+                Some(Some(cipher.encrypt(key.as_bytes())))
+            }
+        };
         let mut tx = self.pool.begin().await?;
+        if let Some(l) = &doc.llm {
+            sqlx::query(
+                "INSERT INTO llm_settings (tenant_id, provider, base_url, model, temperature, max_tokens, response_format)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (tenant_id) DO UPDATE SET provider = $2, base_url = $3, model = $4, temperature = $5,
+                        max_tokens = $6, response_format = $7, updated_at = now()",
+            )
+            .bind(tenant_id)
+            .bind(&l.provider)
+            .bind(&l.base_url)
+            .bind(&l.model)
+            .bind(l.temperature)
+            .bind(l.max_tokens)
+            .bind(&l.response_format)
+            .execute(&mut *tx)
+            .await?;
+            if let Some(key) = api_key {
+                sqlx::query("UPDATE llm_settings SET api_key = $2 WHERE tenant_id = $1")
+                    .bind(tenant_id)
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
         sqlx::query("INSERT INTO decision_settings (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING")
             .bind(tenant_id)
             .execute(&mut *tx)
@@ -194,7 +300,7 @@ impl Store {
         .bind(Uuid::now_v7())
         .bind(tenant_id)
         .bind(actor)
-        .bind(json!(doc))
+        .bind(json!(redacted(doc)))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

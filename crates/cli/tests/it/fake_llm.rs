@@ -56,6 +56,7 @@ impl Scripted {
 struct Fake {
     script: Arc<Mutex<VecDeque<Scripted>>>,
     requests: Arc<Mutex<Vec<Value>>>,
+    auth: Arc<Mutex<Vec<Option<String>>>>,
 }
 
 pub struct FakeLlm {
@@ -82,10 +83,24 @@ impl FakeLlm {
     pub fn requests(&self) -> Vec<Value> {
         self.fake.requests.lock().unwrap().clone()
     }
+
+    /// The Authorization header of each request.
+    pub fn auth(&self) -> Vec<Option<String>> {
+        self.fake.auth.lock().unwrap().clone()
+    }
 }
 
-async fn answer(State(f): State<Fake>, Json(body): Json<Value>) -> Response {
+async fn answer(
+    State(f): State<Fake>,
+    headers: axum::http::HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     f.requests.lock().unwrap().push(body);
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    f.auth.lock().unwrap().push(auth);
     let next = {
         let mut s = f.script.lock().unwrap();
         if s.len() > 1 {

@@ -247,3 +247,58 @@ async fn an_invented_price_is_not_sent_on_its_own() {
         .unwrap();
     assert!(reasons.to_string().contains("self-check 0.00"), "{reasons}");
 }
+
+#[tokio::test]
+async fn tenant_llm_settings_keep_the_api_key_encrypted() {
+    use base64::Engine;
+    let fake = FakeLlm::start(vec![Scripted::content("not json")]).await;
+    let mut config = test_config();
+    config.admin.api_token = "t".into();
+    let app = TestApp::spawn_with(config, switchboard::Parts::ALL).await;
+    let url = format!("{}/api/v1/admin/tenants/demo/settings", app.base);
+    let doc = json!({"llm": {"provider": "openai", "base_url": fake.base_url, "api_key": "sk-test-123", "model": "m"}});
+    // Without a master key, a key is refused rather than stored in the clear.
+    let r = app
+        .http
+        .put(&url)
+        .bearer_auth("t")
+        .json(&doc)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("MASTER_KEY"));
+    drop(app);
+
+    let mut config = test_config();
+    config.admin.api_token = "t".into();
+    config.security.master_key = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+    let app = TestApp::spawn_with(config, switchboard::Parts::ALL).await;
+    let url = format!("{}/api/v1/admin/tenants/demo/settings", app.base);
+    let r = app
+        .http
+        .put(&url)
+        .bearer_auth("t")
+        .json(&doc)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let back: Value = r.json().await.unwrap();
+    assert_eq!(back["llm"]["api_key"], "***");
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT api_key FROM llm_settings")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&stored).contains("sk-test-123"));
+    let audit: Value =
+        sqlx::query_scalar("SELECT details FROM audit_events WHERE action = 'settings.update'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(!audit.to_string().contains("sk-test-123"));
+
+    app.post_chat("k1", "c1", "Do you ship to Berlin?").await;
+    suggestion(&app).await;
+    assert_eq!(fake.auth()[0].as_deref(), Some("Bearer sk-test-123"));
+}
