@@ -11,7 +11,10 @@ pub mod status;
 pub use adapter::{ChannelAdapter, LiveFeed, SendError, SendReceipt};
 pub use channel::ChannelKind;
 pub use envelope::Envelope;
-pub use inbound::{Attachment, InboundEvent, Sender};
+pub use inbound::{
+    Attachment, ChannelRef, CustomerMessage, DeliveryStatus, DeliveryUpdate, InboundBody,
+    InboundEvent, Normalized, Sender,
+};
 pub use outbound::OutboundMessage;
 pub use status::{ConversationStatus, Mode, Role, UnknownValue};
 

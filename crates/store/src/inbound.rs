@@ -1,4 +1,4 @@
-use switchboard_core::InboundEvent;
+use switchboard_core::{CustomerMessage, DeliveryUpdate, InboundEvent, Sender};
 use uuid::Uuid;
 
 use crate::{Result, Store, StoreError};
@@ -15,22 +15,15 @@ impl Store {
     /// Stores a customer message exactly once. The receipt on (channel, provider event id)
     /// is claimed in the same transaction as the message, so a redelivery finds it and
     /// gets the original ids back instead of a second row.
-    pub async fn store_inbound(&self, ev: &InboundEvent) -> Result<StoredInbound> {
+    pub async fn store_inbound(
+        &self,
+        ev: &InboundEvent,
+        msg: &CustomerMessage,
+    ) -> Result<StoredInbound> {
         let mut tx = self.pool.begin().await?;
-        let claimed = sqlx::query(
-            "INSERT INTO inbound_receipts (tenant_id, channel_id, provider_event_id)
-             VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        )
-        .bind(ev.tenant_id)
-        .bind(ev.channel_id)
-        .bind(&ev.provider_event_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !claimed {
+        if !claim_receipt(&mut tx, ev).await? {
             drop(tx);
-            return self.existing_receipt(ev).await;
+            return self.existing_receipt(ev, msg).await;
         }
 
         let customer_id: Uuid = sqlx::query_scalar(
@@ -43,8 +36,8 @@ impl Store {
         .bind(Uuid::now_v7())
         .bind(ev.tenant_id)
         .bind(ev.channel_id)
-        .bind(&ev.sender.external_id)
-        .bind(&ev.sender.name)
+        .bind(&msg.sender.external_id)
+        .bind(&msg.sender.name)
         .fetch_one(&mut *tx)
         .await?;
 
@@ -77,17 +70,20 @@ impl Store {
         let message_id = Uuid::now_v7();
         let inserted = sqlx::query(
             "INSERT INTO messages (id, tenant_id, conversation_id, channel_id, role, content,
-                                   attachments, external_id, created_at)
-             VALUES ($1, $2, $3, $4, 'customer', $5, $6, $7, clock_timestamp())
+                                   attachments, metadata, external_id, in_reply_to, created_at)
+             VALUES ($1, $2, $3, $4, 'customer', $5, $6, $7, $8,
+                     (SELECT id FROM messages WHERE channel_id = $4 AND external_id = $9), clock_timestamp())
              ON CONFLICT (channel_id, external_id) DO NOTHING",
         )
         .bind(message_id)
         .bind(ev.tenant_id)
         .bind(conversation_id)
         .bind(ev.channel_id)
-        .bind(&ev.text)
-        .bind(sqlx::types::Json(&ev.attachments))
-        .bind(&ev.external_message_id)
+        .bind(&msg.text)
+        .bind(sqlx::types::Json(&msg.attachments))
+        .bind(sqlx::types::Json(&msg.metadata))
+        .bind(&msg.external_message_id)
+        .bind(&msg.reply_to_external_id)
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -95,7 +91,7 @@ impl Store {
         if !inserted {
             // Same platform message under a new delivery id: nothing new to answer.
             drop(tx);
-            return self.existing_message(ev).await;
+            return self.existing_message(ev, msg).await;
         }
         sqlx::query(
             "UPDATE inbound_receipts SET message_id = $1
@@ -114,7 +110,11 @@ impl Store {
         })
     }
 
-    async fn existing_receipt(&self, ev: &InboundEvent) -> Result<StoredInbound> {
+    async fn existing_receipt(
+        &self,
+        ev: &InboundEvent,
+        msg: &CustomerMessage,
+    ) -> Result<StoredInbound> {
         let row: Option<(Uuid, Uuid)> = sqlx::query_as(
             "SELECT m.conversation_id, m.id FROM inbound_receipts r
              JOIN messages m ON m.id = r.message_id
@@ -133,17 +133,21 @@ impl Store {
             }),
             // The receipt's transaction is still open elsewhere, or it named an existing
             // message: either way the other delivery owns this one.
-            None => self.existing_message(ev).await,
+            None => self.existing_message(ev, msg).await,
         }
     }
 
-    async fn existing_message(&self, ev: &InboundEvent) -> Result<StoredInbound> {
+    async fn existing_message(
+        &self,
+        ev: &InboundEvent,
+        msg: &CustomerMessage,
+    ) -> Result<StoredInbound> {
         let row: Option<(Uuid, Uuid)> = sqlx::query_as(
             "SELECT conversation_id, id FROM messages
              WHERE channel_id = $1 AND external_id = $2 AND tenant_id = $3",
         )
         .bind(ev.channel_id)
-        .bind(&ev.external_message_id)
+        .bind(&msg.external_message_id)
         .bind(ev.tenant_id)
         .fetch_optional(&self.pool)
         .await?;
@@ -155,5 +159,126 @@ impl Store {
             message_id,
             duplicate: true,
         })
+    }
+}
+
+/// Claims the dedup receipt of `ev` inside `tx`; false if another delivery holds it.
+async fn claim_receipt(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    ev: &InboundEvent,
+) -> Result<bool> {
+    Ok(sqlx::query(
+        "INSERT INTO inbound_receipts (tenant_id, channel_id, provider_event_id)
+         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(ev.tenant_id)
+    .bind(ev.channel_id)
+    .bind(&ev.provider_event_id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+impl Store {
+    /// An edited customer message: the stored text changes, no turn starts. Returns false
+    /// for a duplicate delivery or a message we never stored.
+    pub async fn apply_edit(
+        &self,
+        ev: &InboundEvent,
+        external_message_id: &str,
+        text: &str,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        if !claim_receipt(&mut tx, ev).await? {
+            return Ok(false);
+        }
+        let changed = sqlx::query(
+            "UPDATE messages SET content = $4, edited_at = now()
+             WHERE tenant_id = $1 AND channel_id = $2 AND external_id = $3 AND role = 'customer'",
+        )
+        .bind(ev.tenant_id)
+        .bind(ev.channel_id)
+        .bind(external_message_id)
+        .bind(text)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// What became of a message we sent. Statuses only move forward (a late "delivered"
+    /// never overwrites "read"); "failed" always applies. A closed window is remembered on
+    /// the customer.
+    pub async fn apply_status(&self, ev: &InboundEvent, u: &DeliveryUpdate) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        if !claim_receipt(&mut tx, ev).await? {
+            return Ok(false);
+        }
+        let changed = sqlx::query(
+            "UPDATE messages SET delivery_status = $4, delivery_error = COALESCE($5, delivery_error)
+             WHERE tenant_id = $1 AND channel_id = $2 AND external_id = $3 AND role <> 'customer'
+               AND ($4 = 'failed' OR array_position(ARRAY['queued','sent','delivered','read'], $4)
+                    > COALESCE(array_position(ARRAY['queued','sent','delivered','read'], delivery_status), 0))",
+        )
+        .bind(ev.tenant_id)
+        .bind(ev.channel_id)
+        .bind(&u.external_message_id)
+        .bind(u.status.as_str())
+        .bind(u.error.as_ref().map(|e| match u.error_code {
+            Some(code) => format!("{code}: {e}"),
+            None => e.clone(),
+        }))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if u.window_closed {
+            sqlx::query(
+                "UPDATE customers SET metadata = metadata || jsonb_build_object('window_closed_at', now())
+                 WHERE tenant_id = $1 AND channel_id = $2 AND external_id = $3",
+            )
+            .bind(ev.tenant_id)
+            .bind(ev.channel_id)
+            .bind(&u.recipient)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// A reaction to a message, kept on that message's metadata by reacting customer.
+    pub async fn apply_reaction(
+        &self,
+        ev: &InboundEvent,
+        external_message_id: &str,
+        sender: &Sender,
+        emoji: Option<&str>,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        if !claim_receipt(&mut tx, ev).await? {
+            return Ok(false);
+        }
+        let changed = sqlx::query(
+            "UPDATE messages SET metadata = CASE
+                 WHEN $5::text IS NULL THEN metadata #- ARRAY['reactions', $4]
+                 ELSE jsonb_set(metadata || jsonb_build_object('reactions', COALESCE(metadata->'reactions', '{}')),
+                                ARRAY['reactions', $4], to_jsonb($5::text)) END
+             WHERE tenant_id = $1 AND channel_id = $2 AND external_id = $3",
+        )
+        .bind(ev.tenant_id)
+        .bind(ev.channel_id)
+        .bind(external_message_id)
+        .bind(&sender.external_id)
+        .bind(emoji)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        tx.commit().await?;
+        Ok(changed)
     }
 }

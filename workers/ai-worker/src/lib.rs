@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde_json::json;
 use switchboard_bus::{Delivery, Outcome, consume};
 use switchboard_core::envelope::INBOUND_MESSAGE;
-use switchboard_core::{ChannelKind, Envelope, InboundEvent, LiveFeed, error_chain};
+use switchboard_core::{
+    ChannelKind, CustomerMessage, Envelope, InboundBody, InboundEvent, LiveFeed, error_chain,
+};
 use switchboard_runtime::Services;
 use switchboard_store::{RedisLiveFeed, StoreError};
 use tokio_util::sync::CancellationToken;
@@ -61,20 +63,49 @@ pub async fn handle(s: &Services, d: Delivery) -> Outcome {
 }
 
 async fn process(s: &Services, ev: &InboundEvent) -> Result<(), StoreError> {
-    let stored = s.store.store_inbound(ev).await?;
+    let applied = match &ev.body {
+        InboundBody::Message(msg) => return process_message(s, ev, msg).await,
+        InboundBody::Edit {
+            external_message_id,
+            text,
+        } => s.store.apply_edit(ev, external_message_id, text).await?,
+        InboundBody::Status(update) => s.store.apply_status(ev, update).await?,
+        InboundBody::Reaction {
+            external_message_id,
+            sender,
+            emoji,
+        } => {
+            s.store
+                .apply_reaction(ev, external_message_id, sender, emoji.as_deref())
+                .await?
+        }
+    };
+    metrics::counter!("sb_inbound_stored_total", "channel" => ev.channel_kind.as_str(), "kind" => ev.body.kind())
+        .increment(1);
+    tracing::info!(kind = ev.body.kind(), applied, "inbound update");
+    Ok(())
+}
+
+async fn process_message(
+    s: &Services,
+    ev: &InboundEvent,
+    msg: &CustomerMessage,
+) -> Result<(), StoreError> {
+    let stored = s.store.store_inbound(ev, msg).await?;
     let span = tracing::Span::current();
     span.record("conversation_id", field::display(stored.conversation_id));
     span.record("message_id", field::display(stored.message_id));
     if stored.duplicate {
         tracing::info!("redelivered message recognised");
     } else {
-        metrics::counter!("sb_inbound_stored_total", "channel" => ev.channel_kind.as_str())
+        metrics::counter!("sb_inbound_stored_total", "channel" => ev.channel_kind.as_str(), "kind" => "message")
             .increment(1);
         if ev.channel_kind == ChannelKind::Webchat {
             // Other tabs of the same visitor see the message too; losing this is harmless.
             let event = json!({"type": "message", "id": stored.message_id, "role": "customer",
-                               "text": ev.text, "at": ev.received_at});
-            let topic = switchboard_channels::webchat::topic(ev.channel_id, &ev.sender.external_id);
+                               "text": msg.text, "at": ev.received_at});
+            let topic =
+                switchboard_channels::webchat::topic(ev.channel_id, &msg.sender.external_id);
             if let Err(e) = RedisLiveFeed::new(s.redis.clone())
                 .publish(&topic, &event)
                 .await
@@ -85,7 +116,7 @@ async fn process(s: &Services, ev: &InboundEvent) -> Result<(), StoreError> {
     }
 
     let settings = s.store.tenant_settings(ev.tenant_id).await?;
-    if let Some(word) = consent::consent_word(&ev.text, &settings.language)
+    if let Some(word) = consent::consent_word(&msg.text, &settings.language)
         && !stored.duplicate
         && consent::apply(
             s,

@@ -1,5 +1,5 @@
 use chrono::{DateTime, Utc};
-use switchboard_core::{ChannelKind, InboundEvent, Sender};
+use switchboard_core::{ChannelKind, CustomerMessage, InboundBody, InboundEvent, Sender};
 use uuid::Uuid;
 
 use super::wire::PostMessage;
@@ -56,14 +56,18 @@ pub fn normalize(
         channel_id,
         channel_kind: ChannelKind::Webchat,
         provider_event_id: id.clone(),
-        external_message_id: id,
-        sender: Sender {
-            external_id: post.visitor_id,
-            name: None,
-        },
-        text: text.to_owned(),
-        attachments: vec![],
         received_at: now,
+        body: InboundBody::Message(CustomerMessage {
+            external_message_id: id,
+            sender: Sender {
+                external_id: post.visitor_id,
+                name: None,
+            },
+            text: text.to_owned(),
+            attachments: vec![],
+            reply_to_external_id: None,
+            metadata: Default::default(),
+        }),
     })
 }
 
@@ -79,8 +83,11 @@ mod tests {
     fn normalizes_a_post() {
         let ev = run(r#"{"visitor_id":"v1","client_message_id":"c1","text":" Hi "}"#).unwrap();
         assert_eq!(ev.provider_event_id, "v1:c1");
-        assert_eq!(ev.sender.external_id, "v1");
-        assert_eq!(ev.text, "Hi");
+        let InboundBody::Message(m) = ev.body else {
+            panic!("a message")
+        };
+        assert_eq!(m.sender.external_id, "v1");
+        assert_eq!(m.text, "Hi");
     }
 
     #[test]
