@@ -11,6 +11,7 @@ pub const PROVIDER: &str = "offline";
 const MIN_COVERAGE: f64 = 0.34;
 
 const GREETINGS: &[&str] = &[
+    "/start",
     "hi",
     "hello",
     "hey",

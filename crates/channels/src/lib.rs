@@ -5,7 +5,9 @@
 //!
 //! [`ChannelAdapter`]: switchboard_core::ChannelAdapter
 
+pub mod telegram;
 pub mod webchat;
+pub mod whatsapp;
 
 /// Why an inbound payload was refused. The gateway maps it to an HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -18,6 +18,11 @@ pub use inbound::{
 pub use outbound::OutboundMessage;
 pub use status::{ConversationStatus, Mode, Role, UnknownValue};
 
+/// Compares secrets in constant time, so response times say nothing about them.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// An error with its causes, for logs: "database error: pool timed out".
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
@@ -28,4 +33,14 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         cur = c.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn compares_secrets() {
+        assert!(super::constant_time_eq(b"abc", b"abc"));
+        assert!(!super::constant_time_eq(b"abc", b"abd"));
+        assert!(!super::constant_time_eq(b"abc", b"abcd"));
+    }
 }

@@ -16,11 +16,6 @@ pub fn routes() -> Router<AppState> {
     )
 }
 
-/// Compares in constant time, so the response time says nothing about the token.
-pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let expected = s.services.config.admin.api_token.as_bytes();
     if expected.is_empty() {
@@ -33,7 +28,7 @@ fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if same(given.as_bytes(), expected) {
+    if switchboard_core::constant_time_eq(given.as_bytes(), expected) {
         Ok(())
     } else {
         Err(ApiError::Unauthorized(
@@ -70,14 +65,4 @@ async fn write(
         .apply_settings(tenant, &doc, "admin-token", cipher.as_ref())
         .await?;
     Ok(Json(s.services.store.settings_doc(tenant).await?))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn compares_tokens() {
-        assert!(super::same(b"abc", b"abc"));
-        assert!(!super::same(b"abc", b"abd"));
-        assert!(!super::same(b"abc", b"abcd"));
-    }
 }
