@@ -5,9 +5,12 @@
 //!
 //! [`ChannelAdapter`]: switchboard_core::ChannelAdapter
 
+mod split;
 pub mod telegram;
 pub mod webchat;
 pub mod whatsapp;
+
+pub use split::split_message;
 
 /// Why an inbound payload was refused. The gateway maps it to an HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

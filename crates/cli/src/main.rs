@@ -1,3 +1,5 @@
+mod channel_cmd;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use switchboard_runtime::{Config, Services, init_tracing, redacted, shutdown_signal};
@@ -46,6 +48,22 @@ enum Command {
         action: SettingsAction,
     },
     /// Set a feature flag for one tenant or, without --tenant, globally.
+    Channel {
+        #[command(subcommand)]
+        cmd: channel_cmd::ChannelCommand,
+    },
+    /// Print the inbound events a raw webhook body produces, or why it is rejected.
+    Normalize {
+        #[arg(long, value_enum)]
+        channel: channel_cmd::PlatformKind,
+        /// The body; `-` reads standard input.
+        file: String,
+    },
+    /// Telegram webhook registration.
+    Webhook {
+        #[command(subcommand)]
+        action: WebhookAction,
+    },
     Flag {
         /// DECISION_ENGINE_ENABLED, AI_AUTOSEND_ENABLED, HUMAN_DELAY_ENABLED, RAG_ENABLED or CHANNEL_<KIND>_ENABLED.
         key: String,
@@ -54,6 +72,12 @@ enum Command {
         #[arg(long)]
         tenant: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum WebhookAction {
+    /// Register the gateway's webhook (server.public_url) for a Telegram channel.
+    Set { channel: uuid::Uuid },
 }
 
 #[derive(Subcommand)]
@@ -76,9 +100,11 @@ enum SettingsAction {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Command::Decide { input, seed } = &cli.command {
-        // Pure: no configuration, no connections.
-        return decide(input, *seed);
+    // Pure commands: no configuration, no connections.
+    match &cli.command {
+        Command::Decide { input, seed } => return decide(input, *seed),
+        Command::Normalize { channel, file } => return channel_cmd::normalize(*channel, file),
+        _ => {}
     }
     let config = Config::load()?;
     init_tracing(&config.log);
@@ -93,7 +119,11 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Explain { tenant, text } => explain(config, &tenant, &text).await,
-        Command::Decide { .. } => Ok(()),
+        Command::Decide { .. } | Command::Normalize { .. } => Ok(()),
+        Command::Channel { cmd } => channel_cmd::run(config, cmd).await,
+        Command::Webhook {
+            action: WebhookAction::Set { channel },
+        } => channel_cmd::set_webhook(config, channel).await,
         Command::Settings { action } => settings(config, action).await,
         Command::Flag { key, value, tenant } => flag(config, &key, &value, tenant.as_deref()).await,
         Command::Queues => {

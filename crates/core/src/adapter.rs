@@ -18,9 +18,18 @@ pub enum SendError {
         reason: String,
         retry_after: Option<Duration>,
     },
-    /// Trying again cannot help (blocked bot, bad recipient, closed window).
+    /// Trying again cannot help (bad recipient, expired token, unsupported content).
     #[error("permanent send failure: {reason}")]
     Permanent { reason: String },
+    /// The customer cannot be reached any more (blocked the bot, deleted the account).
+    #[error("the customer is unreachable: {reason}")]
+    Unreachable { reason: String },
+    /// The chat moved (a Telegram group became a supergroup): send again to `recipient`.
+    #[error("the chat moved to {recipient}")]
+    Moved { recipient: String },
+    /// Free-form messages cannot reach the customer now (WhatsApp's 24-hour window).
+    #[error("the customer-service window is closed: {reason}")]
+    WindowClosed { reason: String },
 }
 
 /// The outbound half of a platform: every channel module implements it.

@@ -1,6 +1,7 @@
 //! Everything that speaks SQL or Redis: repositories over PostgreSQL (sqlx), the migrations,
 //! the outbox, and the Redis helpers (dedup fast path, live event fan-out).
 
+mod channels;
 pub mod crypto;
 mod drafts;
 mod error;
@@ -18,11 +19,12 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
+pub use channels::ChannelRecord;
 pub use drafts::{Burst, DraftTx, NewSuggestion, Quiet};
 pub use error::StoreError;
 pub use inbound::StoredInbound;
 pub use live::{Dedup, DedupClaim, RedisLiveFeed, subscribe_live};
-pub use outbox::{Claim, OutboxItem};
+pub use outbox::{ChannelInfo, Claim, OutboxItem};
 pub use seed::DEMO_SLUG;
 pub use settings::{ConversationSettings, InvalidSettingsDoc, LlmSettingsDoc, SettingsDoc};
 pub use tenants::{LlmOverrides, TenantChannel, TenantSettings};

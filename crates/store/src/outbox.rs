@@ -8,11 +8,19 @@ use uuid::Uuid;
 
 use crate::{Result, Store, StoreError};
 
+/// The channel a row goes out on, credentials still encrypted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelInfo {
+    pub id: Uuid,
+    pub kind: ChannelKind,
+    pub config: serde_json::Value,
+    pub credentials: Option<Vec<u8>>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxItem {
     pub id: Uuid,
-    pub channel_kind: ChannelKind,
-    pub channel_config: serde_json::Value,
+    pub channel: ChannelInfo,
     pub suggestion_id: Option<Uuid>,
     pub role: String,
     pub attempts: i32,
@@ -27,134 +35,110 @@ pub struct Claim {
     pub item: OutboxItem,
 }
 
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    tenant_id: Uuid,
+    channel_id: Uuid,
+    conversation_id: Uuid,
+    suggestion_id: Option<Uuid>,
+    message_id: Uuid,
+    role: String,
+    body: String,
+    attempts: i32,
+    kind: String,
+    config: serde_json::Value,
+    credentials: Option<Vec<u8>>,
+    recipient: String,
+    reply_to: Option<String>,
+    stale: Option<String>,
+}
+
+impl Row {
+    fn item(self) -> Result<OutboxItem> {
+        Ok(OutboxItem {
+            id: self.id,
+            channel: ChannelInfo {
+                id: self.channel_id,
+                kind: self
+                    .kind
+                    .parse()
+                    .map_err(|e: UnknownValue| StoreError::Corrupt(e.to_string()))?,
+                config: self.config,
+                credentials: self.credentials,
+            },
+            suggestion_id: self.suggestion_id,
+            role: self.role,
+            attempts: self.attempts,
+            stale_reason: self.stale,
+            message: OutboundMessage {
+                message_id: self.message_id,
+                tenant_id: self.tenant_id,
+                channel_id: self.channel_id,
+                conversation_id: self.conversation_id,
+                recipient: self.recipient,
+                text: self.body,
+                reply_to_external_id: self.reply_to,
+            },
+        })
+    }
+}
+
+/// An outbox row with its channel, recipient and the platform id of the message it answers.
+const SELECT: &str = "
+    SELECT o.id, o.tenant_id, o.channel_id, o.conversation_id, o.suggestion_id, o.message_id,
+           o.role, o.body, o.attempts, ch.kind, ch.config, ch.credentials,
+           cu.external_id AS recipient, m.external_id AS reply_to,
+           CASE
+             WHEN o.suggestion_id IS NULL THEN NULL
+             WHEN EXISTS (SELECT 1 FROM messages n WHERE n.conversation_id = o.conversation_id
+                          AND n.role = 'customer' AND n.created_at > m.created_at)
+               THEN 'a newer customer message arrived'
+             WHEN c.status IN ('escalated', 'waiting_operator', 'closed')
+               THEN 'the conversation is ' || c.status
+             WHEN c.operator_active_until > now() THEN 'an operator has taken over'
+             WHEN EXISTS (SELECT 1 FROM consents k WHERE k.customer_id = c.customer_id
+                          AND k.channel_id = c.channel_id AND k.status = 'revoked')
+               THEN 'the customer revoked consent'
+           END AS stale
+    FROM outbox o
+    JOIN conversations c ON c.id = o.conversation_id
+    JOIN customers cu ON cu.id = c.customer_id
+    JOIN channels ch ON ch.id = o.channel_id
+    LEFT JOIN messages m ON m.id = o.in_reply_to";
+
 impl Store {
     /// Claims the most overdue sendable row, if any.
     pub async fn claim_due(&self) -> Result<Option<Claim>> {
         let mut tx = self.pool.begin().await?;
-        type Row = (
-            Uuid,
-            Uuid,
-            Uuid,
-            Uuid,
-            Option<Uuid>,
-            Uuid,
-            String,
-            String,
-            i32,
-            String,
-            serde_json::Value,
-            String,
-            Option<String>,
-            Option<String>,
-        );
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT o.id, o.tenant_id, o.channel_id, o.conversation_id, o.suggestion_id, o.message_id,
-                    o.role, o.body, o.attempts, ch.kind, ch.config, cu.external_id, m.external_id,
-                    CASE
-                      WHEN o.suggestion_id IS NULL THEN NULL
-                      WHEN EXISTS (SELECT 1 FROM messages n WHERE n.conversation_id = o.conversation_id
-                                   AND n.role = 'customer' AND n.created_at > m.created_at)
-                        THEN 'a newer customer message arrived'
-                      WHEN c.status IN ('escalated', 'waiting_operator', 'closed')
-                        THEN 'the conversation is ' || c.status
-                      WHEN c.operator_active_until > now() THEN 'an operator has taken over'
-                      WHEN EXISTS (SELECT 1 FROM consents k WHERE k.customer_id = c.customer_id
-                                   AND k.channel_id = c.channel_id AND k.status = 'revoked')
-                        THEN 'the customer revoked consent'
-                    END
-             FROM outbox o
-             JOIN conversations c ON c.id = o.conversation_id
-             JOIN customers cu ON cu.id = c.customer_id
-             JOIN channels ch ON ch.id = o.channel_id
-             LEFT JOIN messages m ON m.id = o.in_reply_to
-             WHERE o.id = (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= now()
-                           ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)",
-        )
+        let row: Option<Row> = sqlx::query_as(&format!(
+            "{SELECT} WHERE o.id = (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= now()
+                                    ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)"
+        ))
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(r) = row else {
-            return Ok(None);
-        };
-        let (id, tenant_id, channel_id, conversation_id, suggestion_id, message_id) =
-            (r.0, r.1, r.2, r.3, r.4, r.5);
-        let (role, body, attempts, kind, config, recipient, reply_to, stale) =
-            (r.6, r.7, r.8, r.9, r.10, r.11, r.12, r.13);
-        Ok(Some(Claim {
-            tx,
-            item: OutboxItem {
-                id,
-                channel_kind: kind
-                    .parse()
-                    .map_err(|e: UnknownValue| StoreError::Corrupt(e.to_string()))?,
-                channel_config: config,
-                suggestion_id,
-                role,
-                attempts,
-                stale_reason: stale,
-                message: OutboundMessage {
-                    message_id,
-                    tenant_id,
-                    channel_id,
-                    conversation_id,
-                    recipient,
-                    text: body,
-                    reply_to_external_id: reply_to,
-                },
-            },
-        }))
+        match row {
+            Some(r) => Ok(Some(Claim {
+                tx,
+                item: r.item()?,
+            })),
+            None => Ok(None),
+        }
     }
 
     /// Replies whose human delay is still running, where the tenant wants the typing
     /// indicator shown.
-    pub async fn waiting_replies(
-        &self,
-        limit: i64,
-    ) -> Result<Vec<(Uuid, ChannelKind, OutboundMessage)>> {
-        type Row = (Uuid, Uuid, Uuid, Uuid, Uuid, String, String, String);
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT o.id, o.tenant_id, o.channel_id, o.conversation_id, o.message_id, o.body,
-                    ch.kind, cu.external_id
-             FROM outbox o JOIN conversations c ON c.id = o.conversation_id
-             JOIN customers cu ON cu.id = c.customer_id JOIN channels ch ON ch.id = o.channel_id
-             WHERE o.status = 'pending' AND o.attempts = 0 AND o.due_at > now()
+    pub async fn waiting_replies(&self, limit: i64) -> Result<Vec<OutboxItem>> {
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "{SELECT} WHERE o.status = 'pending' AND o.attempts = 0 AND o.due_at > now() AND ch.is_active
                AND COALESCE((SELECT h.typing_indicator_enabled FROM human_delay_settings h
                              WHERE h.tenant_id = o.tenant_id), true)
-             ORDER BY o.due_at LIMIT $1",
-        )
+             ORDER BY o.due_at LIMIT $1"
+        ))
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(
-                |(
-                    id,
-                    tenant_id,
-                    channel_id,
-                    conversation_id,
-                    message_id,
-                    text,
-                    kind,
-                    recipient,
-                )| {
-                    let kind = kind
-                        .parse()
-                        .map_err(|e: UnknownValue| StoreError::Corrupt(e.to_string()))?;
-                    Ok((
-                        id,
-                        kind,
-                        OutboundMessage {
-                            message_id,
-                            tenant_id,
-                            channel_id,
-                            conversation_id,
-                            recipient,
-                            text,
-                            reply_to_external_id: None,
-                        },
-                    ))
-                },
-            )
-            .collect()
+        rows.into_iter().map(Row::item).collect()
     }
 }
 
@@ -243,6 +227,51 @@ impl Claim {
         Ok(())
     }
 
+    /// The customer blocked us or is gone: fail now and stop trying this customer.
+    pub async fn unreachable(mut self, error: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE customers SET unreachable = true
+             WHERE id = (SELECT customer_id FROM conversations WHERE id = $1)",
+        )
+        .bind(self.item.message.conversation_id)
+        .execute(&mut *self.tx)
+        .await?;
+        self.fail(error).await
+    }
+
+    /// The chat has a new id (a Telegram group became a supergroup): the customer moves
+    /// there, and the row goes again at once without counting an attempt.
+    pub async fn moved(mut self, recipient: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE customers SET external_id = $2,
+                    metadata = metadata || jsonb_build_object('migrated_from', external_id)
+             WHERE id = (SELECT customer_id FROM conversations WHERE id = $1)",
+        )
+        .bind(self.item.message.conversation_id)
+        .bind(recipient)
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query("UPDATE outbox SET next_attempt_at = now() WHERE id = $1")
+            .bind(self.item.id)
+            .execute(&mut *self.tx)
+            .await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// The 24-hour window is closed: remember it on the customer and fail the free-form
+    /// message.
+    pub async fn window_closed(mut self, error: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE customers SET metadata = metadata || jsonb_build_object('window_closed_at', now())
+             WHERE id = (SELECT customer_id FROM conversations WHERE id = $1)",
+        )
+        .bind(self.item.message.conversation_id)
+        .execute(&mut *self.tx)
+        .await?;
+        self.fail(error).await
+    }
+
     /// A permanent failure: no retry, visible as a dead letter with its reason.
     pub async fn fail(mut self, error: &str) -> Result<()> {
         sqlx::query(
@@ -253,6 +282,33 @@ impl Claim {
         .execute(&mut *self.tx)
         .await?;
         self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Records a message that went out outside the outbox (a re-engagement template).
+    pub async fn record_sent(
+        &self,
+        m: &OutboundMessage,
+        role: &str,
+        text: &str,
+        external_id: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO messages (id, tenant_id, conversation_id, channel_id, role, content, external_id,
+                                   delivery_status, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'sent', clock_timestamp())",
+        )
+        .bind(Uuid::now_v7())
+        .bind(m.tenant_id)
+        .bind(m.conversation_id)
+        .bind(m.channel_id)
+        .bind(role)
+        .bind(text)
+        .bind(external_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }

@@ -2,41 +2,22 @@
 //! outcome. Rows are claimed with FOR UPDATE SKIP LOCKED, so any number of dispatchers
 //! share the work without sending anything twice.
 
+mod adapters;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use switchboard_channels::webchat::outbound::WebchatAdapter;
-use switchboard_core::{ChannelAdapter, ChannelKind, SendError};
+use switchboard_core::{SendError, error_chain};
 use switchboard_runtime::{DispatcherConfig, Services};
-use switchboard_store::{Claim, RedisLiveFeed, StoreError};
+use switchboard_store::{Claim, StoreError};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
-/// The adapters this process can send through, by channel kind.
-struct Adapters {
-    webchat: Arc<dyn ChannelAdapter>,
-}
-
-impl Adapters {
-    fn new(s: &Services) -> Self {
-        Self {
-            webchat: Arc::new(WebchatAdapter::new(Arc::new(RedisLiveFeed::new(
-                s.redis.clone(),
-            )))),
-        }
-    }
-
-    fn get(&self, kind: ChannelKind) -> Option<&Arc<dyn ChannelAdapter>> {
-        match kind {
-            ChannelKind::Webchat => Some(&self.webchat),
-            _ => None,
-        }
-    }
-}
+use crate::adapters::Adapters;
 
 pub async fn run(s: Services, shutdown: CancellationToken) {
     let adapters = Arc::new(Adapters::new(&s));
@@ -56,21 +37,21 @@ async fn pause(shutdown: &CancellationToken, ms: u64) {
 }
 
 async fn send_loop(s: Services, adapters: Arc<Adapters>, shutdown: CancellationToken) {
-    let cfg = &s.config.dispatcher;
+    let poll = s.config.dispatcher.poll_interval_ms;
     while !shutdown.is_cancelled() {
         match s.store.claim_due().await {
             Ok(Some(claim)) => {
                 let m = &claim.item.message;
                 let span = tracing::info_span!("send", tenant_id = %m.tenant_id, channel_id = %m.channel_id,
                     conversation_id = %m.conversation_id, message_id = %m.message_id, outbox_id = %claim.item.id);
-                if let Err(e) = deliver(cfg, &adapters, claim).instrument(span).await {
-                    tracing::warn!(error = %switchboard_core::error_chain(&e), "recording a send failed; the row will be claimed again");
+                if let Err(e) = deliver(&s, &adapters, claim).instrument(span).await {
+                    tracing::warn!(error = %error_chain(&e), "recording a send failed; the row will be claimed again");
                 }
             }
-            Ok(None) => pause(&shutdown, cfg.poll_interval_ms).await,
+            Ok(None) => pause(&shutdown, poll).await,
             Err(e) => {
-                tracing::warn!(error = %switchboard_core::error_chain(&e), "cannot claim from the outbox");
-                pause(&shutdown, cfg.poll_interval_ms.max(1000)).await;
+                tracing::warn!(error = %error_chain(&e), "cannot claim from the outbox");
+                pause(&shutdown, poll.max(1000)).await;
             }
         }
     }
@@ -83,30 +64,28 @@ fn backoff(cfg: &DispatcherConfig, attempts: u32) -> Duration {
     Duration::from_millis(rand::rng().random_range(capped / 2..=capped))
 }
 
-async fn deliver(
-    cfg: &DispatcherConfig,
-    adapters: &Adapters,
-    claim: Claim,
-) -> Result<(), StoreError> {
+async fn deliver(s: &Services, adapters: &Adapters, claim: Claim) -> Result<(), StoreError> {
+    let cfg = &s.config.dispatcher;
     if let Some(reason) = &claim.item.stale_reason {
         tracing::info!(reason = %reason, "reply superseded before it went out");
         return claim.supersede().await;
     }
-    let kind = claim.item.channel_kind;
-    let Some(adapter) = adapters.get(kind) else {
-        return claim
-            .fail(&format!("no adapter for {kind} in this process"))
-            .await;
+    let kind = claim.item.channel.kind.as_str();
+    let built = match adapters.get(&claim.item.channel) {
+        Ok(b) => b,
+        Err(reason) => return claim.fail(&reason).await,
     };
-    let started = std::time::Instant::now();
-    let result = adapter.send(&claim.item.message).await;
-    metrics::histogram!("sb_send_seconds", "channel" => kind.as_str())
+    let started = Instant::now();
+    let result = built.adapter.send(&claim.item.message).await;
+    metrics::histogram!("sb_send_seconds", "channel" => kind)
         .record(started.elapsed().as_secs_f64());
     let attempts = u32::try_from(claim.item.attempts).unwrap_or(0) + 1;
+    let count = |result: &'static str| {
+        metrics::counter!("sb_sent_total", "channel" => kind, "result" => result).increment(1)
+    };
     match result {
         Ok(receipt) => {
-            metrics::counter!("sb_sent_total", "channel" => kind.as_str(), "result" => "sent")
-                .increment(1);
+            count("sent");
             tracing::info!("sent");
             claim.sent(receipt.external_id.as_deref()).await
         }
@@ -116,17 +95,46 @@ async fn deliver(
         }) => {
             let give_up = attempts >= cfg.max_attempts;
             let after = retry_after.unwrap_or_else(|| backoff(cfg, attempts));
-            metrics::counter!("sb_sent_total", "channel" => kind.as_str(),
-                "result" => if give_up { "dead" } else { "retry" })
-            .increment(1);
-            tracing::warn!(reason = %reason, attempts, give_up, "send failed");
+            count(if give_up { "dead" } else { "retry" });
+            tracing::warn!(reason = %reason, attempts, give_up, retry_after_ms = after.as_millis() as u64, "send failed");
             claim.retry(&reason, after, give_up).await
         }
         Err(SendError::Permanent { reason }) => {
-            metrics::counter!("sb_sent_total", "channel" => kind.as_str(), "result" => "failed")
-                .increment(1);
+            count("failed");
             tracing::warn!(reason = %reason, "send failed permanently");
             claim.fail(&reason).await
+        }
+        Err(SendError::Unreachable { reason }) => {
+            count("unreachable");
+            tracing::warn!(reason = %reason, "the customer is unreachable");
+            claim.unreachable(&reason).await
+        }
+        Err(SendError::Moved { recipient }) => {
+            tracing::info!("the chat moved; sending again to its new id");
+            claim.moved(&recipient).await
+        }
+        Err(SendError::WindowClosed { reason }) => {
+            count("window_closed");
+            tracing::warn!(reason = %reason, "the 24-hour window is closed");
+            let message = claim.item.message.clone();
+            claim.window_closed(&reason).await?;
+            if let Some((wa, Some(t))) = &built.whatsapp {
+                match wa
+                    .send_template(&message.recipient, &t.name, &t.language)
+                    .await
+                {
+                    Ok(r) => {
+                        let note = format!("re-engagement template {} sent", t.name);
+                        s.store
+                            .record_sent(&message, "system", &note, r.external_id.as_deref())
+                            .await?;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %error_chain(&e), "re-engagement template failed")
+                    }
+                }
+            }
+            Ok(())
         }
     }
 }
@@ -140,28 +148,28 @@ async fn typing_loop(s: Services, adapters: Arc<Adapters>, shutdown: Cancellatio
         match s.store.waiting_replies(100).await {
             Ok(waiting) => {
                 let now = Instant::now();
-                last.retain(|id, _| waiting.iter().any(|w| w.0 == *id));
-                for (id, kind, message) in waiting {
-                    let Some(adapter) = adapters.get(kind) else {
+                last.retain(|id, _| waiting.iter().any(|w| w.id == *id));
+                for item in waiting {
+                    let Ok(built) = adapters.get(&item.channel) else {
                         continue;
                     };
-                    let Some(every) = adapter.typing_interval() else {
+                    let Some(every) = built.adapter.typing_interval() else {
                         continue;
                     };
                     if last
-                        .get(&id)
+                        .get(&item.id)
                         .is_some_and(|t| now.duration_since(*t) < every)
                     {
                         continue;
                     }
-                    last.insert(id, now);
-                    if let Err(e) = adapter.typing(&message).await {
-                        tracing::debug!(error = %switchboard_core::error_chain(&e), "typing indicator skipped");
+                    last.insert(item.id, now);
+                    if let Err(e) = built.adapter.typing(&item.message).await {
+                        tracing::debug!(error = %error_chain(&e), "typing indicator skipped");
                     }
                 }
             }
             Err(e) => {
-                tracing::debug!(error = %switchboard_core::error_chain(&e), "typing loop cannot read the outbox")
+                tracing::debug!(error = %error_chain(&e), "typing loop cannot read the outbox")
             }
         }
         pause(&shutdown, s.config.dispatcher.poll_interval_ms).await;

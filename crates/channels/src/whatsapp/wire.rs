@@ -219,3 +219,36 @@ impl ApiError {
             .unwrap_or_default()
     }
 }
+
+/// `POST /{phone_number_id}/messages` answers.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SendResponse {
+    #[serde(default)]
+    pub messages: Vec<SentMessage>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SentMessage {
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ErrorResponse {
+    pub error: GraphError,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GraphError {
+    #[serde(default)]
+    pub code: i64,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub error_data: Option<ErrorData>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ErrorData {
+    #[serde(default)]
+    pub details: String,
+}

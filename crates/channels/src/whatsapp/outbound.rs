@@ -1,0 +1,216 @@
+//! Sending through the Graph API, and mapping its error codes to what the dispatcher must
+//! do, as Meta documents them.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use switchboard_core::{ChannelAdapter, ChannelKind, OutboundMessage, SendError, SendReceipt};
+
+use super::inbound::WINDOW_CLOSED_CODE;
+use super::wire::{ErrorResponse, SendResponse};
+use crate::split::split_message;
+
+/// WhatsApp's limit on a text message's body.
+pub const MAX_TEXT: usize = 4096;
+
+pub struct WhatsappAdapter {
+    http: reqwest::Client,
+    messages_url: String,
+    access_token: String,
+}
+
+impl WhatsappAdapter {
+    /// `api_base_url` includes the Graph API version, e.g. `https://graph.facebook.com/v21.0`.
+    pub fn new(
+        http: reqwest::Client,
+        api_base_url: &str,
+        phone_number_id: &str,
+        access_token: &str,
+    ) -> Self {
+        Self {
+            http,
+            messages_url: format!(
+                "{}/{phone_number_id}/messages",
+                api_base_url.trim_end_matches('/')
+            ),
+            access_token: access_token.to_owned(),
+        }
+    }
+
+    async fn post(&self, body: &Value) -> Result<SendResponse, SendError> {
+        let resp = self
+            .http
+            .post(&self.messages_url)
+            .bearer_auth(&self.access_token)
+            .json(body)
+            .timeout(Duration::from_secs(20))
+            .send()
+            .await
+            .map_err(|e| SendError::Retryable {
+                reason: format!("WhatsApp unreachable: {}", e.without_url()),
+                retry_after: None,
+            })?;
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_secs);
+        let bytes = resp.bytes().await.map_err(|e| SendError::Retryable {
+            reason: format!("WhatsApp answer cut off: {}", e.without_url()),
+            retry_after: None,
+        })?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| SendError::Retryable {
+                reason: format!("WhatsApp answer does not parse: {e}"),
+                retry_after: None,
+            });
+        }
+        Err(match serde_json::from_slice::<ErrorResponse>(&bytes) {
+            Ok(err) => map_error(
+                status.as_u16(),
+                err.error.code,
+                &describe(&err.error),
+                retry_after,
+            ),
+            Err(_) => map_error(status.as_u16(), 0, &format!("HTTP {status}"), retry_after),
+        })
+    }
+
+    /// An approved template, for customers outside the 24-hour window.
+    pub async fn send_template(
+        &self,
+        to: &str,
+        name: &str,
+        language: &str,
+    ) -> Result<SendReceipt, SendError> {
+        let body = json!({
+            "messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
+            "type": "template", "template": {"name": name, "language": {"code": language}}
+        });
+        let resp = self.post(&body).await?;
+        Ok(SendReceipt {
+            external_id: resp.messages.into_iter().next().map(|m| m.id),
+        })
+    }
+}
+
+fn describe(e: &super::wire::GraphError) -> String {
+    match &e.error_data {
+        Some(d) if !d.details.is_empty() => format!("{} ({}): {}", e.message, e.code, d.details),
+        _ => format!("{} ({})", e.message, e.code),
+    }
+}
+
+/// Meta's error codes: https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes
+pub fn map_error(
+    http_status: u16,
+    code: i64,
+    reason: &str,
+    retry_after: Option<Duration>,
+) -> SendError {
+    let reason = reason.to_owned();
+    match code {
+        // Throughput and pair rate limits: back off and try again.
+        130429 | 131056 | 4 | 80007 => SendError::Retryable {
+            reason,
+            retry_after,
+        },
+        WINDOW_CLOSED_CODE => SendError::WindowClosed { reason },
+        // Undeliverable, unsupported message type, expired or invalid token, bad recipient
+        // or parameter: trying again cannot help.
+        131026 | 131051 | 190 | 131030 | 131008 | 131009 | 100 | 131021 => {
+            SendError::Permanent { reason }
+        }
+        _ if http_status == 429 || http_status >= 500 => SendError::Retryable {
+            reason,
+            retry_after,
+        },
+        _ => SendError::Permanent { reason },
+    }
+}
+
+#[async_trait]
+impl ChannelAdapter for WhatsappAdapter {
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Whatsapp
+    }
+
+    async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, SendError> {
+        let mut first = None;
+        for (i, part) in split_message(&message.text, MAX_TEXT)
+            .into_iter()
+            .enumerate()
+        {
+            let mut body = json!({
+                "messaging_product": "whatsapp", "recipient_type": "individual",
+                "to": message.recipient, "type": "text",
+                "text": {"preview_url": false, "body": part}
+            });
+            if i == 0
+                && let Some(reply_to) = &message.reply_to_external_id
+            {
+                body["context"] = json!({"message_id": reply_to});
+            }
+            let resp = self.post(&body).await?;
+            if first.is_none() {
+                first = resp.messages.into_iter().next().map(|m| m.id);
+            }
+        }
+        Ok(SendReceipt { external_id: first })
+    }
+
+    /// Marks the customer's message read and shows the typing indicator, which WhatsApp
+    /// keeps up for at most 25 seconds or until we reply.
+    async fn typing(&self, message: &OutboundMessage) -> Result<(), SendError> {
+        let Some(wamid) = &message.reply_to_external_id else {
+            return Ok(());
+        };
+        let body = json!({
+            "messaging_product": "whatsapp", "status": "read", "message_id": wamid,
+            "typing_indicator": {"type": "text"}
+        });
+        self.post(&body).await.map(|_| ())
+    }
+
+    fn typing_interval(&self) -> Option<Duration> {
+        Some(Duration::from_secs(25))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_meta_error_codes() {
+        assert!(matches!(
+            map_error(400, 130429, "rate", None),
+            SendError::Retryable { .. }
+        ));
+        assert!(matches!(
+            map_error(400, 131056, "pair rate", None),
+            SendError::Retryable { .. }
+        ));
+        assert!(matches!(
+            map_error(400, 131047, "window", None),
+            SendError::WindowClosed { .. }
+        ));
+        for code in [131026, 131051, 190, 131030] {
+            assert!(
+                matches!(map_error(400, code, "x", None), SendError::Permanent { .. }),
+                "{code}"
+            );
+        }
+        assert!(matches!(
+            map_error(500, 1, "unknown", None),
+            SendError::Retryable { .. }
+        ));
+        assert!(matches!(
+            map_error(400, 131000, "something", None),
+            SendError::Permanent { .. }
+        ));
+    }
+}

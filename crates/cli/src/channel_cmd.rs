@@ -1,0 +1,251 @@
+//! `switchboard channel …`, `switchboard normalize` and `switchboard webhook set`.
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::json;
+use switchboard_channels::{telegram, whatsapp};
+use switchboard_core::{ChannelKind, ChannelRef, Normalized};
+use switchboard_runtime::Config;
+use switchboard_store::crypto::Cipher;
+use uuid::Uuid;
+
+#[derive(Subcommand)]
+pub enum ChannelCommand {
+    /// Store a channel; its credentials are encrypted with the master key.
+    Add(Box<AddArgs>),
+    /// List channels, without their credentials.
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Stop receiving and sending on a channel.
+    Disable { id: Uuid },
+    /// Start again.
+    Enable { id: Uuid },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum PlatformKind {
+    Telegram,
+    Whatsapp,
+}
+
+#[derive(Args)]
+pub struct AddArgs {
+    #[arg(long)]
+    tenant: String,
+    #[arg(long, value_enum)]
+    kind: PlatformKind,
+    #[arg(long)]
+    name: String,
+    /// The platform's API; defaults to the real one. Tests point it at a local fake.
+    #[arg(long)]
+    api_base_url: Option<String>,
+    #[arg(long)]
+    bot_token: Option<String>,
+    #[arg(long)]
+    secret_token: Option<String>,
+    /// The bot's @username, to notice mentions in groups.
+    #[arg(long)]
+    bot_username: Option<String>,
+    /// Which group messages to read: mentions (default), all or ignore.
+    #[arg(long, default_value = "mentions")]
+    group_mode: String,
+    /// Poll getUpdates instead of receiving webhooks.
+    #[arg(long)]
+    long_polling: bool,
+    #[arg(long)]
+    phone_number_id: Option<String>,
+    #[arg(long)]
+    access_token: Option<String>,
+    #[arg(long)]
+    app_secret: Option<String>,
+    #[arg(long)]
+    verify_token: Option<String>,
+    /// name:language of an approved template for customers outside the 24-hour window.
+    #[arg(long)]
+    reengagement_template: Option<String>,
+    #[arg(long, default_value_t = 80)]
+    messages_per_second: u32,
+}
+
+fn need(v: &Option<String>, flag: &str) -> anyhow::Result<String> {
+    v.clone()
+        .filter(|s| !s.is_empty())
+        .with_context(|| format!("{flag} is required"))
+}
+
+/// The channel's kind, settings and credentials as they are stored.
+pub fn build(a: &AddArgs) -> anyhow::Result<(ChannelKind, serde_json::Value, serde_json::Value)> {
+    Ok(match a.kind {
+        PlatformKind::Telegram => {
+            let config = telegram::Config {
+                api_base_url: a
+                    .api_base_url
+                    .clone()
+                    .unwrap_or_else(|| telegram::DEFAULT_API_BASE_URL.into()),
+                bot_username: a
+                    .bot_username
+                    .clone()
+                    .map(|u| u.trim_start_matches('@').to_owned()),
+                group_mode: serde_json::from_value(json!(a.group_mode)).context("--group-mode")?,
+                long_polling: a.long_polling,
+            };
+            let secrets = telegram::Secrets {
+                bot_token: need(&a.bot_token, "--bot-token")?,
+                secret_token: need(&a.secret_token, "--secret-token")?,
+            };
+            (
+                ChannelKind::Telegram,
+                serde_json::to_value(config)?,
+                serde_json::to_value(secrets)?,
+            )
+        }
+        PlatformKind::Whatsapp => {
+            let reengagement_template = match &a.reengagement_template {
+                Some(t) => {
+                    let (name, language) = t
+                        .split_once(':')
+                        .context("--reengagement-template is name:language")?;
+                    Some(whatsapp::Template {
+                        name: name.into(),
+                        language: language.into(),
+                    })
+                }
+                None => None,
+            };
+            let config = whatsapp::Config {
+                api_base_url: a
+                    .api_base_url
+                    .clone()
+                    .unwrap_or_else(|| whatsapp::DEFAULT_API_BASE_URL.into()),
+                phone_number_id: need(&a.phone_number_id, "--phone-number-id")?,
+                reengagement_template,
+                messages_per_second: a.messages_per_second,
+            };
+            let secrets = whatsapp::Secrets {
+                access_token: need(&a.access_token, "--access-token")?,
+                app_secret: need(&a.app_secret, "--app-secret")?,
+                verify_token: need(&a.verify_token, "--verify-token")?,
+            };
+            (
+                ChannelKind::Whatsapp,
+                serde_json::to_value(config)?,
+                serde_json::to_value(secrets)?,
+            )
+        }
+    })
+}
+
+pub async fn run(config: Config, cmd: ChannelCommand) -> anyhow::Result<()> {
+    let store = crate::store(&config).await?;
+    match cmd {
+        ChannelCommand::Add(a) => {
+            let (kind, settings, secrets) = build(&a)?;
+            let cipher = Cipher::from_base64(&config.security.master_key)?;
+            let tenant = store
+                .tenant_id(&a.tenant)
+                .await
+                .with_context(|| format!("tenant {:?}", a.tenant))?;
+            let id = store
+                .create_channel(
+                    tenant,
+                    kind,
+                    &a.name,
+                    &settings,
+                    Some(&cipher.encrypt(secrets.to_string().as_bytes())),
+                )
+                .await?;
+            println!("{id}");
+            let public = config.server.public_url.trim_end_matches('/');
+            match kind {
+                ChannelKind::Telegram if !a.long_polling => {
+                    println!(
+                        "webhook: {public}/webhooks/telegram/{id} (register it with `switchboard webhook set {id}`)"
+                    )
+                }
+                ChannelKind::Whatsapp => println!(
+                    "webhook: {public}/webhooks/whatsapp/{id} (enter it in the Meta app dashboard)"
+                ),
+                _ => {}
+            }
+        }
+        ChannelCommand::List { tenant } => {
+            let tenant_id = match &tenant {
+                Some(t) => Some(store.tenant_id(t).await?),
+                None => None,
+            };
+            println!(
+                "{:<36}  {:<10} {:<9} {:<7} name",
+                "id", "tenant", "kind", "active"
+            );
+            for c in store.channels(tenant_id).await? {
+                println!(
+                    "{:<36}  {:<10} {:<9} {:<7} {}",
+                    c.id, c.tenant_slug, c.kind, c.is_active, c.name
+                );
+            }
+        }
+        ChannelCommand::Disable { id } => {
+            store.set_channel_active(id, false).await?;
+            println!("channel {id} disabled");
+        }
+        ChannelCommand::Enable { id } => {
+            store.set_channel_active(id, true).await?;
+            println!("channel {id} enabled");
+        }
+    }
+    Ok(())
+}
+
+/// `switchboard normalize`: what a raw webhook body becomes, without storing anything.
+pub fn normalize(kind: PlatformKind, file: &str) -> anyhow::Result<()> {
+    let body = crate::read_input(file)?.into_bytes();
+    let ch = ChannelRef {
+        tenant_id: Uuid::nil(),
+        channel_id: Uuid::nil(),
+    };
+    let now = chrono::Utc::now();
+    let out: Result<Normalized, _> = match kind {
+        PlatformKind::Telegram => telegram::inbound::parse(&body).and_then(|u| {
+            telegram::inbound::normalize(ch, &telegram::inbound::InboundConfig::default(), &u, now)
+        }),
+        PlatformKind::Whatsapp => {
+            whatsapp::inbound::parse(&body).map(|h| whatsapp::inbound::normalize(ch, &h, now))
+        }
+    };
+    match out {
+        Ok(n) => {
+            println!("{}", serde_json::to_string_pretty(&n)?);
+            Ok(())
+        }
+        Err(e) => bail!("rejected: {e}"),
+    }
+}
+
+/// `switchboard webhook set`: points Telegram at this gateway's webhook for the channel.
+pub async fn set_webhook(config: Config, channel: Uuid) -> anyhow::Result<()> {
+    let store = crate::store(&config).await?;
+    let record = store.channel(channel).await?.context("no such channel")?;
+    if record.kind != ChannelKind::Telegram {
+        bail!(
+            "webhook set is for Telegram channels; WhatsApp webhooks are set in the Meta app dashboard"
+        );
+    }
+    let cipher = Cipher::from_base64(&config.security.master_key)?;
+    let settings: telegram::Config = serde_json::from_value(record.config.clone())?;
+    let secrets: telegram::Secrets = serde_json::from_value(record.secrets(&cipher)?)?;
+    let adapter = telegram::outbound::TelegramAdapter::new(
+        reqwest::Client::new(),
+        &secrets.bot_token,
+        &settings.api_base_url,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let url = format!(
+        "{}/webhooks/telegram/{channel}",
+        config.server.public_url.trim_end_matches('/')
+    );
+    adapter.set_webhook(&url, &secrets.secret_token, 40).await?;
+    println!("webhook set: {url}");
+    Ok(())
+}

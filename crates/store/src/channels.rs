@@ -1,0 +1,127 @@
+use switchboard_core::{ChannelKind, UnknownValue};
+use uuid::Uuid;
+
+use crate::crypto::Cipher;
+use crate::{Result, Store, StoreError};
+
+/// A channel as stored; `credentials` is still encrypted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelRecord {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub tenant_slug: String,
+    pub kind: ChannelKind,
+    pub name: String,
+    pub config: serde_json::Value,
+    pub credentials: Option<Vec<u8>>,
+    pub is_active: bool,
+}
+
+impl ChannelRecord {
+    /// The decrypted credentials, as the JSON the channel module defines.
+    pub fn secrets(&self, cipher: &Cipher) -> Result<serde_json::Value> {
+        let blob = self.credentials.as_deref().ok_or_else(|| {
+            StoreError::Invalid(format!("channel {} has no credentials", self.id))
+        })?;
+        let plain = cipher
+            .decrypt(blob)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        serde_json::from_slice(&plain)
+            .map_err(|e| StoreError::Corrupt(format!("channel credentials: {e}")))
+    }
+}
+
+type Row = (
+    Uuid,
+    Uuid,
+    String,
+    String,
+    String,
+    serde_json::Value,
+    Option<Vec<u8>>,
+    bool,
+);
+
+const SELECT: &str =
+    "SELECT c.id, c.tenant_id, t.slug, c.kind, c.name, c.config, c.credentials, c.is_active
+                      FROM channels c JOIN tenants t ON t.id = c.tenant_id";
+
+fn record(r: Row) -> Result<ChannelRecord> {
+    Ok(ChannelRecord {
+        id: r.0,
+        tenant_id: r.1,
+        tenant_slug: r.2,
+        kind: r
+            .3
+            .parse()
+            .map_err(|e: UnknownValue| StoreError::Corrupt(e.to_string()))?,
+        name: r.4,
+        config: r.5,
+        credentials: r.6,
+        is_active: r.7,
+    })
+}
+
+impl Store {
+    pub async fn create_channel(
+        &self,
+        tenant_id: Uuid,
+        kind: ChannelKind,
+        name: &str,
+        config: &serde_json::Value,
+        credentials: Option<&[u8]>,
+    ) -> Result<Uuid> {
+        let id = Uuid::now_v7();
+        let inserted = sqlx::query(
+            "INSERT INTO channels (id, tenant_id, kind, name, config, credentials) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (tenant_id, kind, name) DO NOTHING",
+        )
+        .bind(id)
+        .bind(tenant_id)
+        .bind(kind.as_str())
+        .bind(name)
+        .bind(config)
+        .bind(credentials)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::Invalid(format!(
+                "the tenant already has a {kind} channel named {name:?}"
+            )));
+        }
+        Ok(id)
+    }
+
+    pub async fn channel(&self, id: Uuid) -> Result<Option<ChannelRecord>> {
+        let row: Option<Row> = sqlx::query_as(&format!("{SELECT} WHERE c.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(record).transpose()
+    }
+
+    /// Every channel, or one tenant's, oldest first.
+    pub async fn channels(&self, tenant_id: Option<Uuid>) -> Result<Vec<ChannelRecord>> {
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "{SELECT} WHERE $1::uuid IS NULL OR c.tenant_id = $1 ORDER BY c.created_at"
+        ))
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(record).collect()
+    }
+
+    pub async fn set_channel_active(&self, id: Uuid, active: bool) -> Result<()> {
+        let n = sqlx::query("UPDATE channels SET is_active = $2 WHERE id = $1")
+            .bind(id)
+            .bind(active)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound { what: "channel" });
+        }
+        Ok(())
+    }
+}
