@@ -2,11 +2,14 @@
 //! Ingress answers 2xx only after the broker has confirmed a durable publish.
 
 mod admin;
+mod channels;
 mod error;
+mod ingress;
 mod live;
 mod ops;
 mod tenants;
 mod webchat;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -27,6 +30,7 @@ pub struct AppState {
     pub dedup: Dedup,
     pub live: live::LiveHub,
     pub tenants: Arc<tenants::TenantCache>,
+    pub channels: Arc<channels::ChannelCache>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -35,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::routes())
         .merge(webchat::routes())
         .merge(admin::routes())
+        .merge(webhooks::routes())
         .layer(DefaultBodyLimit::max(limit))
         .layer(TraceLayer::new_for_http())
         // A panic in a handler becomes a 500 for that request, not a dead process.
@@ -53,6 +58,11 @@ pub async fn serve(
     let state = AppState {
         dedup: Dedup::new(services.redis.clone()),
         tenants: Arc::new(tenants::TenantCache::new(services.store.clone())),
+        channels: Arc::new(channels::ChannelCache::new(
+            services.store.clone(),
+            switchboard_store::crypto::Cipher::from_base64(&services.config.security.master_key)
+                .ok(),
+        )),
         services,
         live,
     };

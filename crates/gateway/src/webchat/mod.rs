@@ -14,12 +14,9 @@ use serde::Deserialize;
 use serde_json::json;
 use switchboard_channels::InboundError;
 use switchboard_channels::webchat::{inbound, topic};
-use switchboard_core::envelope::INBOUND_MESSAGE;
-use switchboard_core::{ChannelKind, Envelope};
-use switchboard_store::DedupClaim;
+use switchboard_core::ChannelKind;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
-use tracing::Instrument;
 
 use crate::{ApiError, AppState};
 
@@ -44,10 +41,6 @@ async fn widget(
     Ok(Html(WIDGET.replace("{{TENANT_SLUG}}", &slug)))
 }
 
-fn count(result: &'static str) {
-    metrics::counter!("sb_inbound_total", "channel" => "webchat", "result" => result).increment(1);
-}
-
 /// Accepts a visitor's message. 202 means the broker confirmed a durable copy; anything
 /// that stops that from happening is a 503 and leaves nothing behind.
 async fn post_message(
@@ -58,7 +51,8 @@ async fn post_message(
     let tc = s.tenants.resolve(&slug, ChannelKind::Webchat).await?;
     let ev = inbound::normalize(tc.tenant_id, tc.channel_id, &body, chrono::Utc::now()).map_err(
         |e| {
-            count("rejected");
+            metrics::counter!("sb_inbound_total", "channel" => "webchat", "result" => "rejected")
+                .increment(1);
             match e {
                 InboundError::Malformed(_) | InboundError::Invalid { .. } => {
                     ApiError::BadRequest(e.to_string())
@@ -66,44 +60,11 @@ async fn post_message(
             }
         },
     )?;
-    let span = tracing::info_span!("ingress", tenant_id = %tc.tenant_id, channel_id = %tc.channel_id,
-        provider_event_id = %ev.provider_event_id);
-    async move {
-        // Redis is only the fast path; if it is down the worker's receipt still dedups.
-        let claim = s.dedup.claim(tc.channel_id, &ev.provider_event_id).await;
-        match claim {
-            Ok(DedupClaim::Queued) => {
-                count("duplicate");
-                return Ok((StatusCode::ACCEPTED, Json(json!({"status": "duplicate"}))));
-            }
-            Ok(DedupClaim::InFlight) => {
-                count("in_flight");
-                return Err(ApiError::Conflict("this message is being accepted right now; retry".into()));
-            }
-            Ok(DedupClaim::Claimed) => {}
-            Err(e) => tracing::warn!(error = %switchboard_core::error_chain(&e), "dedup fast path unavailable"),
-        }
-        let env = Envelope::new(INBOUND_MESSAGE, tc.tenant_id, tc.channel_id, &ev);
-        let body = serde_json::to_vec(&env).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        match s.services.publisher.publish(switchboard_bus::INBOUND, &body).await {
-            Ok(()) => {
-                if let Err(e) = s.dedup.confirm(tc.channel_id, &ev.provider_event_id).await {
-                    tracing::warn!(error = %switchboard_core::error_chain(&e), "dedup confirm failed; a retry will be deduplicated by the worker");
-                }
-                count("queued");
-                tracing::info!(trace_id = %env.trace_id, "queued");
-                Ok((StatusCode::ACCEPTED, Json(json!({"status": "queued"}))))
-            }
-            Err(e) => {
-                let _ = s.dedup.release(tc.channel_id, &ev.provider_event_id).await;
-                count("unavailable");
-                tracing::warn!(error = %switchboard_core::error_chain(&e), "publish failed");
-                Err(ApiError::Unavailable("the message broker is unavailable; retry".into()))
-            }
-        }
-    }
-    .instrument(span)
-    .await
+    let status = match crate::ingress::accept(&s, std::slice::from_ref(&ev)).await?[..] {
+        [crate::ingress::Accepted::Duplicate] => "duplicate",
+        _ => "queued",
+    };
+    Ok((StatusCode::ACCEPTED, Json(json!({ "status": status }))))
 }
 
 #[derive(Deserialize)]
