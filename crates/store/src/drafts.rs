@@ -82,8 +82,15 @@ impl Store {
                     c.operator_active_until IS NOT NULL AND c.operator_active_until > now() AS takeover,
                     EXISTS (SELECT 1 FROM consents k WHERE k.customer_id = c.customer_id
                             AND k.channel_id = c.channel_id AND k.status = 'revoked') AS revoked,
-                    c.night_reply_key
+                    c.night_reply_key,
+                    -- WhatsApp lets free-form text through for 24 hours after the customer's
+                    -- last message, unless Meta has since said the window is closed.
+                    ch.kind <> 'whatsapp' OR (
+                        c.last_customer_message_at > now() - interval '24 hours'
+                        AND NOT COALESCE((cu.metadata->>'window_closed_at')::timestamptz
+                                         > c.last_customer_message_at, false)) AS window_open
              FROM conversations c JOIN channels ch ON ch.id = c.channel_id
+             JOIN customers cu ON cu.id = c.customer_id
              WHERE c.id = $1 AND c.tenant_id = $2 FOR UPDATE OF c",
         )
         .bind(conversation_id)
@@ -101,6 +108,7 @@ impl Store {
             channel_id: r.channel_id,
             channel_kind: r.kind.parse().map_err(corrupt)?,
             night_reply_key: r.night_reply_key,
+            window_open: r.window_open,
             status: r.status.parse().map_err(corrupt)?,
             mode: r.mode.parse().map_err(corrupt)?,
             operator_takeover_active: r.takeover,
@@ -118,6 +126,7 @@ struct LockedConversation {
     takeover: bool,
     revoked: bool,
     night_reply_key: Option<String>,
+    window_open: bool,
 }
 
 pub struct DraftTx {
@@ -127,6 +136,8 @@ pub struct DraftTx {
     pub channel_id: Uuid,
     pub channel_kind: ChannelKind,
     pub night_reply_key: Option<String>,
+    /// Whether the channel takes free-form text to this customer now.
+    pub window_open: bool,
     pub status: ConversationStatus,
     pub mode: Mode,
     pub operator_takeover_active: bool,

@@ -17,6 +17,7 @@ use uuid::Uuid;
 pub struct Situation {
     pub conversation: ConversationState,
     pub channel: ChannelKind,
+    pub window_open: bool,
     pub night_auto_reply_sent: bool,
 }
 
@@ -31,6 +32,7 @@ impl Situation {
                 consent_revoked: false,
             },
             channel: ChannelKind::Webchat,
+            window_open: true,
             night_auto_reply_sent: false,
         }
     }
@@ -191,7 +193,7 @@ pub async fn evaluate(
         conversation: situation.conversation,
         channel: ChannelState {
             kind: situation.channel,
-            free_form_window_open: true,
+            free_form_window_open: situation.window_open,
         },
         now: Utc::now(),
         working_hours: settings.working_hours.clone(),
@@ -242,6 +244,7 @@ pub async fn draft_and_decide(
     let situation = Situation {
         conversation,
         channel: tx.channel_kind,
+        window_open: tx.window_open,
         night_auto_reply_sent: tonight.is_some() && tx.night_reply_key == tonight,
     };
     let (drafted, verdict) = evaluate(s, tenant_id, settings, &text, &history, situation).await?;
