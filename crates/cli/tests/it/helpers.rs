@@ -46,8 +46,12 @@ pub fn test_config() -> Config {
     c.dispatcher.backoff_base_ms = 100;
     c.dispatcher.backoff_max_ms = 1000;
     c.server.port = 0;
+    c.security.master_key = MASTER_KEY.into();
     c
 }
+
+/// 32 bytes of 7, in base64.
+pub const MASTER_KEY: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
 
 /// Drops databases left by earlier test processes that are no longer running.
 async fn drop_stale_databases() {
@@ -155,6 +159,29 @@ impl TestApp {
             .fetch_one(&self.pool)
             .await
             .unwrap()
+    }
+
+    /// Stores a channel the way `switchboard channel add` does, credentials encrypted.
+    pub async fn add_channel(
+        &self,
+        kind: switchboard_core::ChannelKind,
+        config: Value,
+        secrets: Value,
+    ) -> Uuid {
+        let cipher =
+            switchboard_store::crypto::Cipher::from_base64(&self.config.security.master_key)
+                .unwrap();
+        let tenant = self.services.store.tenant_id("demo").await.unwrap();
+        let blob = cipher.encrypt(secrets.to_string().as_bytes());
+        self.services
+            .store
+            .create_channel(tenant, kind, &format!("{kind} test"), &config, Some(&blob))
+            .await
+            .unwrap()
+    }
+
+    pub async fn exec(&self, sql: &str) {
+        sqlx::query(sql).execute(&self.pool).await.unwrap();
     }
 
     pub async fn count(&self, sql: &str) -> i64 {

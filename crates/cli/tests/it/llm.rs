@@ -254,6 +254,7 @@ async fn tenant_llm_settings_keep_the_api_key_encrypted() {
     let fake = FakeLlm::start(vec![Scripted::content("not json")]).await;
     let mut config = test_config();
     config.admin.api_token = "t".into();
+    config.security.master_key = String::new();
     let app = TestApp::spawn_with(config, switchboard::Parts::ALL).await;
     let url = format!("{}/api/v1/admin/tenants/demo/settings", app.base);
     let doc = json!({"llm": {"provider": "openai", "base_url": fake.base_url, "api_key": "sk-test-123", "model": "m"}});

@@ -1,0 +1,169 @@
+//! Stand-ins for the Telegram Bot API and the WhatsApp Graph API: they answer in the
+//! documented wire format, can be scripted to fail, and record what they receive.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// The Bot API method in lower case (`sendmessage`) or the Graph API path (`12345/messages`).
+    pub method: String,
+    pub body: Value,
+    pub at: Instant,
+}
+
+#[derive(Clone, Default)]
+struct Fake {
+    requests: Arc<Mutex<Vec<Request>>>,
+    /// Scripted answers by method, used before the defaults.
+    script: Arc<Mutex<HashMap<String, VecDeque<(u16, Value)>>>>,
+    next_id: Arc<Mutex<i64>>,
+}
+
+pub struct FakePlatform {
+    pub base_url: String,
+    fake: Fake,
+}
+
+impl FakePlatform {
+    async fn start(app: axum::Router<Fake>, fake: Fake, prefix: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}{prefix}", listener.local_addr().unwrap());
+        let app = app.with_state(fake.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { base_url, fake }
+    }
+
+    /// The Bot API at `{base_url}/bot{token}/{method}`.
+    pub async fn telegram() -> Self {
+        let app = axum::Router::new().route("/{bot}/{method}", post(telegram));
+        Self::start(app, Fake::default(), "/").await
+    }
+
+    /// The Graph API at `{base_url}/{phone_number_id}/messages`.
+    pub async fn whatsapp() -> Self {
+        let app = axum::Router::new().route("/v21.0/{phone}/messages", post(whatsapp));
+        Self::start(app, Fake::default(), "/v21.0").await
+    }
+
+    /// The next answer to `method` is this one; the defaults resume after the script.
+    pub fn script(&self, method: &str, status: u16, body: Value) {
+        self.fake
+            .script
+            .lock()
+            .unwrap()
+            .entry(method.into())
+            .or_default()
+            .push_back((status, body));
+    }
+
+    pub fn requests(&self, method: &str) -> Vec<Request> {
+        self.fake
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.method == method)
+            .cloned()
+            .collect()
+    }
+
+    pub fn all(&self) -> Vec<Request> {
+        self.fake.requests.lock().unwrap().clone()
+    }
+
+    /// Waits until `method` has been called `n` times.
+    pub async fn wait_for(&self, method: &str, n: usize, timeout: Duration) -> Vec<Request> {
+        let start = Instant::now();
+        loop {
+            let got = self.requests(method);
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "{method} called {} of {n} times; saw {:?}",
+                got.len(),
+                self.all()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn record(f: &Fake, method: &str, body: &Bytes) -> Option<(u16, Value)> {
+    let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    f.requests.lock().unwrap().push(Request {
+        method: method.into(),
+        body,
+        at: Instant::now(),
+    });
+    f.script
+        .lock()
+        .unwrap()
+        .get_mut(method)
+        .and_then(VecDeque::pop_front)
+}
+
+fn reply(status: u16, body: Value) -> Response {
+    (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
+}
+
+/// Bot API method names are case-insensitive; teloxide sends `SendMessage`. Recorded and
+/// scripted in lower case.
+async fn telegram(
+    State(f): State<Fake>,
+    Path((_bot, method)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let method = method.to_lowercase();
+    if let Some((status, body)) = record(&f, &method, &body) {
+        return reply(status, body);
+    }
+    let req = f.requests.lock().unwrap().last().unwrap().body.clone();
+    let result = match method.as_str() {
+        "sendmessage" => {
+            let id = {
+                let mut n = f.next_id.lock().unwrap();
+                *n += 1;
+                *n
+            };
+            json!({"message_id": 1000 + id, "date": 1_700_000_000, "text": req["text"],
+                   "chat": {"id": req["chat_id"], "type": "private", "first_name": "Customer"},
+                   "from": {"id": 1, "is_bot": true, "first_name": "Shop", "username": "shop_bot"}})
+        }
+        "getupdates" => json!([]),
+        _ => json!(true),
+    };
+    reply(200, json!({"ok": true, "result": result}))
+}
+
+async fn whatsapp(State(f): State<Fake>, Path(phone): Path<String>, body: Bytes) -> Response {
+    let method = format!("{phone}/messages");
+    if let Some((status, body)) = record(&f, &method, &body) {
+        return reply(status, body);
+    }
+    let req = f.requests.lock().unwrap().last().unwrap().body.clone();
+    if req["status"] == "read" {
+        return reply(200, json!({"success": true}));
+    }
+    let id = {
+        let mut n = f.next_id.lock().unwrap();
+        *n += 1;
+        *n
+    };
+    reply(
+        200,
+        json!({"messaging_product": "whatsapp",
+                      "contacts": [{"input": req["to"], "wa_id": req["to"]}],
+                      "messages": [{"id": format!("wamid.out.{id}")}]}),
+    )
+}

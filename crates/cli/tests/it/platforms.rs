@@ -1,0 +1,470 @@
+//! Telegram and WhatsApp end to end: real webhooks into the real app, replies out to local
+//! fakes of the platforms' APIs.
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::Sha256;
+use switchboard_core::ChannelKind;
+use uuid::Uuid;
+
+use crate::fake_platform::FakePlatform;
+use crate::helpers::TestApp;
+
+const WAIT: Duration = Duration::from_secs(15);
+const SECRET: &str = "tg-secret-token";
+const APP_SECRET: &str = "wa-app-secret";
+const PHONE: &str = "PN1";
+
+async fn telegram_channel(app: &TestApp, fake: &FakePlatform) -> Uuid {
+    app.add_channel(
+        ChannelKind::Telegram,
+        json!({"api_base_url": fake.base_url, "bot_username": "shop_bot"}),
+        json!({"bot_token": "123:ABC", "secret_token": SECRET}),
+    )
+    .await
+}
+
+async fn whatsapp_channel(app: &TestApp, fake: &FakePlatform, template: Option<Value>) -> Uuid {
+    app.add_channel(
+        ChannelKind::Whatsapp,
+        json!({"api_base_url": fake.base_url, "phone_number_id": PHONE, "reengagement_template": template}),
+        json!({"access_token": "wa-token", "app_secret": APP_SECRET, "verify_token": "wa-verify"}),
+    )
+    .await
+}
+
+fn tg_update(update_id: i64, chat: i64, message_id: i64, text: &str) -> Value {
+    json!({"update_id": update_id, "message": {
+        "message_id": message_id, "date": 1_700_000_000, "text": text,
+        "from": {"id": chat, "is_bot": false, "first_name": "Ada"},
+        "chat": {"id": chat, "type": "private", "first_name": "Ada"}}})
+}
+
+async fn post_tg(app: &TestApp, channel: Uuid, secret: Option<&str>, body: &Value) -> StatusCode {
+    let mut req = app
+        .http
+        .post(format!("{}/webhooks/telegram/{channel}", app.base))
+        .json(body);
+    if let Some(s) = secret {
+        req = req.header("X-Telegram-Bot-Api-Secret-Token", s);
+    }
+    req.send().await.unwrap().status()
+}
+
+fn wa_message(from: &str, id: &str, text: &str) -> Value {
+    json!({"from": from, "id": id, "timestamp": "1700000000", "type": "text", "text": {"body": text}})
+}
+
+fn wa_body(messages: Vec<Value>, statuses: Vec<Value>) -> Vec<u8> {
+    let contacts: Vec<Value> = messages
+        .iter()
+        .map(|m| json!({"wa_id": m["from"], "profile": {"name": "Customer"}}))
+        .collect();
+    serde_json::to_vec(
+        &json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
+        "field": "messages", "value": {"messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550000000", "phone_number_id": PHONE},
+            "contacts": contacts, "messages": messages, "statuses": statuses}}]}]}),
+    )
+    .unwrap()
+}
+
+fn sign(body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(APP_SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+async fn post_wa(
+    app: &TestApp,
+    channel: Uuid,
+    body: &[u8],
+    signature: Option<String>,
+) -> StatusCode {
+    let mut req = app
+        .http
+        .post(format!("{}/webhooks/whatsapp/{channel}", app.base))
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    if let Some(s) = signature {
+        req = req.header("X-Hub-Signature-256", s);
+    }
+    req.send().await.unwrap().status()
+}
+
+#[tokio::test]
+async fn a_telegram_update_gets_one_reply_with_typing_first() {
+    let app = TestApp::spawn().await;
+    let fake = FakePlatform::telegram().await;
+    let channel = telegram_channel(&app, &fake).await;
+    app.exec("UPDATE tenants SET working_hours_start = '00:00', working_hours_end = '23:59:59', working_days = '{1,2,3,4,5,6,7}'").await;
+    app.exec("INSERT INTO human_delay_settings (tenant_id, enabled, min_delay_ms, max_delay_ms) SELECT id, true, 1500, 1500 FROM tenants").await;
+
+    let update = tg_update(5001, 4242, 77, "Do you ship to Berlin?");
+    for _ in 0..3 {
+        // Telegram retries a webhook it thinks failed: one reply all the same.
+        assert_eq!(
+            post_tg(&app, channel, Some(SECRET), &update).await,
+            StatusCode::OK
+        );
+    }
+    let sent = fake.wait_for("sendmessage", 1, WAIT).await;
+    assert_eq!(sent[0].body["chat_id"], 4242);
+    assert!(sent[0].body["text"].as_str().unwrap().contains("DHL"));
+    assert_eq!(sent[0].body["reply_parameters"]["message_id"], 77);
+    let typing = fake.requests("sendchataction");
+    assert!(
+        !typing.is_empty() && typing[0].at < sent[0].at,
+        "typing comes first"
+    );
+    assert_eq!(typing[0].body["action"], "typing");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(fake.requests("sendmessage").len(), 1);
+    let external: String =
+        sqlx::query_scalar("SELECT external_id FROM messages WHERE role = 'assistant'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(external, "4242:1001");
+}
+
+#[tokio::test]
+async fn telegram_webhooks_refuse_bad_secrets_and_bodies() {
+    let app = TestApp::spawn().await;
+    let fake = FakePlatform::telegram().await;
+    let channel = telegram_channel(&app, &fake).await;
+    let update = tg_update(1, 1, 1, "hi");
+    assert_eq!(
+        post_tg(&app, channel, None, &update).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        post_tg(&app, channel, Some("wrong"), &update).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        post_tg(&app, Uuid::now_v7(), Some(SECRET), &update).await,
+        StatusCode::NOT_FOUND
+    );
+    let r = app
+        .http
+        .post(format!("{}/webhooks/telegram/{channel}", app.base))
+        .header("X-Telegram-Bot-Api-Secret-Token", SECRET)
+        .body("{\"update_id\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // An update kind we do not handle is acknowledged, not failed.
+    let boost = json!({"update_id": 2, "chat_boost": {"chat": {"id": 1, "type": "channel"}}});
+    assert_eq!(
+        post_tg(&app, channel, Some(SECRET), &boost).await,
+        StatusCode::OK
+    );
+    assert_eq!(app.count("SELECT count(*) FROM messages").await, 0);
+}
+
+#[tokio::test]
+async fn a_429_is_waited_out_and_a_blocked_user_fails_fast() {
+    let app = TestApp::spawn().await;
+    let fake = FakePlatform::telegram().await;
+    let channel = telegram_channel(&app, &fake).await;
+    fake.script(
+        "sendmessage",
+        429,
+        json!({"ok": false, "error_code": 429,
+        "description": "Too Many Requests: retry after 1", "parameters": {"retry_after": 1}}),
+    );
+    post_tg(
+        &app,
+        channel,
+        Some(SECRET),
+        &tg_update(1, 100, 1, "Do you ship to Berlin?"),
+    )
+    .await;
+    let sent = fake.wait_for("sendmessage", 2, WAIT).await;
+    assert!(
+        sent[1].at - sent[0].at >= Duration::from_millis(950),
+        "retry_after was obeyed"
+    );
+    let start = std::time::Instant::now();
+    while app
+        .count("SELECT count(*) FROM outbox WHERE status = 'sent'")
+        .await
+        == 0
+    {
+        assert!(start.elapsed() < WAIT);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    fake.script("sendmessage", 403, json!({"ok": false, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}));
+    post_tg(
+        &app,
+        channel,
+        Some(SECRET),
+        &tg_update(2, 200, 1, "Do you ship to Berlin?"),
+    )
+    .await;
+    fake.wait_for("sendmessage", 3, WAIT).await;
+    let start = std::time::Instant::now();
+    loop {
+        let row: Option<(String, i32, String)> = sqlx::query_as(
+            "SELECT o.status, o.attempts, o.last_error FROM outbox o JOIN conversations c ON c.id = o.conversation_id
+             JOIN customers cu ON cu.id = c.customer_id WHERE cu.external_id = '200' AND o.status <> 'pending'",
+        )
+        .fetch_optional(&app.pool)
+        .await
+        .unwrap();
+        if let Some((status, attempts, error)) = row {
+            assert_eq!((status.as_str(), attempts), ("failed", 1));
+            assert!(error.contains("blocked"), "{error}");
+            break;
+        }
+        assert!(start.elapsed() < WAIT);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM customers WHERE external_id = '200' AND unreachable")
+            .await,
+        1
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        fake.requests("sendmessage").len(),
+        3,
+        "no retry for a blocked user"
+    );
+}
+
+#[tokio::test]
+async fn whatsapp_verification_and_signatures() {
+    let app = TestApp::spawn().await;
+    let fake = FakePlatform::whatsapp().await;
+    let channel = whatsapp_channel(&app, &fake, None).await;
+    let url = format!("{}/webhooks/whatsapp/{channel}", app.base);
+    let ok = app
+        .http
+        .get(&url)
+        .query(&[
+            ("hub.mode", "subscribe"),
+            ("hub.verify_token", "wa-verify"),
+            ("hub.challenge", "1158201444"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(ok.text().await.unwrap(), "1158201444");
+    let bad = app
+        .http
+        .get(&url)
+        .query(&[
+            ("hub.mode", "subscribe"),
+            ("hub.verify_token", "nope"),
+            ("hub.challenge", "1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::FORBIDDEN);
+
+    let body = wa_body(
+        vec![wa_message(
+            "491700000001",
+            "wamid.in.1",
+            "Do you ship to Berlin?",
+        )],
+        vec![],
+    );
+    assert_eq!(
+        post_wa(&app, channel, &body, None).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let mut tampered = body.clone();
+    tampered[20] ^= 1;
+    assert_eq!(
+        post_wa(&app, channel, &tampered, Some(sign(&body))).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        post_wa(&app, channel, b"[]", Some(sign(b"[]"))).await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(app.count("SELECT count(*) FROM messages").await, 0);
+}
+
+#[tokio::test]
+async fn a_whatsapp_batch_with_two_messages_and_a_status_is_handled() {
+    let app = TestApp::spawn().await;
+    let fake = FakePlatform::whatsapp().await;
+    let channel = whatsapp_channel(&app, &fake, None).await;
+    let send = format!("{PHONE}/messages");
+
+    // A first exchange gives us an outbound message whose status the batch reports.
+    let first = wa_body(
+        vec![wa_message(
+            "491700000001",
+            "wamid.in.1",
+            "Do you ship to Berlin?",
+        )],
+        vec![],
+    );
+    assert_eq!(
+        post_wa(&app, channel, &first, Some(sign(&first))).await,
+        StatusCode::OK
+    );
+    let sent = fake.wait_for(&send, 1, WAIT).await;
+    assert_eq!(sent[0].body["to"], "491700000001");
+    assert_eq!(sent[0].body["context"]["message_id"], "wamid.in.1");
+    let start = std::time::Instant::now();
+    while app
+        .count("SELECT count(*) FROM messages WHERE external_id = 'wamid.out.1'")
+        .await
+        == 0
+    {
+        assert!(start.elapsed() < WAIT);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let batch = wa_body(
+        vec![
+            wa_message("491700000002", "wamid.in.2", "Do you ship to Berlin?"),
+            wa_message("491700000003", "wamid.in.3", "How much is the coffee mug?"),
+        ],
+        vec![
+            json!({"id": "wamid.out.1", "status": "read", "timestamp": "1700000001", "recipient_id": "491700000001"}),
+        ],
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            post_wa(&app, channel, &batch, Some(sign(&batch))).await,
+            StatusCode::OK
+        );
+    }
+    let sent = fake.wait_for(&send, 3, WAIT).await;
+    let mut to: Vec<String> = sent[1..]
+        .iter()
+        .map(|r| r.body["to"].as_str().unwrap().to_owned())
+        .collect();
+    to.sort();
+    assert_eq!(to, ["491700000002", "491700000003"]);
+    let status: String = sqlx::query_scalar(
+        "SELECT delivery_status FROM messages WHERE external_id = 'wamid.out.1'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(status, "read");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        fake.requests(&send).len(),
+        3,
+        "the repeated batch gave no new reply"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM messages WHERE role = 'customer'")
+            .await,
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_closed_window_holds_the_draft_and_131047_sends_the_template() {
+    let app = TestApp::spawn().await;
+    let fake = FakePlatform::whatsapp().await;
+    let channel = whatsapp_channel(
+        &app,
+        &fake,
+        Some(json!({"name": "reopen_chat", "language": "en"})),
+    )
+    .await;
+    let send = format!("{PHONE}/messages");
+    app.exec("UPDATE decision_settings SET debounce_quiet_ms = 1500")
+        .await;
+
+    // Meta reports, while the message waits for its quiet window, that this customer's
+    // window is closed: the draft is held for approval.
+    let msg = wa_body(
+        vec![wa_message(
+            "491700000009",
+            "wamid.in.9",
+            "Do you ship to Berlin?",
+        )],
+        vec![],
+    );
+    assert_eq!(
+        post_wa(&app, channel, &msg, Some(sign(&msg))).await,
+        StatusCode::OK
+    );
+    while app.count("SELECT count(*) FROM messages").await == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let failed = wa_body(
+        vec![],
+        vec![
+            json!({"id": "wamid.old", "status": "failed", "timestamp": "1700000002",
+        "recipient_id": "491700000009", "errors": [{"code": 131047, "title": "Re-engagement message"}]}),
+        ],
+    );
+    assert_eq!(
+        post_wa(&app, channel, &failed, Some(sign(&failed))).await,
+        StatusCode::OK
+    );
+    let start = std::time::Instant::now();
+    let (decision, reason) = loop {
+        let row: Option<(String, Option<String>)> =
+            sqlx::query_as("SELECT decision, autosend_block_reason FROM ai_suggestions")
+                .fetch_optional(&app.pool)
+                .await
+                .unwrap();
+        if let Some(r) = row {
+            break r;
+        }
+        assert!(start.elapsed() < WAIT);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (decision.as_str(), reason.as_deref()),
+        ("NEED_APPROVAL", Some("WINDOW_CLOSED"))
+    );
+    assert!(fake.requests(&send).is_empty());
+
+    // A send that meets 131047 fails with the reason and the template goes out instead.
+    fake.script(&send, 400, json!({"error": {"message": "Re-engagement message", "type": "OAuthException", "code": 131047,
+        "error_data": {"details": "More than 24 hours have passed"}}}));
+    let msg = wa_body(
+        vec![wa_message(
+            "491700000010",
+            "wamid.in.10",
+            "Do you ship to Berlin?",
+        )],
+        vec![],
+    );
+    assert_eq!(
+        post_wa(&app, channel, &msg, Some(sign(&msg))).await,
+        StatusCode::OK
+    );
+    let sent = fake.wait_for(&send, 2, WAIT).await;
+    assert_eq!(sent[1].body["type"], "template");
+    assert_eq!(sent[1].body["template"]["name"], "reopen_chat");
+    let start = std::time::Instant::now();
+    while app
+        .count(
+            "SELECT count(*) FROM outbox WHERE status = 'failed' AND last_error LIKE '%24 hours%'",
+        )
+        .await
+        == 0
+    {
+        assert!(start.elapsed() < WAIT);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
