@@ -20,11 +20,14 @@ pub struct Request {
     pub at: Instant,
 }
 
+/// Answers (status, body) still to give, in order.
+type Script = VecDeque<(u16, Value)>;
+
 #[derive(Clone, Default)]
 struct Fake {
     requests: Arc<Mutex<Vec<Request>>>,
     /// Scripted answers by method, used before the defaults.
-    script: Arc<Mutex<HashMap<String, VecDeque<(u16, Value)>>>>,
+    script: Arc<Mutex<HashMap<String, Script>>>,
     next_id: Arc<Mutex<i64>>,
 }
 
