@@ -32,6 +32,15 @@ pub enum SendError {
     WindowClosed { reason: String },
 }
 
+/// At most one send per `every` in the `scope` (a bot, a chat, a phone number), with
+/// bursts of up to `burst`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimit {
+    pub scope: String,
+    pub every: Duration,
+    pub burst: u32,
+}
+
 /// The outbound half of a platform: every channel module implements it.
 #[async_trait]
 pub trait ChannelAdapter: Send + Sync {
@@ -45,6 +54,12 @@ pub trait ChannelAdapter: Send + Sync {
     /// How often the indicator must be renewed while a reply waits; `None` where the
     /// platform has no indicator.
     fn typing_interval(&self) -> Option<Duration>;
+
+    /// The platform's send limits that apply to `message`. The dispatcher enforces them
+    /// across all its processes.
+    fn rate_limits(&self, _message: &OutboundMessage) -> Vec<RateLimit> {
+        Vec::new()
+    }
 }
 
 /// Fan-out of live events (web-chat transcripts, operator feeds) to whichever gateway

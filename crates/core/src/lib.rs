@@ -8,7 +8,7 @@ pub mod knowledge;
 pub mod outbound;
 pub mod status;
 
-pub use adapter::{ChannelAdapter, LiveFeed, SendError, SendReceipt};
+pub use adapter::{ChannelAdapter, LiveFeed, RateLimit, SendError, SendReceipt};
 pub use channel::ChannelKind;
 pub use envelope::Envelope;
 pub use inbound::{

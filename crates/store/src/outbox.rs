@@ -272,6 +272,17 @@ impl Claim {
         self.fail(error).await
     }
 
+    /// Not this time, and not counted as an attempt: a rate limit asks to wait `after`.
+    pub async fn defer(mut self, after: Duration) -> Result<()> {
+        sqlx::query("UPDATE outbox SET next_attempt_at = now() + $2 * interval '1 millisecond' WHERE id = $1")
+            .bind(self.item.id)
+            .bind(after.as_millis() as f64)
+            .execute(&mut *self.tx)
+            .await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+
     /// A permanent failure: no retry, visible as a dead letter with its reason.
     pub async fn fail(mut self, error: &str) -> Result<()> {
         sqlx::query(

@@ -91,8 +91,7 @@ impl Adapters {
                     serde_json::from_slice(&secrets).map_err(|e| e.to_string())?;
                 let a = Arc::new(WhatsappAdapter::new(
                     self.http.clone(),
-                    &cfg.api_base_url,
-                    &cfg.phone_number_id,
+                    &cfg,
                     &sec.access_token,
                 ));
                 Ok(Built {

@@ -3,6 +3,7 @@
 //! share the work without sending anything twice.
 
 mod adapters;
+mod limits;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,12 +19,24 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::adapters::Adapters;
+use crate::limits::Limits;
+
+/// Waits longer than this are not slept through holding a row: the row is put back.
+const MAX_INLINE_WAIT: Duration = Duration::from_secs(3);
 
 pub async fn run(s: Services, shutdown: CancellationToken) {
     let adapters = Arc::new(Adapters::new(&s));
+    let limits = Arc::new(Limits::new(switchboard_store::SharedRateLimiter::new(
+        s.redis.clone(),
+    )));
     let mut tasks = JoinSet::new();
     for _ in 0..s.config.dispatcher.concurrency.max(1) {
-        tasks.spawn(send_loop(s.clone(), adapters.clone(), shutdown.clone()));
+        tasks.spawn(send_loop(
+            s.clone(),
+            adapters.clone(),
+            limits.clone(),
+            shutdown.clone(),
+        ));
     }
     tasks.spawn(typing_loop(s.clone(), adapters, shutdown));
     while tasks.join_next().await.is_some() {}
@@ -36,7 +49,12 @@ async fn pause(shutdown: &CancellationToken, ms: u64) {
     }
 }
 
-async fn send_loop(s: Services, adapters: Arc<Adapters>, shutdown: CancellationToken) {
+async fn send_loop(
+    s: Services,
+    adapters: Arc<Adapters>,
+    limits: Arc<Limits>,
+    shutdown: CancellationToken,
+) {
     let poll = s.config.dispatcher.poll_interval_ms;
     while !shutdown.is_cancelled() {
         match s.store.claim_due().await {
@@ -44,7 +62,10 @@ async fn send_loop(s: Services, adapters: Arc<Adapters>, shutdown: CancellationT
                 let m = &claim.item.message;
                 let span = tracing::info_span!("send", tenant_id = %m.tenant_id, channel_id = %m.channel_id,
                     conversation_id = %m.conversation_id, message_id = %m.message_id, outbox_id = %claim.item.id);
-                if let Err(e) = deliver(&s, &adapters, claim).instrument(span).await {
+                if let Err(e) = deliver(&s, &adapters, &limits, claim)
+                    .instrument(span)
+                    .await
+                {
                     tracing::warn!(error = %error_chain(&e), "recording a send failed; the row will be claimed again");
                 }
             }
@@ -64,7 +85,12 @@ fn backoff(cfg: &DispatcherConfig, attempts: u32) -> Duration {
     Duration::from_millis(rand::rng().random_range(capped / 2..=capped))
 }
 
-async fn deliver(s: &Services, adapters: &Adapters, claim: Claim) -> Result<(), StoreError> {
+async fn deliver(
+    s: &Services,
+    adapters: &Adapters,
+    limits: &Limits,
+    claim: Claim,
+) -> Result<(), StoreError> {
     let cfg = &s.config.dispatcher;
     if let Some(reason) = &claim.item.stale_reason {
         tracing::info!(reason = %reason, "reply superseded before it went out");
@@ -75,6 +101,16 @@ async fn deliver(s: &Services, adapters: &Adapters, claim: Claim) -> Result<(), 
         Ok(b) => b,
         Err(reason) => return claim.fail(&reason).await,
     };
+    let wait = limits
+        .acquire(
+            claim.item.channel.id,
+            &built.adapter.rate_limits(&claim.item.message),
+        )
+        .await?;
+    if wait > MAX_INLINE_WAIT {
+        return claim.defer(wait).await;
+    }
+    tokio::time::sleep(wait).await;
     let started = Instant::now();
     let result = built.adapter.send(&claim.item.message).await;
     metrics::histogram!("sb_send_seconds", "channel" => kind)

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use switchboard_core::{ChannelAdapter, ChannelKind, OutboundMessage, SendError, SendReceipt};
+use switchboard_core::{
+    ChannelAdapter, ChannelKind, OutboundMessage, RateLimit, SendError, SendReceipt,
+};
 use teloxide_core::Bot;
 use teloxide_core::errors::{ApiError, RequestError};
 use teloxide_core::payloads::{SendMessageSetters, SetWebhookSetters};
@@ -156,5 +158,27 @@ impl ChannelAdapter for TelegramAdapter {
     /// Telegram shows "typing…" for five seconds or until a message arrives.
     fn typing_interval(&self) -> Option<Duration> {
         Some(Duration::from_secs(4))
+    }
+
+    /// About 30 messages a second per bot, one a second per chat, 20 a minute per group
+    /// (group and supergroup ids are negative).
+    fn rate_limits(&self, message: &OutboundMessage) -> Vec<RateLimit> {
+        let per_chat = if message.recipient.starts_with('-') {
+            Duration::from_secs(3)
+        } else {
+            Duration::from_secs(1)
+        };
+        vec![
+            RateLimit {
+                scope: "bot".into(),
+                every: Duration::from_millis(34),
+                burst: 30,
+            },
+            RateLimit {
+                scope: format!("chat:{}", message.recipient),
+                every: per_chat,
+                burst: 1,
+            },
+        ]
     }
 }

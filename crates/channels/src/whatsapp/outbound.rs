@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use switchboard_core::{ChannelAdapter, ChannelKind, OutboundMessage, SendError, SendReceipt};
+use switchboard_core::{
+    ChannelAdapter, ChannelKind, OutboundMessage, RateLimit, SendError, SendReceipt,
+};
 
 use super::inbound::WINDOW_CLOSED_CODE;
 use super::wire::{ErrorResponse, SendResponse};
@@ -18,23 +20,22 @@ pub struct WhatsappAdapter {
     http: reqwest::Client,
     messages_url: String,
     access_token: String,
+    messages_per_second: u32,
 }
 
 impl WhatsappAdapter {
-    /// `api_base_url` includes the Graph API version, e.g. `https://graph.facebook.com/v21.0`.
-    pub fn new(
-        http: reqwest::Client,
-        api_base_url: &str,
-        phone_number_id: &str,
-        access_token: &str,
-    ) -> Self {
+    /// The config's `api_base_url` includes the Graph API version, e.g.
+    /// `https://graph.facebook.com/v21.0`.
+    pub fn new(http: reqwest::Client, cfg: &super::Config, access_token: &str) -> Self {
         Self {
             http,
             messages_url: format!(
-                "{}/{phone_number_id}/messages",
-                api_base_url.trim_end_matches('/')
+                "{}/{}/messages",
+                cfg.api_base_url.trim_end_matches('/'),
+                cfg.phone_number_id
             ),
             access_token: access_token.to_owned(),
+            messages_per_second: cfg.messages_per_second.max(1),
         }
     }
 
@@ -177,6 +178,15 @@ impl ChannelAdapter for WhatsappAdapter {
 
     fn typing_interval(&self) -> Option<Duration> {
         Some(Duration::from_secs(25))
+    }
+
+    /// 80 messages a second per business phone number by default.
+    fn rate_limits(&self, _message: &OutboundMessage) -> Vec<RateLimit> {
+        vec![RateLimit {
+            scope: "number".into(),
+            every: Duration::from_secs(1) / self.messages_per_second,
+            burst: self.messages_per_second,
+        }]
     }
 }
 

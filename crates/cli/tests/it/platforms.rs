@@ -468,3 +468,86 @@ async fn a_closed_window_holds_the_draft_and_131047_sends_the_template() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn one_chat_gets_at_most_one_message_a_second_even_from_two_dispatchers() {
+    let app = TestApp::spawn().await;
+    // A second dispatcher with its own connections: another process as far as limits go.
+    let other = switchboard_runtime::Services::connect(app.config.clone())
+        .await
+        .unwrap();
+    tokio::spawn(switchboard_dispatcher::run(other, app.shutdown.clone()));
+    let fake = FakePlatform::telegram().await;
+    let channel = telegram_channel(&app, &fake).await;
+    post_tg(
+        &app,
+        channel,
+        Some(SECRET),
+        &tg_update(1, 555, 1, "Do you ship to Berlin?"),
+    )
+    .await;
+    fake.wait_for("sendmessage", 1, WAIT).await;
+
+    app.exec(
+        "INSERT INTO outbox (id, tenant_id, conversation_id, channel_id, message_id, role, body, idempotency_key)
+         SELECT gen_random_uuid(), c.tenant_id, c.id, c.channel_id, gen_random_uuid(), 'operator', 'update ' || n, 'burst:' || n
+         FROM conversations c, generate_series(1, 4) n",
+    )
+    .await;
+    let sent = fake.wait_for("sendmessage", 5, WAIT).await;
+    let times: Vec<_> = sent[1..].iter().map(|r| r.at).collect();
+    for pair in times.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= Duration::from_millis(950),
+            "two messages {gap:?} apart reached one chat"
+        );
+    }
+}
+
+#[tokio::test]
+async fn telegram_error_responses_map_to_what_the_dispatcher_must_do() {
+    use switchboard_channels::telegram::outbound::TelegramAdapter;
+    use switchboard_core::{ChannelAdapter, OutboundMessage, SendError};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/telegram/api_responses");
+    let fixture = |name: &str| -> Value {
+        serde_json::from_slice(
+            &std::fs::read(dir.join(format!("teloxide__response__{name}.json"))).unwrap(),
+        )
+        .unwrap()
+    };
+    let fake = FakePlatform::telegram().await;
+    let adapter = TelegramAdapter::new(reqwest::Client::new(), "1:T", &fake.base_url).unwrap();
+    let msg = OutboundMessage {
+        message_id: Uuid::nil(),
+        tenant_id: Uuid::nil(),
+        channel_id: Uuid::nil(),
+        conversation_id: Uuid::nil(),
+        recipient: "42".into(),
+        text: "hi".into(),
+        reply_to_external_id: None,
+    };
+    fake.script("sendmessage", 400, fixture("migrate"));
+    assert_eq!(
+        adapter.send(&msg).await,
+        Err(SendError::Moved {
+            recipient: "123456".into()
+        })
+    );
+    fake.script("sendmessage", 429, fixture("retry_after"));
+    assert!(matches!(adapter.send(&msg).await,
+        Err(SendError::Retryable { retry_after: Some(d), .. }) if d == Duration::from_secs(123456)));
+    fake.script("sendmessage", 403, fixture("smoke_err"));
+    assert!(
+        matches!(adapter.send(&msg).await, Err(SendError::Unreachable { reason }) if reason.contains("blocked"))
+    );
+    // `true` is no message: a broken answer is worth retrying, never a silent success.
+    fake.script("sendmessage", 200, fixture("smoke_ok"));
+    assert!(matches!(
+        adapter.send(&msg).await,
+        Err(SendError::Retryable { .. })
+    ));
+    fake.script("sendchataction", 200, fixture("smoke_ok"));
+    assert_eq!(adapter.typing(&msg).await, Ok(()));
+}
