@@ -1,4 +1,5 @@
-//! `switchboard up`: the gateway, the AI worker and the dispatcher in one process.
+//! `switchboard up`: the gateway, the AI worker, the dispatcher and the listener in one
+//! process.
 
 use std::net::SocketAddr;
 
@@ -21,6 +22,7 @@ pub struct Parts {
     pub gateway: bool,
     pub ai_worker: bool,
     pub dispatcher: bool,
+    pub listener: bool,
 }
 
 impl Parts {
@@ -28,11 +30,13 @@ impl Parts {
         gateway: true,
         ai_worker: true,
         dispatcher: true,
+        listener: true,
     };
     pub const GATEWAY: Parts = Parts {
         gateway: true,
         ai_worker: false,
         dispatcher: false,
+        listener: false,
     };
 }
 
@@ -63,7 +67,13 @@ pub async fn start(
         ));
     }
     if parts.dispatcher {
-        tasks.spawn(switchboard_dispatcher::run(services.clone(), shutdown));
+        tasks.spawn(switchboard_dispatcher::run(
+            services.clone(),
+            shutdown.clone(),
+        ));
+    }
+    if parts.listener {
+        tasks.spawn(switchboard_listener::run(services.clone(), shutdown));
     }
     Ok(Running {
         addr,

@@ -125,3 +125,34 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// The next `getUpdates` offset of a long-polled Telegram channel.
+    pub async fn telegram_offset(&self, channel_id: Uuid) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT telegram_offset FROM channel_cursors WHERE channel_id = $1")
+                .bind(channel_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .flatten(),
+        )
+    }
+
+    pub async fn set_telegram_offset(
+        &self,
+        tenant_id: Uuid,
+        channel_id: Uuid,
+        offset: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO channel_cursors (channel_id, tenant_id, telegram_offset) VALUES ($1, $2, $3)
+             ON CONFLICT (channel_id) DO UPDATE SET telegram_offset = $3, updated_at = now()",
+        )
+        .bind(channel_id)
+        .bind(tenant_id)
+        .bind(offset)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

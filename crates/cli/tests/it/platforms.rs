@@ -551,3 +551,56 @@ async fn telegram_error_responses_map_to_what_the_dispatcher_must_do() {
     fake.script("sendchataction", 200, fixture("smoke_ok"));
     assert_eq!(adapter.typing(&msg).await, Ok(()));
 }
+
+#[tokio::test]
+async fn a_long_polled_update_gets_one_reply_and_the_offset_survives_a_restart() {
+    let app = TestApp::spawn().await;
+    let fake = FakePlatform::telegram().await;
+    let ok = |updates: Value| json!({"ok": true, "result": updates});
+    // One real update, and one Telegram sent that nobody can parse: it is stepped over.
+    fake.script("getupdates", 200, ok(json!([tg_update(9001, 777, 5, "Do you ship to Berlin?"), {"update_id": 9002, "message": {"junk": true}}])));
+    let channel = app
+        .add_channel(
+            ChannelKind::Telegram,
+            json!({"api_base_url": fake.base_url, "long_polling": true}),
+            json!({"bot_token": "123:ABC", "secret_token": SECRET}),
+        )
+        .await;
+    let sent = fake.wait_for("sendmessage", 1, WAIT).await;
+    assert_eq!(sent[0].body["chat_id"], 777);
+    let polls = fake.wait_for("getupdates", 2, WAIT).await;
+    assert_eq!(polls[0].body.get("offset"), None);
+    assert_eq!(
+        polls[1].body["offset"], 9003,
+        "the offset moves past the whole batch"
+    );
+    let offset: i64 =
+        sqlx::query_scalar("SELECT telegram_offset FROM channel_cursors WHERE channel_id = $1")
+            .bind(channel)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(offset, 9003);
+
+    // A restarted listener carries on from the stored offset, and the update is not answered again.
+    let restarted = switchboard_runtime::Services::connect(app.config.clone())
+        .await
+        .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let fresh = FakePlatform::telegram().await;
+    app.exec(&format!(
+        "UPDATE channels SET config = config || '{{\"api_base_url\": \"{}\"}}'",
+        fresh.base_url
+    ))
+    .await;
+    app.shutdown.cancel();
+    tokio::spawn(switchboard_listener::run(restarted, stop.clone()));
+    let polls = fresh.wait_for("getupdates", 1, WAIT).await;
+    assert_eq!(polls[0].body["offset"], 9003);
+    stop.cancel();
+    assert_eq!(
+        app.count("SELECT count(*) FROM messages WHERE role = 'customer'")
+            .await,
+        1
+    );
+}

@@ -230,6 +230,7 @@ async fn a_worker_killed_between_commit_and_ack_still_gives_one_reply() {
             gateway: true,
             ai_worker: false,
             dispatcher: true,
+            listener: true,
         },
     )
     .await;
