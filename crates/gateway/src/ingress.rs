@@ -17,9 +17,8 @@ pub enum Accepted {
     Duplicate,
 }
 
-fn count(channel: &str, result: &'static str) {
-    metrics::counter!("sb_inbound_total", "channel" => channel.to_owned(), "result" => result)
-        .increment(1);
+fn count(channel: &'static str, result: &'static str) {
+    metrics::counter!("sb_inbound_total", "channel" => channel, "result" => result).increment(1);
 }
 
 /// Counts kinds a platform sent that we deliberately do not handle.
@@ -58,6 +57,8 @@ async fn accept_one(s: &AppState, ev: &InboundEvent) -> Result<Accepted, ApiErro
         let body = serde_json::to_vec(&env).map_err(|e| ApiError::BadRequest(e.to_string()))?;
         match s.services.publisher.publish(switchboard_bus::INBOUND, &body).await {
             Ok(()) => {
+                // Awaited, not spawned: a platform's immediate retry must find "queued",
+                // not "in flight" (which would answer 409).
                 if let Err(e) = s.dedup.confirm(ev.channel_id, &ev.provider_event_id).await {
                     tracing::warn!(error = %error_chain(&e), "dedup confirm failed; a retry will be deduplicated by the worker");
                 }
