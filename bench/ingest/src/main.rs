@@ -54,8 +54,10 @@ fn body(id: u64) -> (Vec<u8>, String) {
             "messages": [{"from": "491700000001", "id": format!("wamid.bench.{id}"), "timestamp": "1700000000",
                           "type": "text", "text": {"body": "Do you ship to Berlin?"}}]}}]}]});
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(APP_SECRET.as_bytes()).expect("any key length works");
+    // HMAC takes keys of any length.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(APP_SECRET.as_bytes()) else {
+        return (bytes, String::new());
+    };
     mac.update(&bytes);
     let sig: String = mac
         .finalize()

@@ -279,3 +279,68 @@ async fn stop_silences_the_bot_until_start() {
             .contains("DHL")
     );
 }
+
+#[tokio::test]
+async fn night_mode_auto_reply_answers_once_per_night_and_holds_drafts() {
+    let app = TestApp::spawn().await;
+    // No working day at all: it is always night.
+    exec(&app, "UPDATE tenants SET working_days = '{}'").await;
+    exec(
+        &app,
+        "INSERT INTO human_delay_settings (tenant_id, night_mode, night_auto_reply_text)
+         SELECT id, 'AUTO_REPLY', 'We are closed and answer from 9:00.' FROM tenants",
+    )
+    .await;
+    app.post_chat("n1", "c1", "Do you ship to Berlin?").await;
+    app.wait_transcript("n1", WAIT, |t| by_role(t, "assistant").len() == 1)
+        .await;
+    app.post_chat("n1", "c2", "And what does shipping cost?")
+        .await;
+    let start = std::time::Instant::now();
+    while app.count("SELECT count(*) FROM ai_suggestions").await < 2 {
+        assert!(start.elapsed() < WAIT);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let t = app.transcript("n1").await;
+    let replies = by_role(&t, "assistant");
+    assert_eq!(
+        replies.len(),
+        1,
+        "one night reply per conversation per night: {t:#?}"
+    );
+    assert_eq!(replies[0]["text"], "We are closed and answer from 9:00.");
+    let held = app
+        .count("SELECT count(*) FROM ai_suggestions WHERE decision = 'NEED_APPROVAL' AND autosend_block_reason = 'NIGHT_MODE'")
+        .await;
+    assert_eq!(held, 2);
+}
+
+#[tokio::test]
+async fn operators_hear_about_an_escalation_at_once() {
+    let app = TestApp::spawn().await;
+    let client = redis::Client::open(app.config.redis.url.as_str()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    let tenant: uuid::Uuid = sqlx::query_scalar("SELECT id FROM tenants")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    pubsub
+        .subscribe(format!("sb:live:operators:{tenant}"))
+        .await
+        .unwrap();
+    app.post_chat("o1", "c1", "This is unacceptable, I want to complain")
+        .await;
+    let msg = tokio::time::timeout(WAIT, pubsub.on_message().next())
+        .await
+        .unwrap()
+        .unwrap();
+    let event: serde_json::Value =
+        serde_json::from_str(&msg.get_payload::<String>().unwrap()).unwrap();
+    assert_eq!(event["type"], "escalation");
+    let escalation: uuid::Uuid = sqlx::query_scalar("SELECT suggestion_id FROM escalation_events")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(event["suggestion_id"], escalation.to_string());
+}

@@ -83,3 +83,141 @@ fn decide_refuses_bad_cases_with_the_reason() {
     assert!(!ok);
     assert!(err.contains("t_escalate < t_auto"), "{err}");
 }
+
+/// Runs the binary off the test's runtime, which serves the fake platform it may call.
+async fn switchboard(
+    args: &[&str],
+    config: &switchboard_runtime::Config,
+) -> (bool, String, String) {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || run_binary(&args, &config))
+        .await
+        .unwrap()
+}
+
+fn run_binary(args: &[String], config: &switchboard_runtime::Config) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .env("SWITCHBOARD__DATABASE__URL", &config.database.url)
+        .env(
+            "SWITCHBOARD__SECURITY__MASTER_KEY",
+            &config.security.master_key,
+        )
+        .env("SWITCHBOARD__SERVER__PUBLIC_URL", "https://shop.example")
+        .env("SWITCHBOARD__LOG__FILTER", "error")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn channel_commands_store_encrypted_credentials_and_set_the_webhook() {
+    let app = crate::helpers::TestApp::spawn().await;
+    let fake = crate::fake_platform::FakePlatform::telegram().await;
+    let (ok, out, err) = switchboard(
+        &[
+            "channel",
+            "add",
+            "--tenant",
+            "demo",
+            "--kind",
+            "telegram",
+            "--name",
+            "bot",
+            "--bot-token",
+            "123:SECRETTOKEN",
+            "--secret-token",
+            "hook-secret",
+            "--bot-username",
+            "@shop_bot",
+            "--api-base-url",
+            &fake.base_url,
+        ],
+        &app.config,
+    )
+    .await;
+    assert!(ok, "{err}");
+    let id: uuid::Uuid = out.lines().next().unwrap().parse().unwrap();
+    assert!(out.contains(&format!("https://shop.example/webhooks/telegram/{id}")));
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT credentials FROM channels WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&stored).contains("SECRETTOKEN"),
+        "credentials are encrypted"
+    );
+
+    let (ok, _, err) = switchboard(&["webhook", "set", &id.to_string()], &app.config).await;
+    assert!(ok, "{err}");
+    let set = fake
+        .wait_for("setwebhook", 1, std::time::Duration::from_secs(5))
+        .await;
+    // teloxide sends setWebhook as a multipart form.
+    let form = &set[0].raw;
+    assert!(
+        form.contains(&format!("https://shop.example/webhooks/telegram/{id}")),
+        "{form}"
+    );
+    for field in ["hook-secret", "callback_query", "max_connections"] {
+        assert!(form.contains(field), "{field} missing from {form}");
+    }
+
+    let (ok, out, _) = switchboard(&["channel", "list", "--tenant", "demo"], &app.config).await;
+    assert!(
+        ok && out.contains(&id.to_string()) && !out.contains("SECRETTOKEN"),
+        "{out}"
+    );
+    let (ok, _, _) = switchboard(&["channel", "disable", &id.to_string()], &app.config).await;
+    assert!(ok);
+    let active: bool = sqlx::query_scalar("SELECT is_active FROM channels WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(!active);
+
+    let (ok, _, err) = switchboard(
+        &[
+            "channel", "add", "--tenant", "demo", "--kind", "whatsapp", "--name", "wa",
+        ],
+        &app.config,
+    )
+    .await;
+    assert!(!ok && err.contains("--phone-number-id"), "{err}");
+}
+
+#[test]
+fn normalize_prints_events_or_the_reason() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures/whatsapp/pywa_message__text.json"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["normalize", "--channel", "whatsapp", fixture])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let n: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(n["events"][0]["body"]["text"], "Body Text");
+    let bad = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["normalize", "--channel", "telegram", "-"])
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(b"{\"chat_boost\": 1}")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("update_id"));
+}

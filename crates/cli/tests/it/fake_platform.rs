@@ -17,6 +17,8 @@ pub struct Request {
     /// The Bot API method in lower case (`sendmessage`) or the Graph API path (`12345/messages`).
     pub method: String,
     pub body: Value,
+    /// The body as sent; teloxide sends some methods (setWebhook) as multipart forms.
+    pub raw: String,
     pub at: Instant,
 }
 
@@ -103,10 +105,12 @@ impl FakePlatform {
 }
 
 fn record(f: &Fake, method: &str, body: &Bytes) -> Option<(u16, Value)> {
+    let raw = String::from_utf8_lossy(body).into_owned();
     let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     f.requests.lock().unwrap().push(Request {
         method: method.into(),
         body,
+        raw,
         at: Instant::now(),
     });
     f.script

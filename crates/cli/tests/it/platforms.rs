@@ -604,3 +604,69 @@ async fn a_long_polled_update_gets_one_reply_and_the_offset_survives_a_restart()
         1
     );
 }
+
+#[tokio::test]
+async fn telegram_buttons_edits_and_migrated_groups() {
+    let app = TestApp::spawn().await;
+    let fake = FakePlatform::telegram().await;
+    let channel = telegram_channel(&app, &fake).await;
+
+    // A button press is answered with answerCallbackQuery and handled like a message.
+    let press = json!({"update_id": 10, "callback_query": {"id": "cbq-1", "data": "Do you ship to Berlin?",
+        "from": {"id": 31, "is_bot": false, "first_name": "Ada"},
+        "message": {"message_id": 3, "date": 1, "chat": {"id": 31, "type": "private"}, "text": "Pick one"}}});
+    assert_eq!(
+        post_tg(&app, channel, Some(SECRET), &press).await,
+        StatusCode::OK
+    );
+    let answered = fake.wait_for("answercallbackquery", 1, WAIT).await;
+    assert_eq!(answered[0].body["callback_query_id"], "cbq-1");
+    fake.wait_for("sendmessage", 1, WAIT).await;
+
+    // An edit changes the stored text and starts no new turn.
+    post_tg(
+        &app,
+        channel,
+        Some(SECRET),
+        &tg_update(11, 31, 4, "How much is the coffee mug?"),
+    )
+    .await;
+    fake.wait_for("sendmessage", 2, WAIT).await;
+    let edit = json!({"update_id": 12, "edited_message": {"message_id": 4, "date": 1, "edit_date": 2,
+        "text": "Do you ship to Paris?", "from": {"id": 31, "is_bot": false, "first_name": "Ada"},
+        "chat": {"id": 31, "type": "private"}}});
+    assert_eq!(
+        post_tg(&app, channel, Some(SECRET), &edit).await,
+        StatusCode::OK
+    );
+    let start = std::time::Instant::now();
+    while app.count("SELECT count(*) FROM messages WHERE external_id = '31:4' AND content = 'Do you ship to Paris?' AND edited_at IS NOT NULL").await == 0 {
+        assert!(start.elapsed() < WAIT);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        fake.requests("sendmessage").len(),
+        2,
+        "an edit is no new turn"
+    );
+
+    // A group that became a supergroup: the reply follows it to the new chat id.
+    fake.script("sendmessage", 400, json!({"ok": false, "error_code": 400,
+        "description": "Bad Request: group chat was upgraded to a supergroup chat", "parameters": {"migrate_to_chat_id": -100777}}));
+    post_tg(
+        &app,
+        channel,
+        Some(SECRET),
+        &tg_update(13, 88, 9, "Do you ship to Berlin?"),
+    )
+    .await;
+    let sent = fake.wait_for("sendmessage", 4, WAIT).await;
+    assert_eq!(sent[2].body["chat_id"], 88);
+    assert_eq!(sent[3].body["chat_id"], -100777);
+    assert_eq!(
+        app.count("SELECT count(*) FROM customers WHERE external_id = '-100777'")
+            .await,
+        1
+    );
+}
