@@ -63,6 +63,7 @@ pub fn respond(question: &str, sources: &[Source]) -> DraftSignals {
             used_sources: vec![GREETING_SOURCE.into()],
             source_conflicts: vec![],
             missing_fields: vec![],
+            choices: vec![],
         };
     }
     let (intent, intent_score) = classify(question);
@@ -79,6 +80,7 @@ pub fn respond(question: &str, sources: &[Source]) -> DraftSignals {
             used_sources: vec![],
             source_conflicts: vec![],
             missing_fields: vec![],
+            choices: vec![],
         };
     };
 
@@ -124,6 +126,7 @@ pub fn respond(question: &str, sources: &[Source]) -> DraftSignals {
         used_sources: vec![source.reference.clone()],
         source_conflicts: vec![],
         missing_fields,
+        choices: vec![],
     }
 }
 

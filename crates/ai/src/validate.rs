@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use switchboard_core::knowledge::Source;
 
 use crate::INTENTS;
-use crate::openai::wire::{DraftAnswer, SelfCheckAnswer};
+use crate::openai::wire::{DraftAnswer, MAX_CHOICE_CHARS, MAX_CHOICES, SelfCheckAnswer};
 
 fn score(name: &str, x: f64) -> Result<f64, String> {
     if x.is_finite() && (0.0..=1.0).contains(&x) {
@@ -27,6 +27,21 @@ pub fn draft(answer: &DraftAnswer, sources: &[Source]) -> Result<(), String> {
         ));
     }
     score("intent_score", answer.intent_score)?;
+    if answer.choices.len() > MAX_CHOICES {
+        return Err(format!(
+            "{} choices are more than {MAX_CHOICES}",
+            answer.choices.len()
+        ));
+    }
+    if let Some(c) = answer
+        .choices
+        .iter()
+        .find(|c| c.trim().is_empty() || c.chars().count() > MAX_CHOICE_CHARS)
+    {
+        return Err(format!(
+            "choice {c:?} is empty or longer than {MAX_CHOICE_CHARS} characters"
+        ));
+    }
     let known: HashSet<&str> = sources.iter().map(|s| s.reference.as_str()).collect();
     if let Some(bad) = answer
         .used_sources
@@ -96,6 +111,7 @@ mod tests {
             used_sources: cites.iter().map(|s| (*s).to_owned()).collect(),
             missing_fields: vec![],
             need_handoff: false,
+            choices: vec![],
         }
     }
 
@@ -116,6 +132,15 @@ mod tests {
             draft(&answer("price", 0.9, &["doc:9"]), &[src()])
                 .unwrap_err()
                 .contains("doc:9")
+        );
+        let mut many = answer("shipping", 0.9, &[]);
+        many.choices = (0..11).map(|i| i.to_string()).collect();
+        assert!(draft(&many, &[src()]).unwrap_err().contains("11 choices"));
+        many.choices = vec!["A choice far longer than twenty-four characters".into()];
+        assert!(
+            draft(&many, &[src()])
+                .unwrap_err()
+                .contains("longer than 24")
         );
         assert!(
             self_check(&SelfCheckAnswer {

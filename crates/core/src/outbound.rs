@@ -14,4 +14,7 @@ pub struct OutboundMessage {
     pub text: String,
     /// The platform id of the customer message this answers, where the platform threads.
     pub reply_to_external_id: Option<String>,
+    /// Answers offered as buttons or a list, where the platform can show them.
+    #[serde(default)]
+    pub choices: Vec<String>,
 }

@@ -67,6 +67,9 @@ pub struct DraftSignals {
     pub source_conflicts: Vec<String>,
     #[serde(default)]
     pub missing_fields: Vec<String>,
+    /// Answers the customer can pick from; channels that show buttons or lists do.
+    #[serde(default)]
+    pub choices: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

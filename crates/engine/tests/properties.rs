@@ -60,6 +60,7 @@ fn case() -> impl Strategy<Value = Case> {
                         used_sources: if cited { vec!["doc:1".into()] } else { vec![] },
                         source_conflicts: vec![],
                         missing_fields: vec![],
+                        choices: vec![],
                     },
                     settings: Default::default(),
                     flags: Default::default(),

@@ -27,6 +27,7 @@ fn base() -> Case {
             used_sources: vec!["doc:1".into()],
             source_conflicts: vec![],
             missing_fields: vec![],
+            choices: vec![],
         },
         settings: Default::default(),
         flags: Default::default(),

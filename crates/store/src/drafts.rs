@@ -214,8 +214,8 @@ impl DraftTx {
             "INSERT INTO ai_suggestions (id, tenant_id, conversation_id, based_on_message_id, draft,
                  provider, intent, confidence, similarity_score, intent_score, self_check_score,
                  used_sources, penalties, explanations, missing_fields, source_conflicts,
-                 decision, autosend_eligible, autosend_block_reason)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+                 decision, autosend_eligible, autosend_block_reason, choices)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
         )
         .bind(id)
         .bind(self.tenant_id)
@@ -236,6 +236,7 @@ impl DraftTx {
         .bind(s.decision.as_str())
         .bind(o.autosend_eligible)
         .bind(o.autosend_block_reason.map(|r| r.as_str()))
+        .bind(sqlx::types::Json(&d.choices))
         .execute(&mut *self.tx)
         .await?;
         sqlx::query(
@@ -272,9 +273,10 @@ impl DraftTx {
         sqlx::query(
             "INSERT INTO outbox (id, tenant_id, conversation_id, channel_id, suggestion_id,
                                  message_id, role, body, in_reply_to, idempotency_key,
-                                 due_at, next_attempt_at)
+                                 due_at, next_attempt_at, choices)
              VALUES ($1, $2, $3, $4, $5, $6, 'assistant', $7, $8, $9,
-                     now() + $10 * interval '1 millisecond', now() + $10 * interval '1 millisecond')
+                     now() + $10 * interval '1 millisecond', now() + $10 * interval '1 millisecond',
+                     COALESCE((SELECT choices FROM ai_suggestions WHERE id = $5), '[]'))
              ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(Uuid::now_v7())

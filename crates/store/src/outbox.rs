@@ -52,6 +52,7 @@ struct Row {
     recipient: String,
     reply_to: Option<String>,
     stale: Option<String>,
+    choices: sqlx::types::Json<Vec<String>>,
 }
 
 impl Row {
@@ -79,6 +80,7 @@ impl Row {
                 recipient: self.recipient,
                 text: self.body,
                 reply_to_external_id: self.reply_to,
+                choices: self.choices.0,
             },
         })
     }
@@ -88,7 +90,7 @@ impl Row {
 const SELECT: &str = "
     SELECT o.id, o.tenant_id, o.channel_id, o.conversation_id, o.suggestion_id, o.message_id,
            o.role, o.body, o.attempts, ch.kind, ch.config, ch.credentials,
-           cu.external_id AS recipient, m.external_id AS reply_to,
+           cu.external_id AS recipient, m.external_id AS reply_to, o.choices,
            CASE
              WHEN o.suggestion_id IS NULL THEN NULL
              WHEN EXISTS (SELECT 1 FROM messages n WHERE n.conversation_id = o.conversation_id

@@ -168,6 +168,7 @@ fn failed_draft() -> DraftSignals {
         used_sources: vec![],
         source_conflicts: vec![],
         missing_fields: vec![],
+        choices: vec![],
     }
 }
 

@@ -235,6 +235,7 @@ impl OpenAiProvider {
                 used_sources: answer.used_sources,
                 source_conflicts: vec![],
                 missing_fields: answer.missing_fields,
+                choices: answer.choices,
             },
             questions_to_ask: answer.questions_to_ask,
         })

@@ -59,6 +59,8 @@ pub struct DraftAnswer {
     pub missing_fields: Vec<String>,
     #[serde(default)]
     pub need_handoff: bool,
+    #[serde(default)]
+    pub choices: Vec<String>,
 }
 
 /// What the self-check call must return.
@@ -81,11 +83,15 @@ pub fn response_format(mode: super::JsonMode, name: &str, schema: Value) -> Valu
     }
 }
 
+/// WhatsApp's list messages hold ten rows of at most 24 characters.
+pub const MAX_CHOICES: usize = 10;
+pub const MAX_CHOICE_CHARS: usize = 24;
+
 pub fn draft_schema(intents: &[&str]) -> Value {
     serde_json::json!({
         "type": "object",
         "additionalProperties": false,
-        "required": ["reply", "intent", "intent_score", "questions_to_ask", "used_sources", "missing_fields", "need_handoff"],
+        "required": ["reply", "intent", "intent_score", "questions_to_ask", "used_sources", "missing_fields", "need_handoff", "choices"],
         "properties": {
             "reply": {"type": "string"},
             "intent": {"type": "string", "enum": intents},
@@ -93,7 +99,8 @@ pub fn draft_schema(intents: &[&str]) -> Value {
             "questions_to_ask": {"type": "array", "items": {"type": "string"}},
             "used_sources": {"type": "array", "items": {"type": "string"}},
             "missing_fields": {"type": "array", "items": {"type": "string"}},
-            "need_handoff": {"type": "boolean"}
+            "need_handoff": {"type": "boolean"},
+            "choices": {"type": "array", "maxItems": MAX_CHOICES, "items": {"type": "string", "maxLength": MAX_CHOICE_CHARS}}
         }
     })
 }

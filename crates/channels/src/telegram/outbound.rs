@@ -12,7 +12,8 @@ use teloxide_core::errors::{ApiError, RequestError};
 use teloxide_core::payloads::{SendMessageSetters, SetWebhookSetters};
 use teloxide_core::prelude::Requester;
 use teloxide_core::types::{
-    AllowedUpdate, CallbackQueryId, ChatAction, ChatId, MessageId, ReplyParameters,
+    AllowedUpdate, CallbackQueryId, ChatAction, ChatId, InlineKeyboardButton, InlineKeyboardMarkup,
+    MessageId, ReplyParameters,
 };
 
 use crate::split::split_message;
@@ -87,6 +88,23 @@ fn message_id(external: &str) -> Option<MessageId> {
         .map(MessageId)
 }
 
+/// One button per choice; pressing it sends the choice back as a callback query, which
+/// is handled like the customer typing it. Callback data holds at most 64 bytes.
+fn keyboard(choices: &[String]) -> InlineKeyboardMarkup {
+    let data = |c: &str| {
+        let mut end = c.len().min(64);
+        while !c.is_char_boundary(end) {
+            end -= 1;
+        }
+        c[..end].to_owned()
+    };
+    InlineKeyboardMarkup::new(
+        choices
+            .iter()
+            .map(|c| vec![InlineKeyboardButton::callback(c.clone(), data(c))]),
+    )
+}
+
 pub fn map_error(e: RequestError) -> SendError {
     match e {
         RequestError::RetryAfter(s) => SendError::Retryable {
@@ -131,15 +149,17 @@ impl ChannelAdapter for TelegramAdapter {
         let chat = chat_id(&message.recipient)?;
         let reply_to = message.reply_to_external_id.as_deref().and_then(message_id);
         let mut first = None;
-        for (i, part) in split_message(&message.text, MAX_TEXT)
-            .into_iter()
-            .enumerate()
-        {
+        let parts = split_message(&message.text, MAX_TEXT);
+        let last = parts.len().saturating_sub(1);
+        for (i, part) in parts.into_iter().enumerate() {
             let mut req = self.bot.send_message(chat, part);
             if i == 0
                 && let Some(mid) = reply_to
             {
                 req = req.reply_parameters(ReplyParameters::new(mid).allow_sending_without_reply());
+            }
+            if i == last && !message.choices.is_empty() {
+                req = req.reply_markup(keyboard(&message.choices));
             }
             let sent = req.await.map_err(map_error)?;
             first.get_or_insert(format!("{}:{}", sent.chat.id, sent.id));

@@ -133,6 +133,36 @@ pub fn map_error(
     }
 }
 
+/// The body limit of an interactive message.
+const MAX_INTERACTIVE_BODY: usize = 1024;
+
+/// Up to three choices as reply buttons (titles of at most 20 characters), up to ten as a
+/// list; `None` when there is nothing to offer or the text is too long to carry them.
+fn interactive(text: &str, choices: &[String]) -> Option<serde_json::Value> {
+    if choices.is_empty() || choices.len() > 10 || text.chars().count() > MAX_INTERACTIVE_BODY {
+        return None;
+    }
+    let title = |c: &String, max: usize| c.chars().take(max).collect::<String>();
+    let action = if choices.len() <= 3 {
+        let buttons: Vec<_> = choices
+            .iter()
+            .enumerate()
+            .map(|(i, c)| json!({"type": "reply", "reply": {"id": format!("choice:{i}"), "title": title(c, 20)}}))
+            .collect();
+        json!({"type": "button", "action": {"buttons": buttons}})
+    } else {
+        let rows: Vec<_> = choices
+            .iter()
+            .enumerate()
+            .map(|(i, c)| json!({"id": format!("choice:{i}"), "title": title(c, 24)}))
+            .collect();
+        json!({"type": "list", "action": {"button": "Choose", "sections": [{"title": "Options", "rows": rows}]}})
+    };
+    let mut interactive = action;
+    interactive["body"] = json!({"text": text});
+    Some(json!({"type": "interactive", "interactive": interactive}))
+}
+
 #[async_trait]
 impl ChannelAdapter for WhatsappAdapter {
     fn kind(&self) -> ChannelKind {
@@ -141,15 +171,16 @@ impl ChannelAdapter for WhatsappAdapter {
 
     async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, SendError> {
         let mut first = None;
-        for (i, part) in split_message(&message.text, MAX_TEXT)
-            .into_iter()
-            .enumerate()
-        {
-            let mut body = json!({
-                "messaging_product": "whatsapp", "recipient_type": "individual",
-                "to": message.recipient, "type": "text",
-                "text": {"preview_url": false, "body": part}
-            });
+        let parts = split_message(&message.text, MAX_TEXT);
+        let last = parts.len().saturating_sub(1);
+        for (i, part) in parts.into_iter().enumerate() {
+            let mut body = match interactive(&part, &message.choices) {
+                Some(interactive) if i == last => interactive,
+                _ => json!({"type": "text", "text": {"preview_url": false, "body": part}}),
+            };
+            body["messaging_product"] = json!("whatsapp");
+            body["recipient_type"] = json!("individual");
+            body["to"] = json!(message.recipient);
             if i == 0
                 && let Some(reply_to) = &message.reply_to_external_id
             {
@@ -193,6 +224,26 @@ impl ChannelAdapter for WhatsappAdapter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offers_choices_as_buttons_or_a_list() {
+        let two = vec!["Standard".to_owned(), "Express".to_owned()];
+        let b = interactive("How fast?", &two).unwrap();
+        assert_eq!(b["interactive"]["type"], "button");
+        assert_eq!(b["interactive"]["body"]["text"], "How fast?");
+        assert_eq!(
+            b["interactive"]["action"]["buttons"][1]["reply"]["title"],
+            "Express"
+        );
+        let five: Vec<String> = (1..=5).map(|i| format!("Size {i}")).collect();
+        let l = interactive("Which size?", &five).unwrap();
+        assert_eq!(l["interactive"]["type"], "list");
+        assert_eq!(
+            l["interactive"]["action"]["sections"][0]["rows"][4]["title"],
+            "Size 5"
+        );
+        assert!(interactive("x", &[]).is_none());
+    }
 
     #[test]
     fn maps_meta_error_codes() {

@@ -532,6 +532,7 @@ async fn telegram_error_responses_map_to_what_the_dispatcher_must_do() {
         recipient: "42".into(),
         text: "hi".into(),
         reply_to_external_id: None,
+        choices: vec![],
     };
     fake.script("sendmessage", 400, fixture("migrate"));
     assert_eq!(
@@ -674,4 +675,51 @@ async fn telegram_buttons_edits_and_migrated_groups() {
             .await,
         1
     );
+}
+
+#[tokio::test]
+async fn a_draft_that_offers_choices_goes_out_as_buttons() {
+    use crate::fake_llm::{FakeLlm, Scripted};
+    let app = TestApp::spawn().await;
+    let wa = FakePlatform::whatsapp().await;
+    let channel = whatsapp_channel(&app, &wa, None).await;
+    let (doc, body): (String, String) = sqlx::query_as(
+        "SELECT 'doc:' || id::text, body FROM knowledge_docs WHERE title = 'Shipping and delivery'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let llm = FakeLlm::start(vec![
+        Scripted::json(json!({"reply": body, "intent": "shipping", "intent_score": 0.9, "questions_to_ask": [],
+            "used_sources": [doc], "missing_fields": [], "need_handoff": false, "choices": ["Germany", "Rest of the EU"]})),
+        Scripted::json(json!({"self_check_score": 1.0, "reasons": [], "need_handoff": false})),
+    ])
+    .await;
+    sqlx::query("INSERT INTO llm_settings (tenant_id, provider, base_url, model) SELECT id, 'openai', $1, 'm' FROM tenants")
+        .bind(&llm.base_url)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let msg = wa_body(
+        vec![wa_message(
+            "491700000020",
+            "wamid.in.20",
+            "Do you ship to Berlin?",
+        )],
+        vec![],
+    );
+    assert_eq!(
+        post_wa(&app, channel, &msg, Some(sign(&msg))).await,
+        StatusCode::OK
+    );
+    let sent = wa.wait_for(&format!("{PHONE}/messages"), 1, WAIT).await;
+    let i = &sent[0].body["interactive"];
+    assert_eq!(sent[0].body["type"], "interactive");
+    assert_eq!(i["type"], "button");
+    assert_eq!(i["body"]["text"], body.as_str());
+    assert_eq!(
+        i["action"]["buttons"][1]["reply"]["title"],
+        "Rest of the EU"
+    );
+    assert_eq!(sent[0].body["context"]["message_id"], "wamid.in.20");
 }
