@@ -136,11 +136,8 @@ async fn learning_mode_never_sends_on_its_own() {
     )
     .await;
     app.post_chat("d3", "c1", "Do you ship to Berlin?").await;
-    let start = std::time::Instant::now();
-    while app.count("SELECT count(*) FROM ai_suggestions").await == 0 {
-        assert!(start.elapsed() < WAIT);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app.wait_count("SELECT count(*) FROM ai_suggestions", 1)
+        .await;
     let (decision, reason): (String, Option<String>) =
         sqlx::query_as("SELECT decision, autosend_block_reason FROM ai_suggestions")
             .fetch_one(&app.pool)
@@ -203,15 +200,8 @@ async fn a_message_during_the_delay_supersedes_the_pending_reply() {
     let app = TestApp::spawn().await;
     fixed_delay(&app, 3000).await;
     app.post_chat("d5", "c1", "Do you ship to Berlin?").await;
-    let start = std::time::Instant::now();
-    while app
-        .count("SELECT count(*) FROM outbox WHERE status = 'pending'")
-        .await
-        == 0
-    {
-        assert!(start.elapsed() < WAIT);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.wait_count("SELECT count(*) FROM outbox WHERE status = 'pending'", 1)
+        .await;
     app.post_chat("d5", "c2", "And what does shipping cost?")
         .await;
     let t = app
@@ -299,11 +289,8 @@ async fn night_mode_auto_reply_answers_once_per_night_and_holds_drafts() {
         .await;
     app.post_chat("n1", "c2", "And what does shipping cost?")
         .await;
-    let start = std::time::Instant::now();
-    while app.count("SELECT count(*) FROM ai_suggestions").await < 2 {
-        assert!(start.elapsed() < WAIT);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app.wait_count("SELECT count(*) FROM ai_suggestions", 2)
+        .await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     let t = app.transcript("n1").await;
     let replies = by_role(&t, "assistant");

@@ -184,6 +184,22 @@ impl TestApp {
         sqlx::query(sql).execute(&self.pool).await.unwrap();
     }
 
+    /// Waits until `sql` counts at least `n`, or fails after fifteen seconds.
+    pub async fn wait_count(&self, sql: &str, n: i64) {
+        let start = Instant::now();
+        loop {
+            let got = self.count(sql).await;
+            if got >= n {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "{sql} counted {got}, not {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
     }

@@ -196,15 +196,8 @@ async fn a_429_is_waited_out_and_a_blocked_user_fails_fast() {
         sent[1].at - sent[0].at >= Duration::from_millis(950),
         "retry_after was obeyed"
     );
-    let start = std::time::Instant::now();
-    while app
-        .count("SELECT count(*) FROM outbox WHERE status = 'sent'")
-        .await
-        == 0
-    {
-        assert!(start.elapsed() < WAIT);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.wait_count("SELECT count(*) FROM outbox WHERE status = 'sent'", 1)
+        .await;
 
     fake.script("sendmessage", 403, json!({"ok": false, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}));
     post_tg(
@@ -325,15 +318,11 @@ async fn a_whatsapp_batch_with_two_messages_and_a_status_is_handled() {
     let sent = fake.wait_for(&send, 1, WAIT).await;
     assert_eq!(sent[0].body["to"], "491700000001");
     assert_eq!(sent[0].body["context"]["message_id"], "wamid.in.1");
-    let start = std::time::Instant::now();
-    while app
-        .count("SELECT count(*) FROM messages WHERE external_id = 'wamid.out.1'")
-        .await
-        == 0
-    {
-        assert!(start.elapsed() < WAIT);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.wait_count(
+        "SELECT count(*) FROM messages WHERE external_id = 'wamid.out.1'",
+        1,
+    )
+    .await;
 
     let batch = wa_body(
         vec![
@@ -456,17 +445,11 @@ async fn a_closed_window_holds_the_draft_and_131047_sends_the_template() {
     let sent = fake.wait_for(&send, 2, WAIT).await;
     assert_eq!(sent[1].body["type"], "template");
     assert_eq!(sent[1].body["template"]["name"], "reopen_chat");
-    let start = std::time::Instant::now();
-    while app
-        .count(
-            "SELECT count(*) FROM outbox WHERE status = 'failed' AND last_error LIKE '%24 hours%'",
-        )
-        .await
-        == 0
-    {
-        assert!(start.elapsed() < WAIT);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.wait_count(
+        "SELECT count(*) FROM outbox WHERE status = 'failed' AND last_error LIKE '%24 hours%'",
+        1,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -645,11 +628,7 @@ async fn telegram_buttons_edits_and_migrated_groups() {
         post_tg(&app, channel, Some(SECRET), &edit).await,
         StatusCode::OK
     );
-    let start = std::time::Instant::now();
-    while app.count("SELECT count(*) FROM messages WHERE external_id = '31:4' AND content = 'Do you ship to Paris?' AND edited_at IS NOT NULL").await == 0 {
-        assert!(start.elapsed() < WAIT);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.wait_count("SELECT count(*) FROM messages WHERE external_id = '31:4' AND content = 'Do you ship to Paris?' AND edited_at IS NOT NULL", 1).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(
         fake.requests("sendmessage").len(),
