@@ -101,6 +101,15 @@ async fn post_wa(
     req.send().await.unwrap().status()
 }
 
+/// One signed WhatsApp text message from `from`, accepted.
+async fn customer_writes(app: &TestApp, channel: Uuid, from: &str, id: &str, text: &str) {
+    let body = wa_body(vec![wa_message(from, id, text)], vec![]);
+    assert_eq!(
+        post_wa(app, channel, &body, Some(sign(&body))).await,
+        StatusCode::OK
+    );
+}
+
 #[tokio::test]
 async fn a_telegram_update_gets_one_reply_with_typing_first() {
     let app = TestApp::spawn().await;
@@ -303,18 +312,14 @@ async fn a_whatsapp_batch_with_two_messages_and_a_status_is_handled() {
     let send = format!("{PHONE}/messages");
 
     // A first exchange gives us an outbound message whose status the batch reports.
-    let first = wa_body(
-        vec![wa_message(
-            "491700000001",
-            "wamid.in.1",
-            "Do you ship to Berlin?",
-        )],
-        vec![],
-    );
-    assert_eq!(
-        post_wa(&app, channel, &first, Some(sign(&first))).await,
-        StatusCode::OK
-    );
+    customer_writes(
+        &app,
+        channel,
+        "491700000001",
+        "wamid.in.1",
+        "Do you ship to Berlin?",
+    )
+    .await;
     let sent = fake.wait_for(&send, 1, WAIT).await;
     assert_eq!(sent[0].body["to"], "491700000001");
     assert_eq!(sent[0].body["context"]["message_id"], "wamid.in.1");
@@ -382,18 +387,14 @@ async fn a_closed_window_holds_the_draft_and_131047_sends_the_template() {
 
     // Meta reports, while the message waits for its quiet window, that this customer's
     // window is closed: the draft is held for approval.
-    let msg = wa_body(
-        vec![wa_message(
-            "491700000009",
-            "wamid.in.9",
-            "Do you ship to Berlin?",
-        )],
-        vec![],
-    );
-    assert_eq!(
-        post_wa(&app, channel, &msg, Some(sign(&msg))).await,
-        StatusCode::OK
-    );
+    customer_writes(
+        &app,
+        channel,
+        "491700000009",
+        "wamid.in.9",
+        "Do you ship to Berlin?",
+    )
+    .await;
     while app.count("SELECT count(*) FROM messages").await == 0 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -430,18 +431,14 @@ async fn a_closed_window_holds_the_draft_and_131047_sends_the_template() {
     // A send that meets 131047 fails with the reason and the template goes out instead.
     fake.script(&send, 400, json!({"error": {"message": "Re-engagement message", "type": "OAuthException", "code": 131047,
         "error_data": {"details": "More than 24 hours have passed"}}}));
-    let msg = wa_body(
-        vec![wa_message(
-            "491700000010",
-            "wamid.in.10",
-            "Do you ship to Berlin?",
-        )],
-        vec![],
-    );
-    assert_eq!(
-        post_wa(&app, channel, &msg, Some(sign(&msg))).await,
-        StatusCode::OK
-    );
+    customer_writes(
+        &app,
+        channel,
+        "491700000010",
+        "wamid.in.10",
+        "Do you ship to Berlin?",
+    )
+    .await;
     let sent = fake.wait_for(&send, 2, WAIT).await;
     assert_eq!(sent[1].body["type"], "template");
     assert_eq!(sent[1].body["template"]["name"], "reopen_chat");
@@ -698,18 +695,14 @@ async fn a_draft_that_offers_choices_goes_out_as_buttons() {
         .execute(&app.pool)
         .await
         .unwrap();
-    let msg = wa_body(
-        vec![wa_message(
-            "491700000020",
-            "wamid.in.20",
-            "Do you ship to Berlin?",
-        )],
-        vec![],
-    );
-    assert_eq!(
-        post_wa(&app, channel, &msg, Some(sign(&msg))).await,
-        StatusCode::OK
-    );
+    customer_writes(
+        &app,
+        channel,
+        "491700000020",
+        "wamid.in.20",
+        "Do you ship to Berlin?",
+    )
+    .await;
     let sent = wa.wait_for(&format!("{PHONE}/messages"), 1, WAIT).await;
     let i = &sent[0].body["interactive"];
     assert_eq!(sent[0].body["type"], "interactive");
