@@ -47,7 +47,7 @@ enum Command {
         #[command(subcommand)]
         action: SettingsAction,
     },
-    /// Set a feature flag for one tenant or, without --tenant, globally.
+    /// Add, list, disable or enable a tenant's channels.
     Channel {
         #[command(subcommand)]
         cmd: channel_cmd::ChannelCommand,
@@ -64,6 +64,7 @@ enum Command {
         #[command(subcommand)]
         action: WebhookAction,
     },
+    /// Set a feature flag for one tenant or, without --tenant, globally.
     Flag {
         /// DECISION_ENGINE_ENABLED, AI_AUTOSEND_ENABLED, HUMAN_DELAY_ENABLED, RAG_ENABLED or CHANNEL_<KIND>_ENABLED.
         key: String,
@@ -71,6 +72,38 @@ enum Command {
         value: String,
         #[arg(long)]
         tenant: Option<String>,
+    },
+    /// Operator accounts.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Create a user who signs in to the console and the operator API.
+    Add {
+        #[arg(long, default_value = DEMO_SLUG)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        /// owner, admin, operator or viewer.
+        #[arg(long)]
+        role: String,
+        /// At least 8 characters; SWITCHBOARD_USER_PASSWORD keeps it out of shell history.
+        #[arg(long, env = "SWITCHBOARD_USER_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+    /// Let a Telegram account act for a user in the operators' chat.
+    LinkTelegram {
+        #[arg(long, default_value = DEMO_SLUG)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        /// The numeric Telegram user id (not the username).
+        #[arg(long)]
+        telegram_user_id: i64,
     },
 }
 
@@ -125,6 +158,7 @@ async fn main() -> anyhow::Result<()> {
             action: WebhookAction::Set { channel },
         } => channel_cmd::set_webhook(config, channel).await,
         Command::Settings { action } => settings(config, action).await,
+        Command::User { action } => user(config, action).await,
         Command::Flag { key, value, tenant } => flag(config, &key, &value, tenant.as_deref()).await,
         Command::Queues => {
             let stats =
@@ -211,6 +245,42 @@ async fn store(config: &Config) -> anyhow::Result<Store> {
     let store = Store::connect_lazy(&config.database.url, 2)?;
     store.seed_demo().await?;
     Ok(store)
+}
+
+async fn user(config: Config, action: UserAction) -> anyhow::Result<()> {
+    let store = store(&config).await?;
+    match action {
+        UserAction::Add {
+            tenant,
+            email,
+            role,
+            password,
+        } => {
+            let tenant_id = store
+                .tenant_id(&tenant)
+                .await
+                .with_context(|| format!("tenant {tenant:?}"))?;
+            let user = store
+                .add_user(tenant_id, &email, role.parse()?, &password)
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&user)?);
+        }
+        UserAction::LinkTelegram {
+            tenant,
+            email,
+            telegram_user_id,
+        } => {
+            let tenant_id = store
+                .tenant_id(&tenant)
+                .await
+                .with_context(|| format!("tenant {tenant:?}"))?;
+            store
+                .link_telegram(tenant_id, &email, telegram_user_id)
+                .await?;
+            println!("{email} now acts from Telegram user {telegram_user_id}");
+        }
+    }
+    Ok(())
 }
 
 async fn settings(config: Config, action: SettingsAction) -> anyhow::Result<()> {

@@ -12,6 +12,9 @@ pub enum ApiError {
     /// A dependency (database, broker) is down: the client should retry.
     Unavailable(String),
     Unauthorized(&'static str),
+    /// Signed in, but not allowed to do this.
+    Forbidden(&'static str),
+    TooMany(String),
     Internal,
 }
 
@@ -23,6 +26,8 @@ impl IntoResponse for ApiError {
             ApiError::Conflict(r) => (StatusCode::CONFLICT, r),
             ApiError::Unavailable(r) => (StatusCode::SERVICE_UNAVAILABLE, r),
             ApiError::Unauthorized(r) => (StatusCode::UNAUTHORIZED, r.to_owned()),
+            ApiError::Forbidden(r) => (StatusCode::FORBIDDEN, r.to_owned()),
+            ApiError::TooMany(r) => (StatusCode::TOO_MANY_REQUESTS, r),
             ApiError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal error".to_owned(),
@@ -45,6 +50,7 @@ impl From<switchboard_store::StoreError> for ApiError {
         match e {
             StoreError::Invalid(reason) => ApiError::BadRequest(reason),
             StoreError::NotFound { what } => ApiError::NotFound(what),
+            StoreError::Conflict(reason) => ApiError::Conflict(reason),
             e if e.is_unavailable() => {
                 tracing::warn!(error = %switchboard_core::error_chain(&e), "store unavailable");
                 ApiError::Unavailable("the database is unavailable".into())

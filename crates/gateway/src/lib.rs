@@ -1,8 +1,11 @@
-//! The HTTP surface: the web-chat widget and its API, health, readiness and metrics.
+//! The HTTP surface: the web-chat widget and its API, platform webhooks, the operator API
+//! and console, the admin API, health, readiness and metrics.
 //! Ingress answers 2xx only after the broker has confirmed a durable publish.
 
 mod admin;
+mod api;
 mod channels;
+mod console;
 mod error;
 mod ingress;
 mod live;
@@ -39,6 +42,8 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::routes())
         .merge(webchat::routes())
         .merge(admin::routes())
+        .merge(api::routes())
+        .merge(console::routes())
         .merge(webhooks::routes())
         .layer(DefaultBodyLimit::max(limit))
         .layer(TraceLayer::new_for_http())
@@ -66,7 +71,11 @@ pub async fn serve(
         services,
         live,
     };
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    // The peer address keys the per-address limit on failed sign-ins.
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
 }

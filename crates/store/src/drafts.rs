@@ -130,7 +130,7 @@ struct LockedConversation {
 }
 
 pub struct DraftTx {
-    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    pub(crate) tx: sqlx::Transaction<'static, sqlx::Postgres>,
     pub tenant_id: Uuid,
     pub conversation_id: Uuid,
     pub channel_id: Uuid,
@@ -183,11 +183,12 @@ impl DraftTx {
         .await?)
     }
 
-    /// Supersedes every pending draft and unsent drafted reply in the conversation.
+    /// Supersedes every pending draft and unsent drafted reply in the conversation; what an
+    /// operator approved still goes out.
     pub async fn supersede_pending(&mut self) -> Result<()> {
         sqlx::query(
             "UPDATE ai_suggestions SET status = 'superseded', updated_at = now()
-             WHERE conversation_id = $1 AND tenant_id = $2 AND status IN ('pending', 'approved', 'edited')",
+             WHERE conversation_id = $1 AND tenant_id = $2 AND status = 'pending'",
         )
         .bind(self.conversation_id)
         .bind(self.tenant_id)
@@ -195,7 +196,8 @@ impl DraftTx {
         .await?;
         sqlx::query(
             "UPDATE outbox SET status = 'superseded'
-             WHERE conversation_id = $1 AND tenant_id = $2 AND status = 'pending' AND suggestion_id IS NOT NULL",
+             WHERE conversation_id = $1 AND tenant_id = $2 AND status = 'pending' AND suggestion_id IS NOT NULL
+               AND approved_by IS NULL",
         )
         .bind(self.conversation_id)
         .bind(self.tenant_id)

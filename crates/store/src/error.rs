@@ -10,6 +10,9 @@ pub enum StoreError {
     NotFound { what: &'static str },
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// The action does not fit the current state (a lifecycle rule, a used-up draft).
+    #[error("{0}")]
+    Conflict(String),
     /// Refused input, with the reason for the caller.
     #[error("{0}")]
     Invalid(String),

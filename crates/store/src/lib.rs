@@ -1,36 +1,48 @@
 //! Everything that speaks SQL or Redis: repositories over PostgreSQL (sqlx), the migrations,
 //! the outbox, and the Redis helpers (dedup fast path, live event fan-out).
 
+mod actions;
 mod channels;
 pub mod crypto;
 mod drafts;
 mod error;
 mod inbound;
+mod inbox;
 mod knowledge;
 mod live;
+mod notify;
 mod outbox;
 mod ratelimit;
 mod seed;
 mod settings;
 mod tenants;
 mod transcript;
+mod users;
 
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
+pub use actions::{Approval, ConversationAction};
 pub use channels::ChannelRecord;
 pub use drafts::{Burst, DraftTx, NewSuggestion, Quiet};
 pub use error::StoreError;
 pub use inbound::StoredInbound;
+pub use inbox::{
+    ConversationView, DeadLetterView, EscalationView, InboxFilter, MessageView, SuggestionView,
+};
 pub use live::{Dedup, DedupClaim, RedisLiveFeed, subscribe_live};
+pub use notify::{Notification, NotificationClaim, OperatorChat, Swept};
 pub use outbox::{ChannelInfo, Claim, OutboxItem};
 pub use ratelimit::SharedRateLimiter;
 pub use seed::DEMO_SLUG;
-pub use settings::{ConversationSettings, InvalidSettingsDoc, LlmSettingsDoc, SettingsDoc};
+pub use settings::{
+    ConversationSettings, InvalidSettingsDoc, LlmSettingsDoc, OperatorSettings, SettingsDoc,
+};
 pub use tenants::{LlmOverrides, TenantChannel, TenantSettings};
 pub use transcript::TranscriptEntry;
+pub use users::{Login, MAX_FAILED_LOGINS, NewSession, Role, Session, User};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

@@ -92,6 +92,11 @@ const SELECT: &str = "
            o.role, o.body, o.attempts, ch.kind, ch.config, ch.credentials,
            cu.external_id AS recipient, m.external_id AS reply_to, o.choices,
            CASE
+             -- An operator's decision stands, except against a customer who opted out.
+             WHEN o.approved_by IS NOT NULL THEN
+               CASE WHEN EXISTS (SELECT 1 FROM consents k WHERE k.customer_id = c.customer_id
+                                 AND k.channel_id = c.channel_id AND k.status = 'revoked')
+                 THEN 'the customer revoked consent' END
              WHEN o.suggestion_id IS NULL THEN NULL
              WHEN EXISTS (SELECT 1 FROM messages n WHERE n.conversation_id = o.conversation_id
                           AND n.role = 'customer' AND n.created_at > m.created_at)

@@ -38,6 +38,23 @@ pub struct SettingsDoc {
     pub policies: Option<Policies>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm: Option<LlmSettingsDoc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operators: Option<OperatorSettings>,
+}
+
+/// How operators are involved: how long drafts wait, how long a takeover lasts, when an
+/// unhandled escalation is announced again, and the operators' Telegram chat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorSettings {
+    pub approval_ttl_minutes: u32,
+    pub takeover_minutes: u32,
+    pub escalation_sla_minutes: u32,
+    /// The name of the tenant's Telegram channel whose bot serves the operators' chat.
+    #[serde(default)]
+    pub telegram_channel: Option<String>,
+    #[serde(default)]
+    pub telegram_chat_id: Option<i64>,
 }
 
 /// The tenant's own LLM settings; absent fields use the global `[llm]` configuration.
@@ -113,6 +130,24 @@ impl SettingsDoc {
                 return bad("llm.max_tokens must be positive".into());
             }
         }
+        if let Some(o) = &self.operators {
+            for (name, v) in [
+                ("approval_ttl_minutes", o.approval_ttl_minutes),
+                ("takeover_minutes", o.takeover_minutes),
+                ("escalation_sla_minutes", o.escalation_sla_minutes),
+            ] {
+                if v == 0 || v > 525_600 {
+                    return bad(format!(
+                        "operators.{name} must lie between 1 and 525600 minutes"
+                    ));
+                }
+            }
+            if o.telegram_channel.is_some() != o.telegram_chat_id.is_some() {
+                return bad(
+                    "operators.telegram_channel and operators.telegram_chat_id go together".into(),
+                );
+            }
+        }
         if let Some(flags) = &self.flags {
             let known = Flags::all_keys();
             if let Some(k) = flags.keys().find(|k| !known.contains(k)) {
@@ -145,6 +180,22 @@ impl Store {
     /// The tenant's effective settings, defaults filled in; flags are the tenant's own.
     pub async fn settings_doc(&self, tenant_id: Uuid) -> Result<SettingsDoc> {
         let s = self.tenant_settings(tenant_id).await?;
+        #[derive(sqlx::FromRow)]
+        struct Ops {
+            approval_ttl_minutes: i32,
+            takeover_minutes: i32,
+            escalation_sla_minutes: i32,
+            telegram_channel: Option<String>,
+            operator_chat_id: Option<i64>,
+        }
+        let ops: Ops = sqlx::query_as(
+            "SELECT t.approval_ttl_minutes, t.takeover_minutes, t.escalation_sla_minutes,
+                    ch.name AS telegram_channel, t.operator_chat_id
+             FROM tenants t LEFT JOIN channels ch ON ch.id = t.operator_channel_id WHERE t.id = $1",
+        )
+        .bind(tenant_id)
+        .fetch_one(&self.pool)
+        .await?;
         let own: Vec<(String, bool)> = sqlx::query_as(
             "SELECT key, enabled FROM feature_flags WHERE tenant_id = $1 ORDER BY key",
         )
@@ -169,6 +220,13 @@ impl Store {
                 temperature: s.llm.temperature,
                 max_tokens: s.llm.max_tokens,
                 response_format: s.llm.response_format,
+            }),
+            operators: Some(OperatorSettings {
+                approval_ttl_minutes: u32::try_from(ops.approval_ttl_minutes).unwrap_or(1),
+                takeover_minutes: u32::try_from(ops.takeover_minutes).unwrap_or(1),
+                escalation_sla_minutes: u32::try_from(ops.escalation_sla_minutes).unwrap_or(1),
+                telegram_channel: ops.telegram_channel,
+                telegram_chat_id: ops.operator_chat_id,
             }),
         })
     }
@@ -287,6 +345,38 @@ impl Store {
             .bind(tenant_id)
             .bind(&p.always_escalate_intents)
             .bind(&p.forbidden_topics)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(o) = &doc.operators {
+            let channel: Option<Uuid> = match &o.telegram_channel {
+                None => None,
+                Some(name) => Some(
+                    sqlx::query_scalar(
+                        "SELECT id FROM channels WHERE tenant_id = $1 AND kind = 'telegram' AND name = $2",
+                    )
+                    .bind(tenant_id)
+                    .bind(name)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| {
+                        StoreError::Invalid(format!(
+                            "operators.telegram_channel: the tenant has no Telegram channel named {name:?}"
+                        ))
+                    })?,
+                ),
+            };
+            sqlx::query(
+                "UPDATE tenants SET approval_ttl_minutes = $2, takeover_minutes = $3,
+                        escalation_sla_minutes = $4, operator_channel_id = $5, operator_chat_id = $6
+                 WHERE id = $1",
+            )
+            .bind(tenant_id)
+            .bind(n(u64::from(o.approval_ttl_minutes)))
+            .bind(n(u64::from(o.takeover_minutes)))
+            .bind(n(u64::from(o.escalation_sla_minutes)))
+            .bind(channel)
+            .bind(o.telegram_chat_id)
             .execute(&mut *tx)
             .await?;
         }

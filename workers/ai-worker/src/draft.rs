@@ -280,7 +280,14 @@ pub async fn draft_and_decide(
             let reason = verdict.explanations.last().cloned().unwrap_or_default();
             let summary = summary(&text, draft);
             let suggested = Some(draft.reply.as_str()).filter(|r| !r.is_empty());
-            tx.escalate(suggestion_id, &reason, &summary, suggested)
+            let escalation_id = tx
+                .escalate(suggestion_id, &reason, &summary, suggested)
+                .await?;
+            let notice = format!(
+                "🔴 Escalated: {reason}\n{summary}\n\nSuggested reply: {}",
+                excerpt(&draft.reply, 1500)
+            );
+            tx.notify_operators(suggestion_id, Some(escalation_id), &notice)
                 .await?;
             if let Some(holding) = settings
                 .holding_message
@@ -292,6 +299,19 @@ pub async fn draft_and_decide(
             }
         }
         Decision::NeedApproval => {
+            let why = verdict
+                .autosend_block_reason
+                .map(|r| r.as_str().to_owned())
+                .or_else(|| verdict.explanations.last().cloned())
+                .unwrap_or_default();
+            let notice = format!(
+                "🟡 Needs approval · confidence {:.2} · intent {} · {why}\n\nCustomer: {}\n\nDraft: {}\n\nReply to this message to answer the customer yourself.",
+                verdict.confidence,
+                draft.intent,
+                excerpt(&text, 1000),
+                excerpt(&draft.reply, 1500)
+            );
+            tx.notify_operators(suggestion_id, None, &notice).await?;
             if let (Some(text), Some(night)) = (&verdict.night_auto_reply, &verdict.night_key) {
                 tx.enqueue(
                     None,
@@ -323,14 +343,21 @@ pub async fn draft_and_decide(
     Ok(())
 }
 
+/// At most `max` characters of `text`, marked when cut.
+fn excerpt(text: &str, max: usize) -> String {
+    let mut out: String = text.chars().take(max).collect();
+    if out.len() < text.len() {
+        out.push('…');
+    }
+    out
+}
+
 /// A short summary for the operator who picks the escalation up.
 fn summary(text: &str, draft: &DraftSignals) -> String {
-    let mut excerpt: String = text.chars().take(280).collect();
-    if excerpt.len() < text.len() {
-        excerpt.push('…');
-    }
     format!(
-        "Customer wrote: \"{excerpt}\". Detected intent: {} ({:.2}).",
-        draft.intent, draft.intent_score
+        "Customer wrote: \"{}\". Detected intent: {} ({:.2}).",
+        excerpt(text, 280),
+        draft.intent,
+        draft.intent_score
     )
 }

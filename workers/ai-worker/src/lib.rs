@@ -4,6 +4,7 @@
 
 mod consent;
 mod draft;
+mod operator_chat;
 
 use std::time::Duration;
 
@@ -91,6 +92,9 @@ async fn process_message(
     ev: &InboundEvent,
     msg: &CustomerMessage,
 ) -> Result<(), StoreError> {
+    if ev.channel_kind == ChannelKind::Telegram && operator_chat::handle(s, ev, msg).await? {
+        return Ok(());
+    }
     let stored = s.store.store_inbound(ev, msg).await?;
     let span = tracing::Span::current();
     span.record("conversation_id", field::display(stored.conversation_id));
@@ -100,6 +104,14 @@ async fn process_message(
     } else {
         metrics::counter!("sb_inbound_stored_total", "channel" => ev.channel_kind.as_str(), "kind" => "message")
             .increment(1);
+        let feed = RedisLiveFeed::new(s.redis.clone());
+        let event = json!({"type": "message", "conversation_id": stored.conversation_id, "message_id": stored.message_id});
+        if let Err(e) = feed
+            .publish(&format!("operators:{}", ev.tenant_id), &event)
+            .await
+        {
+            tracing::debug!(error = %switchboard_core::error_chain(&e), "live operator event skipped");
+        }
         if ev.channel_kind == ChannelKind::Webchat {
             // Other tabs of the same visitor see the message too; losing this is harmless.
             let event = json!({"type": "message", "id": stored.message_id, "role": "customer",

@@ -19,6 +19,8 @@ pub struct Built {
     pub adapter: Arc<dyn ChannelAdapter>,
     /// WhatsApp: the adapter again, for templates, and the re-engagement template.
     pub whatsapp: Option<(Arc<WhatsappAdapter>, Option<whatsapp::Template>)>,
+    /// Telegram: the adapter again, for operator notifications with buttons.
+    pub telegram: Option<Arc<TelegramAdapter>>,
 }
 
 pub struct Adapters {
@@ -47,6 +49,7 @@ impl Adapters {
             return Ok(Built {
                 adapter: self.webchat.clone(),
                 whatsapp: None,
+                telegram: None,
             });
         }
         // The fingerprint changes with the settings or the credentials.
@@ -78,10 +81,15 @@ impl Adapters {
                     serde_json::from_value(ch.config.clone()).map_err(|e| e.to_string())?;
                 let sec: telegram::Secrets =
                     serde_json::from_slice(&secrets).map_err(|e| e.to_string())?;
-                let a = TelegramAdapter::new(self.http.clone(), &sec.bot_token, &cfg.api_base_url)?;
+                let a = Arc::new(TelegramAdapter::new(
+                    self.http.clone(),
+                    &sec.bot_token,
+                    &cfg.api_base_url,
+                )?);
                 Ok(Built {
-                    adapter: Arc::new(a),
+                    adapter: a.clone(),
                     whatsapp: None,
+                    telegram: Some(a),
                 })
             }
             ChannelKind::Whatsapp => {
@@ -97,6 +105,7 @@ impl Adapters {
                 Ok(Built {
                     adapter: a.clone(),
                     whatsapp: Some((a, cfg.reengagement_template)),
+                    telegram: None,
                 })
             }
             other => Err(format!(

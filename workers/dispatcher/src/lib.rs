@@ -4,6 +4,7 @@
 
 mod adapters;
 mod limits;
+mod operators;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,11 +39,17 @@ pub async fn run(s: Services, shutdown: CancellationToken) {
             shutdown.clone(),
         ));
     }
+    tasks.spawn(operators::notify_loop(
+        s.clone(),
+        adapters.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(operators::sweep_loop(s.clone(), shutdown.clone()));
     tasks.spawn(typing_loop(s.clone(), adapters, shutdown));
     while tasks.join_next().await.is_some() {}
 }
 
-async fn pause(shutdown: &CancellationToken, ms: u64) {
+pub(crate) async fn pause(shutdown: &CancellationToken, ms: u64) {
     tokio::select! {
         _ = shutdown.cancelled() => {}
         _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
@@ -79,7 +86,7 @@ async fn send_loop(
 }
 
 /// Exponential backoff with full jitter, capped.
-fn backoff(cfg: &DispatcherConfig, attempts: u32) -> Duration {
+pub(crate) fn backoff(cfg: &DispatcherConfig, attempts: u32) -> Duration {
     let exp = cfg.backoff_base_ms.saturating_mul(1u64 << attempts.min(20));
     let capped = exp.min(cfg.backoff_max_ms).max(1);
     Duration::from_millis(rand::rng().random_range(capped / 2..=capped))

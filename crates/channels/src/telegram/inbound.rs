@@ -81,6 +81,8 @@ pub fn normalize(
         };
         let mut metadata = serde_json::Map::new();
         metadata.insert("callback_query_id".into(), json!(q.id));
+        // Who pressed: in the operators' chat, that decides who acts.
+        metadata.insert("from_user_id".into(), json!(q.from.id));
         out.events.push(event(InboundBody::Message(CustomerMessage {
             external_message_id: format!("callback:{}", q.id),
             sender: Sender {

@@ -61,6 +61,45 @@ impl TelegramAdapter {
             .map_err(map_error)
     }
 
+    /// Posts a notice with one row of callback buttons `(label, data)`; returns the
+    /// message id that replies and button presses will point back at.
+    pub async fn post_with_buttons(
+        &self,
+        chat: i64,
+        text: &str,
+        buttons: &[(&str, &str)],
+    ) -> Result<i64, SendError> {
+        let row = buttons
+            .iter()
+            .map(|(label, data)| InlineKeyboardButton::callback(*label, *data))
+            .collect::<Vec<_>>();
+        let text = split_message(text, MAX_TEXT)
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        let mut req = self.bot.send_message(ChatId(chat), text);
+        if !row.is_empty() {
+            req = req.reply_markup(InlineKeyboardMarkup::new(vec![row]));
+        }
+        req.await.map(|m| i64::from(m.id.0)).map_err(map_error)
+    }
+
+    /// Replaces a message's text and removes its buttons.
+    pub async fn edit_text(&self, chat: i64, message: i64, text: &str) -> Result<(), SendError> {
+        let id = i32::try_from(message).map_err(|_| SendError::Permanent {
+            reason: format!("{message} is not a Telegram message id"),
+        })?;
+        let text = split_message(text, MAX_TEXT)
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        self.bot
+            .edit_message_text(ChatId(chat), MessageId(id), text)
+            .await
+            .map(|_| ())
+            .map_err(map_error)
+    }
+
     /// Stops the button's spinner on the customer's screen.
     pub async fn answer_callback(&self, callback_query_id: &str) -> Result<(), SendError> {
         self.bot

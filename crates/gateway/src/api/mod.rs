@@ -1,0 +1,45 @@
+//! The operator API under `/api/v1`: JSON only, every call scoped to the caller's tenant.
+//! The console uses nothing else.
+
+mod auth;
+mod conversations;
+mod events;
+mod openapi;
+mod settings;
+mod suggestions;
+
+use axum::Router;
+use serde_json::Value;
+use switchboard_core::LiveFeed;
+use switchboard_store::RedisLiveFeed;
+use uuid::Uuid;
+
+use crate::AppState;
+
+pub use auth::Caller;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .merge(auth::routes())
+        .merge(conversations::routes())
+        .merge(suggestions::routes())
+        .merge(events::routes())
+        .merge(settings::routes())
+        .merge(openapi::routes())
+}
+
+/// The live topic of a tenant's operators: the workers publish to it as well.
+pub fn operators_topic(tenant_id: Uuid) -> String {
+    format!("operators:{tenant_id}")
+}
+
+/// Tells the tenant's open consoles that something changed. Losing this is harmless:
+/// consoles also reload what they show.
+async fn announce(s: &AppState, tenant_id: Uuid, event: Value) {
+    if let Err(e) = RedisLiveFeed::new(s.services.redis.clone())
+        .publish(&operators_topic(tenant_id), &event)
+        .await
+    {
+        tracing::debug!(error = %switchboard_core::error_chain(&e), "live operator event skipped");
+    }
+}

@@ -1,0 +1,267 @@
+//! Operator notifications in the tenant's operators' Telegram chat, and the sweeps that
+//! keep approvals honest: drafts expire, and escalations nobody handles notify again.
+//! Notifications are rows sent by the dispatcher, so a notice is never lost with a process.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use switchboard_core::UnknownValue;
+use uuid::Uuid;
+
+use crate::drafts::DraftTx;
+use crate::outbox::ChannelInfo;
+use crate::{Result, Store, StoreError};
+
+/// The operators' chat of a tenant, when one is configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorChat {
+    pub channel_id: Uuid,
+    pub chat_id: i64,
+}
+
+/// A notification the dispatcher is sending; the row stays locked until it is recorded.
+pub struct NotificationClaim {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub channel: ChannelInfo,
+    pub chat_id: i64,
+    pub body: String,
+    pub conversation_id: Uuid,
+    pub suggestion_id: Option<Uuid>,
+    pub attempts: i32,
+}
+
+/// The notification an operator pressed a button on or replied to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub suggestion_id: Option<Uuid>,
+    pub body: String,
+}
+
+/// What a sweep changed, for the live feed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Swept {
+    pub tenant_id: Uuid,
+    pub conversation_id: Uuid,
+    pub id: Uuid,
+}
+
+impl DraftTx {
+    /// Queues a notice for the tenant's operators' chat, if the tenant has one.
+    pub async fn notify_operators(
+        &mut self,
+        suggestion_id: Uuid,
+        escalation_id: Option<Uuid>,
+        body: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO operator_notifications (id, tenant_id, channel_id, chat_id, conversation_id,
+                                                 suggestion_id, escalation_id, body)
+             SELECT $1, t.id, t.operator_channel_id, t.operator_chat_id, $3, $4, $5, $6
+             FROM tenants t JOIN channels ch ON ch.id = t.operator_channel_id AND ch.is_active
+             WHERE t.id = $2 AND t.operator_chat_id IS NOT NULL",
+        )
+        .bind(Uuid::now_v7())
+        .bind(self.tenant_id)
+        .bind(self.conversation_id)
+        .bind(suggestion_id)
+        .bind(escalation_id)
+        .bind(body)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    pub async fn operator_chat(&self, tenant_id: Uuid) -> Result<Option<OperatorChat>> {
+        let row: Option<(Option<Uuid>, Option<i64>)> = sqlx::query_as(
+            "SELECT operator_channel_id, operator_chat_id FROM tenants WHERE id = $1",
+        )
+        .bind(tenant_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some((Some(channel_id), Some(chat_id))) => Some(OperatorChat {
+                channel_id,
+                chat_id,
+            }),
+            _ => None,
+        })
+    }
+
+    pub async fn claim_notification(&self) -> Result<Option<NotificationClaim>> {
+        let mut tx = self.pool.begin().await?;
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            id: Uuid,
+            tenant_id: Uuid,
+            channel_id: Uuid,
+            kind: String,
+            config: serde_json::Value,
+            credentials: Option<Vec<u8>>,
+            chat_id: i64,
+            body: String,
+            conversation_id: Uuid,
+            suggestion_id: Option<Uuid>,
+            attempts: i32,
+        }
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT n.id, n.tenant_id, n.channel_id, ch.kind, ch.config, ch.credentials, n.chat_id,
+                    n.body, n.conversation_id, n.suggestion_id, n.attempts
+             FROM operator_notifications n JOIN channels ch ON ch.id = n.channel_id
+             WHERE n.id = (SELECT id FROM operator_notifications
+                           WHERE status = 'pending' AND next_attempt_at <= now()
+                           ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)",
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(NotificationClaim {
+            tx,
+            id: r.id,
+            tenant_id: r.tenant_id,
+            channel: ChannelInfo {
+                id: r.channel_id,
+                kind: r
+                    .kind
+                    .parse()
+                    .map_err(|e: UnknownValue| StoreError::Corrupt(e.to_string()))?,
+                config: r.config,
+                credentials: r.credentials,
+            },
+            chat_id: r.chat_id,
+            body: r.body,
+            conversation_id: r.conversation_id,
+            suggestion_id: r.suggestion_id,
+            attempts: r.attempts,
+        }))
+    }
+
+    /// The notification behind a Telegram message in the operators' chat.
+    pub async fn notification_by_message(
+        &self,
+        tenant_id: Uuid,
+        chat_id: i64,
+        telegram_message_id: i64,
+    ) -> Result<Option<Notification>> {
+        let row: Option<(Uuid, Uuid, Option<Uuid>, String)> = sqlx::query_as(
+            "SELECT id, conversation_id, suggestion_id, body FROM operator_notifications
+             WHERE tenant_id = $1 AND chat_id = $2 AND telegram_message_id = $3",
+        )
+        .bind(tenant_id)
+        .bind(chat_id)
+        .bind(telegram_message_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(
+            row.map(|(id, conversation_id, suggestion_id, body)| Notification {
+                id,
+                conversation_id,
+                suggestion_id,
+                body,
+            }),
+        )
+    }
+
+    /// Expires pending drafts past the tenant's approval TTL or whose WhatsApp window
+    /// closed. Safe to run from every dispatcher at once.
+    pub async fn expire_pending_drafts(&self) -> Result<Vec<Swept>> {
+        let rows: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(&format!(
+            "UPDATE ai_suggestions s SET status = 'expired', updated_at = now()
+             FROM conversations c, tenants t, channels ch, customers cu
+             WHERE s.status = 'pending' AND c.id = s.conversation_id AND t.id = s.tenant_id
+               AND ch.id = c.channel_id AND cu.id = c.customer_id
+               AND ({}) IS NOT NULL
+             RETURNING s.tenant_id, s.conversation_id, s.id",
+            crate::actions::EXPIRED_WHY
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(tenant_id, conversation_id, id)| Swept {
+                tenant_id,
+                conversation_id,
+                id,
+            })
+            .collect())
+    }
+
+    /// Escalations pending longer than the tenant's SLA since they were last announced:
+    /// each is announced again (live, and in the operators' chat if there is one).
+    pub async fn renotify_escalations(&self) -> Result<Vec<Swept>> {
+        let mut tx = self.pool.begin().await?;
+        let rows: Vec<(Uuid, Uuid, Uuid, String, i32)> = sqlx::query_as(
+            "UPDATE escalation_events e SET last_notified_at = now(), notify_count = notify_count + 1
+             FROM tenants t
+             WHERE e.status = 'pending' AND t.id = e.tenant_id
+               AND COALESCE(e.last_notified_at, e.created_at) + t.escalation_sla_minutes * interval '1 minute' <= now()
+             RETURNING e.tenant_id, e.conversation_id, e.id, e.summary, e.notify_count",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for (tenant_id, conversation_id, id, summary, count) in &rows {
+            sqlx::query(
+                "INSERT INTO operator_notifications (id, tenant_id, channel_id, chat_id, conversation_id,
+                                                     suggestion_id, escalation_id, body)
+                 SELECT $1, t.id, t.operator_channel_id, t.operator_chat_id, $3,
+                        e.suggestion_id, e.id, $5
+                 FROM tenants t JOIN channels ch ON ch.id = t.operator_channel_id AND ch.is_active
+                 JOIN escalation_events e ON e.id = $4
+                 WHERE t.id = $2 AND t.operator_chat_id IS NOT NULL",
+            )
+            .bind(Uuid::now_v7())
+            .bind(tenant_id)
+            .bind(conversation_id)
+            .bind(id)
+            .bind(format!("⏰ Still waiting for an operator (reminder {count}).\n{summary}"))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(rows
+            .into_iter()
+            .map(|(tenant_id, conversation_id, id, _, _)| Swept {
+                tenant_id,
+                conversation_id,
+                id,
+            })
+            .collect())
+    }
+}
+
+impl NotificationClaim {
+    pub async fn sent(mut self, telegram_message_id: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE operator_notifications SET status = 'sent', telegram_message_id = $2,
+                    attempts = attempts + 1, last_error = NULL WHERE id = $1",
+        )
+        .bind(self.id)
+        .bind(telegram_message_id)
+        .execute(&mut *self.tx)
+        .await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn retry(mut self, error: &str, after: Duration, give_up: bool) -> Result<()> {
+        sqlx::query(
+            "UPDATE operator_notifications SET attempts = attempts + 1, last_error = $2,
+                    status = CASE WHEN $3 THEN 'failed' ELSE 'pending' END,
+                    next_attempt_at = now() + $4 * interval '1 millisecond'
+             WHERE id = $1",
+        )
+        .bind(self.id)
+        .bind(error)
+        .bind(give_up)
+        .bind(after.as_millis() as f64)
+        .execute(&mut *self.tx)
+        .await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+}

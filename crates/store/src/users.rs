@@ -1,0 +1,412 @@
+//! Operator accounts and their sign-in sessions. Passwords are argon2 hashes; session
+//! tokens are random and stored only as SHA-256 digests.
+
+use std::str::FromStr;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::{Result, Store, StoreError};
+
+/// Failed sign-ins in a row that lock an account.
+pub const MAX_FAILED_LOGINS: i32 = 5;
+const LOCK_MINUTES: i64 = 15;
+const SESSION_HOURS: i64 = 12;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Owner,
+    Admin,
+    Operator,
+    Viewer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// Everyone but a viewer may act on conversations.
+    pub fn may_act(self) -> bool {
+        self != Role::Viewer
+    }
+
+    /// Owners and admins change settings and manage users.
+    pub fn may_administer(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin)
+    }
+}
+
+impl FromStr for Role {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "owner" => Ok(Role::Owner),
+            "admin" => Ok(Role::Admin),
+            "operator" => Ok(Role::Operator),
+            "viewer" => Ok(Role::Viewer),
+            other => Err(StoreError::Invalid(format!(
+                "unknown role {other:?}: use owner, admin, operator or viewer"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub email: String,
+    pub role: Role,
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    email: String,
+    role: String,
+}
+
+impl UserRow {
+    fn user(self) -> Result<User> {
+        Ok(User {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            email: self.email,
+            role: self
+                .role
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("role {}", self.role)))?,
+        })
+    }
+}
+
+/// A signed-in user, as the API sees a request.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: Uuid,
+    pub user: User,
+    pub csrf_token: String,
+}
+
+/// A new session: the token is shown once, here.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub token: String,
+    pub session: Session,
+}
+
+#[derive(Debug)]
+pub enum Login {
+    Ok(NewSession),
+    /// Wrong email or password; the two are not told apart.
+    Refused,
+    Locked {
+        until: DateTime<Utc>,
+    },
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn token_hash(token: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Hashing is deliberately slow, so it runs off the async threads.
+async fn hash_password(password: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| StoreError::Invalid(format!("cannot hash the password: {e}")))
+    })
+    .await
+    .map_err(|e| StoreError::Corrupt(format!("hashing task failed: {e}")))?
+}
+
+async fn verify_password(password: String, hash: Option<String>) -> bool {
+    tokio::task::spawn_blocking(move || {
+        // Unknown users are checked against a throwaway hash, so both take as long.
+        let hash = hash.unwrap_or_else(|| DUMMY_HASH.to_owned());
+        PasswordHash::new(&hash).is_ok_and(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+    })
+    .await
+    .unwrap_or(false)
+}
+
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3DJ6MFbvR3Nvyu8ELV5kDhcbqt4GJhXQjEOc2hgsJTA";
+
+impl Store {
+    pub async fn add_user(
+        &self,
+        tenant_id: Uuid,
+        email: &str,
+        role: Role,
+        password: &str,
+    ) -> Result<User> {
+        let email = email.trim().to_lowercase();
+        if !email.contains('@') {
+            return Err(StoreError::Invalid(format!(
+                "{email:?} is not an email address"
+            )));
+        }
+        if password.chars().count() < 8 {
+            return Err(StoreError::Invalid(
+                "the password needs at least 8 characters".into(),
+            ));
+        }
+        let hash = hash_password(password.to_owned()).await?;
+        let id = Uuid::now_v7();
+        let res = sqlx::query(
+            "INSERT INTO users (id, tenant_id, email, role, password_hash) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(tenant_id)
+        .bind(&email)
+        .bind(role.as_str())
+        .bind(hash)
+        .execute(&self.pool)
+        .await;
+        match res {
+            Ok(_) => Ok(User {
+                id,
+                tenant_id,
+                email,
+                role,
+            }),
+            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Err(StoreError::Invalid(
+                format!("a user with the email {email} exists already"),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Links a Telegram account to an operator, so their button presses and replies in
+    /// the operators' chat count as theirs.
+    pub async fn link_telegram(
+        &self,
+        tenant_id: Uuid,
+        email: &str,
+        telegram_user_id: i64,
+    ) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE users SET telegram_user_id = $3 WHERE tenant_id = $1 AND email = $2",
+        )
+        .bind(tenant_id)
+        .bind(email.trim().to_lowercase())
+        .bind(telegram_user_id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { what: "user" });
+        }
+        Ok(())
+    }
+
+    pub async fn user_by_telegram(
+        &self,
+        tenant_id: Uuid,
+        telegram_user_id: i64,
+    ) -> Result<Option<User>> {
+        let row: Option<UserRow> = sqlx::query_as(
+            "SELECT id, tenant_id, email, role FROM users WHERE tenant_id = $1 AND telegram_user_id = $2",
+        )
+        .bind(tenant_id)
+        .bind(telegram_user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(UserRow::user).transpose()
+    }
+
+    /// Checks the password, counting failures: after `MAX_FAILED_LOGINS` in a row the
+    /// account is locked for a while, whatever password comes next.
+    pub async fn login(&self, email: &str, password: &str) -> Result<Login> {
+        let email = email.trim().to_lowercase();
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            id: Uuid,
+            tenant_id: Uuid,
+            email: String,
+            role: String,
+            password_hash: Option<String>,
+            locked_until: Option<DateTime<Utc>>,
+        }
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT id, tenant_id, email, role, password_hash, locked_until FROM users WHERE email = $1",
+        )
+        .bind(&email)
+        .fetch_optional(&self.pool)
+        .await?;
+        let ok = verify_password(
+            password.to_owned(),
+            row.as_ref().and_then(|r| r.password_hash.clone()),
+        )
+        .await;
+        let Some(row) = row else {
+            return Ok(Login::Refused);
+        };
+        if let Some(until) = row.locked_until.filter(|u| *u > Utc::now()) {
+            return Ok(Login::Locked { until });
+        }
+        if !ok {
+            let until: Option<DateTime<Utc>> = sqlx::query_scalar(
+                "UPDATE users SET
+                     failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END,
+                     locked_until = CASE WHEN failed_logins + 1 >= $2
+                                         THEN now() + $3 * interval '1 minute' END
+                 WHERE id = $1 RETURNING locked_until",
+            )
+            .bind(row.id)
+            .bind(MAX_FAILED_LOGINS)
+            .bind(LOCK_MINUTES as f64)
+            .fetch_one(&self.pool)
+            .await?;
+            return Ok(match until {
+                Some(until) => Login::Locked { until },
+                None => Login::Refused,
+            });
+        }
+        sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
+            .bind(row.id)
+            .execute(&self.pool)
+            .await?;
+        let user = UserRow {
+            id: row.id,
+            tenant_id: row.tenant_id,
+            email: row.email,
+            role: row.role,
+        }
+        .user()?;
+        let token = random_token();
+        let session = Session {
+            id: Uuid::now_v7(),
+            user,
+            csrf_token: random_token(),
+        };
+        sqlx::query(
+            "INSERT INTO sessions (id, tenant_id, user_id, token_hash, csrf_token, expires_at)
+             VALUES ($1, $2, $3, $4, $5, now() + $6 * interval '1 hour')",
+        )
+        .bind(session.id)
+        .bind(session.user.tenant_id)
+        .bind(session.user.id)
+        .bind(token_hash(&token))
+        .bind(&session.csrf_token)
+        .bind(SESSION_HOURS as f64)
+        .execute(&self.pool)
+        .await?;
+        Ok(Login::Ok(NewSession { token, session }))
+    }
+
+    /// The live session a bearer token or cookie names, if any.
+    pub async fn session(&self, token: &str) -> Result<Option<Session>> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            session_id: Uuid,
+            csrf_token: String,
+            id: Uuid,
+            tenant_id: Uuid,
+            email: String,
+            role: String,
+        }
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT s.id AS session_id, s.csrf_token, u.id, u.tenant_id, u.email, u.role
+             FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()",
+        )
+        .bind(token_hash(token))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let user = UserRow {
+            id: r.id,
+            tenant_id: r.tenant_id,
+            email: r.email,
+            role: r.role,
+        }
+        .user()?;
+        Ok(Some(Session {
+            id: r.session_id,
+            user,
+            csrf_token: r.csrf_token,
+        }))
+    }
+
+    pub async fn logout(&self, session_id: Uuid) -> Result<()> {
+        sqlx::query("UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
+            .bind(session_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Writes one audit line; `actor_id` is a user id, "admin-token" or a system part.
+    pub async fn audit(
+        &self,
+        tenant_id: Uuid,
+        actor: &User,
+        action: &str,
+        target_type: &str,
+        target_id: Option<Uuid>,
+        details: serde_json::Value,
+    ) -> Result<()> {
+        audit(
+            &self.pool,
+            tenant_id,
+            actor,
+            action,
+            target_type,
+            target_id,
+            details,
+        )
+        .await
+    }
+}
+
+pub(crate) async fn audit<'e, E: sqlx::PgExecutor<'e>>(
+    db: E,
+    tenant_id: Uuid,
+    actor: &User,
+    action: &str,
+    target_type: &str,
+    target_id: Option<Uuid>,
+    details: serde_json::Value,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_events (id, tenant_id, actor_type, actor_id, action, target_type, target_id, details)
+         VALUES ($1, $2, 'user', $3, $4, $5, $6, $7)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(tenant_id)
+    .bind(actor.id.to_string())
+    .bind(action)
+    .bind(target_type)
+    .bind(target_id)
+    .bind(details)
+    .execute(db)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! The operators' Telegram chat. A button under a notification approves, rejects or takes
+//! over; a reply to a notification goes to the customer as the operator's message. Only a
+//! Telegram user linked to an operator account may act; anyone else is refused.
+
+use serde_json::json;
+use switchboard_channels::telegram;
+use switchboard_channels::telegram::outbound::TelegramAdapter;
+use switchboard_core::{CustomerMessage, InboundEvent, LiveFeed, error_chain};
+use switchboard_runtime::Services;
+use switchboard_store::crypto::Cipher;
+use switchboard_store::{ConversationAction, Notification, RedisLiveFeed, StoreError, User};
+
+/// Handles `msg` if it comes from the tenant's operators' chat; false means it is an
+/// ordinary customer message.
+pub async fn handle(
+    s: &Services,
+    ev: &InboundEvent,
+    msg: &CustomerMessage,
+) -> Result<bool, StoreError> {
+    let Some(chat) = s.store.operator_chat(ev.tenant_id).await? else {
+        return Ok(false);
+    };
+    if chat.channel_id != ev.channel_id || msg.sender.external_id != chat.chat_id.to_string() {
+        return Ok(false);
+    }
+    let from = msg.metadata.get("from_user_id").and_then(|v| v.as_i64());
+    let user = match from {
+        Some(id) => s.store.user_by_telegram(ev.tenant_id, id).await?,
+        None => None,
+    };
+    let Some(user) = user else {
+        tracing::info!(
+            "operators' chat: refused a Telegram user not linked to an operator account"
+        );
+        return Ok(true);
+    };
+    // Buttons and replies both point at the notification's message.
+    let target = msg
+        .reply_to_external_id
+        .as_deref()
+        .and_then(|r| r.rsplit_once(':'))
+        .and_then(|(_, m)| m.parse::<i64>().ok());
+    let notification = match target {
+        Some(m) => {
+            s.store
+                .notification_by_message(ev.tenant_id, chat.chat_id, m)
+                .await?
+        }
+        None => None,
+    };
+    let Some(n) = notification else {
+        tracing::debug!("operators' chat: a message that answers no notification");
+        return Ok(true);
+    };
+    let outcome = if msg.metadata.contains_key("callback_query_id") {
+        press(s, &user, &n, msg.text.trim()).await?
+    } else {
+        let key = format!(
+            "operator:telegram:{}:{}",
+            ev.channel_id, msg.external_message_id
+        );
+        match s
+            .store
+            .operator_message(&user, n.conversation_id, &msg.text, Some(key))
+            .await
+        {
+            Ok(_) => format!("✉️ {} answered the customer", user.email),
+            Err(StoreError::Conflict(why) | StoreError::Invalid(why)) => {
+                format!("⚠️ Not sent: {why}")
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    tracing::info!(user_id = %user.id, "operators' chat: acted");
+    announce(s, ev, &n).await;
+    if let Some(m) = target {
+        edit(s, ev, chat.chat_id, m, &format!("{}\n\n{outcome}", n.body)).await;
+    }
+    Ok(true)
+}
+
+async fn press(
+    s: &Services,
+    user: &User,
+    n: &Notification,
+    data: &str,
+) -> Result<String, StoreError> {
+    let result = match (data, n.suggestion_id) {
+        ("approve", Some(id)) => s.store.approve(user, id, None).await.map(|a| {
+            if a.already {
+                format!("✅ Already approved; sent once ({})", user.email)
+            } else {
+                format!("✅ Approved by {}", user.email)
+            }
+        }),
+        ("reject", Some(id)) => s
+            .store
+            .reject(user, id, "rejected from Telegram")
+            .await
+            .map(|_| format!("❌ Rejected by {}", user.email)),
+        ("takeover", _) => s
+            .store
+            .conversation_action(user, n.conversation_id, ConversationAction::Takeover)
+            .await
+            .map(|_| format!("🙋 {} took the conversation over", user.email)),
+        _ => return Ok(format!("⚠️ Unknown action {data:?}")),
+    };
+    match result {
+        Ok(done) => Ok(done),
+        Err(StoreError::Conflict(why) | StoreError::Invalid(why)) => Ok(format!("⚠️ {why}")),
+        Err(e) => Err(e),
+    }
+}
+
+async fn announce(s: &Services, ev: &InboundEvent, n: &Notification) {
+    let event =
+        json!({"type": "conversation", "conversation_id": n.conversation_id, "action": "telegram"});
+    if let Err(e) = RedisLiveFeed::new(s.redis.clone())
+        .publish(&format!("operators:{}", ev.tenant_id), &event)
+        .await
+    {
+        tracing::debug!(error = %error_chain(&e), "live operator event skipped");
+    }
+}
+
+/// Shows in the chat who did what. Best effort: the action itself is already committed.
+async fn edit(s: &Services, ev: &InboundEvent, chat: i64, message: i64, text: &str) {
+    let adapter = async {
+        let record = s
+            .store
+            .channel(ev.channel_id)
+            .await
+            .map_err(|e| error_chain(&e))?
+            .ok_or("channel gone")?;
+        let cipher =
+            Cipher::from_base64(&s.config.security.master_key).map_err(|e| e.to_string())?;
+        let secrets: telegram::Secrets =
+            serde_json::from_value(record.secrets(&cipher).map_err(|e| error_chain(&e))?)
+                .map_err(|e| e.to_string())?;
+        let cfg: telegram::Config =
+            serde_json::from_value(record.config).map_err(|e| e.to_string())?;
+        TelegramAdapter::new(
+            reqwest::Client::new(),
+            &secrets.bot_token,
+            &cfg.api_base_url,
+        )
+    };
+    let result = match adapter.await {
+        Ok(a) => a
+            .edit_text(chat, message, text)
+            .await
+            .map_err(|e| error_chain(&e)),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "operators' chat: the notification was not updated");
+    }
+}

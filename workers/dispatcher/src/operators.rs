@@ -1,0 +1,119 @@
+//! Operator-facing work of the dispatcher: notifications to the operators' Telegram chat,
+//! and the sweeps that expire drafts and announce escalations nobody handled in time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use switchboard_core::{LiveFeed, SendError, error_chain};
+use switchboard_runtime::Services;
+use switchboard_store::{NotificationClaim, RedisLiveFeed, StoreError};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::adapters::Adapters;
+use crate::{backoff, pause};
+
+/// How often the sweeps run; expiry and SLAs are minutes, so this is plenty.
+const SWEEP_EVERY_MS: u64 = 5_000;
+
+pub async fn notify_loop(s: Services, adapters: Arc<Adapters>, shutdown: CancellationToken) {
+    let poll = s.config.dispatcher.poll_interval_ms;
+    while !shutdown.is_cancelled() {
+        match s.store.claim_notification().await {
+            Ok(Some(claim)) => {
+                let span = tracing::info_span!("notify_operators", tenant_id = %claim.tenant_id,
+                    channel_id = %claim.channel.id, conversation_id = %claim.conversation_id, notification_id = %claim.id);
+                if let Err(e) = notify(&s, &adapters, claim).instrument(span).await {
+                    tracing::warn!(error = %error_chain(&e), "recording a notification failed");
+                }
+            }
+            Ok(None) => pause(&shutdown, poll).await,
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "cannot claim operator notifications");
+                pause(&shutdown, poll.max(1000)).await;
+            }
+        }
+    }
+}
+
+async fn notify(
+    s: &Services,
+    adapters: &Adapters,
+    claim: NotificationClaim,
+) -> Result<(), StoreError> {
+    let cfg = &s.config.dispatcher;
+    let attempts = u32::try_from(claim.attempts).unwrap_or(0) + 1;
+    let telegram = match adapters.get(&claim.channel) {
+        Ok(b) => b.telegram,
+        Err(reason) => return claim.retry(&reason, Duration::ZERO, true).await,
+    };
+    let Some(telegram) = telegram else {
+        return claim
+            .retry(
+                "the operators' channel is not a Telegram channel",
+                Duration::ZERO,
+                true,
+            )
+            .await;
+    };
+    let buttons: &[(&str, &str)] = if claim.suggestion_id.is_some() {
+        &[
+            ("✅ Approve", "approve"),
+            ("❌ Reject", "reject"),
+            ("🙋 Take over", "takeover"),
+        ]
+    } else {
+        &[("🙋 Take over", "takeover")]
+    };
+    match telegram
+        .post_with_buttons(claim.chat_id, &claim.body, buttons)
+        .await
+    {
+        Ok(message_id) => {
+            tracing::info!("operators notified");
+            claim.sent(message_id).await
+        }
+        Err(SendError::Retryable {
+            reason,
+            retry_after,
+        }) => {
+            let give_up = attempts >= cfg.max_attempts;
+            let after = retry_after.unwrap_or_else(|| backoff(cfg, attempts));
+            tracing::warn!(reason = %reason, attempts, give_up, "operator notification failed");
+            claim.retry(&reason, after, give_up).await
+        }
+        Err(e) => {
+            tracing::warn!(error = %error_chain(&e), "operator notification failed for good");
+            claim.retry(&e.to_string(), Duration::ZERO, true).await
+        }
+    }
+}
+
+pub async fn sweep_loop(s: Services, shutdown: CancellationToken) {
+    while !shutdown.is_cancelled() {
+        if let Err(e) = sweep(&s).await {
+            tracing::warn!(error = %error_chain(&e), "operator sweep failed; trying again");
+        }
+        pause(&shutdown, SWEEP_EVERY_MS).await;
+    }
+}
+
+async fn sweep(s: &Services) -> Result<(), StoreError> {
+    let feed = RedisLiveFeed::new(s.redis.clone());
+    for x in s.store.expire_pending_drafts().await? {
+        tracing::info!(tenant_id = %x.tenant_id, conversation_id = %x.conversation_id, suggestion_id = %x.id, "draft expired");
+        let event = json!({"type": "suggestion", "suggestion_id": x.id, "conversation_id": x.conversation_id, "status": "expired"});
+        let _ = feed
+            .publish(&format!("operators:{}", x.tenant_id), &event)
+            .await;
+    }
+    for x in s.store.renotify_escalations().await? {
+        tracing::info!(tenant_id = %x.tenant_id, conversation_id = %x.conversation_id, escalation_id = %x.id, "escalation still unhandled; operators notified again");
+        let event = json!({"type": "escalation_reminder", "escalation_id": x.id, "conversation_id": x.conversation_id});
+        let _ = feed
+            .publish(&format!("operators:{}", x.tenant_id), &event)
+            .await;
+    }
+    Ok(())
+}
