@@ -321,12 +321,19 @@ async fn operators_hear_about_an_escalation_at_once() {
         .unwrap();
     app.post_chat("o1", "c1", "This is unacceptable, I want to complain")
         .await;
-    let msg = tokio::time::timeout(WAIT, pubsub.on_message().next())
-        .await
-        .unwrap()
-        .unwrap();
-    let event: serde_json::Value =
-        serde_json::from_str(&msg.get_payload::<String>().unwrap()).unwrap();
+    // The customer's message is announced first, then the escalation.
+    let event = tokio::time::timeout(WAIT, async {
+        loop {
+            let msg = pubsub.on_message().next().await.unwrap();
+            let event: serde_json::Value =
+                serde_json::from_str(&msg.get_payload::<String>().unwrap()).unwrap();
+            if event["type"] != "message" {
+                return event;
+            }
+        }
+    })
+    .await
+    .unwrap();
     assert_eq!(event["type"], "escalation");
     let escalation: uuid::Uuid = sqlx::query_scalar("SELECT suggestion_id FROM escalation_events")
         .fetch_one(&app.pool)

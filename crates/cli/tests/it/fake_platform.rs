@@ -147,6 +147,11 @@ async fn telegram(
                    "chat": {"id": req["chat_id"], "type": "private", "first_name": "Customer"},
                    "from": {"id": 1, "is_bot": true, "first_name": "Shop", "username": "shop_bot"}})
         }
+        "editmessagetext" => {
+            json!({"message_id": req["message_id"], "date": 1_700_000_000, "text": req["text"],
+                   "chat": {"id": req["chat_id"], "type": "group", "title": "Operators"},
+                   "from": {"id": 1, "is_bot": true, "first_name": "Shop", "username": "shop_bot"}})
+        }
         "getupdates" => json!([]),
         _ => json!(true),
     };

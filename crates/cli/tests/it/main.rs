@@ -9,6 +9,7 @@ mod fake_llm;
 mod fake_platform;
 mod helpers;
 mod llm;
+mod operators;
 mod platforms;
 mod real_llm;
 mod webchat;

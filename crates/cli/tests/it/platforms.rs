@@ -14,11 +14,11 @@ use crate::fake_platform::FakePlatform;
 use crate::helpers::TestApp;
 
 const WAIT: Duration = Duration::from_secs(15);
-const SECRET: &str = "tg-secret-token";
+pub const SECRET: &str = "tg-secret-token";
 const APP_SECRET: &str = "wa-app-secret";
 const PHONE: &str = "PN1";
 
-async fn telegram_channel(app: &TestApp, fake: &FakePlatform) -> Uuid {
+pub async fn telegram_channel(app: &TestApp, fake: &FakePlatform) -> Uuid {
     app.add_channel(
         ChannelKind::Telegram,
         json!({"api_base_url": fake.base_url, "bot_username": "shop_bot"}),
@@ -43,7 +43,12 @@ fn tg_update(update_id: i64, chat: i64, message_id: i64, text: &str) -> Value {
         "chat": {"id": chat, "type": "private", "first_name": "Ada"}}})
 }
 
-async fn post_tg(app: &TestApp, channel: Uuid, secret: Option<&str>, body: &Value) -> StatusCode {
+pub async fn post_tg(
+    app: &TestApp,
+    channel: Uuid,
+    secret: Option<&str>,
+    body: &Value,
+) -> StatusCode {
     let mut req = app
         .http
         .post(format!("{}/webhooks/telegram/{channel}", app.base))

@@ -1,0 +1,1047 @@
+//! The operator API against the real app: sign-in, tenant scoping, roles, approvals,
+//! escalations, the lifecycle, dead letters, live events, and approval from Telegram.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use switchboard_core::ChannelKind;
+use switchboard_store::Role;
+use uuid::Uuid;
+
+use crate::fake_platform::FakePlatform;
+use crate::helpers::{TestApp, by_role};
+use crate::platforms::{SECRET, post_tg, telegram_channel};
+
+const WAIT: Duration = Duration::from_secs(15);
+const PASSWORD: &str = "correct horse battery";
+
+/// A signed-in API client.
+struct Api<'a> {
+    app: &'a TestApp,
+    token: String,
+}
+
+impl Api<'_> {
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let res = self
+            .app
+            .http
+            .get(format!("{}{path}", self.app.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        (res.status(), res.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let res = self
+            .app
+            .http
+            .post(format!("{}{path}", self.app.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (res.status(), res.json().await.unwrap_or(Value::Null))
+    }
+}
+
+async fn tenant(app: &TestApp, slug: &str) -> Uuid {
+    app.services.store.tenant_id(slug).await.unwrap()
+}
+
+/// A second tenant with its own web chat.
+async fn other_tenant(app: &TestApp) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query("INSERT INTO tenants (id, slug, name) VALUES ($1, 'other', 'Other Shop')")
+        .bind(id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    app.services
+        .store
+        .create_channel(id, ChannelKind::Webchat, "web", &json!({}), None)
+        .await
+        .unwrap();
+    id
+}
+
+async fn sign_in<'a>(app: &'a TestApp, tenant: Uuid, email: &str, role: Role) -> Api<'a> {
+    app.services
+        .store
+        .add_user(tenant, email, role, PASSWORD)
+        .await
+        .unwrap();
+    let res = app
+        .http
+        .post(format!("{}/api/v1/auth/login", app.base))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    Api {
+        app,
+        token: body["token"].as_str().unwrap().to_owned(),
+    }
+}
+
+async fn operator(app: &TestApp) -> Api<'_> {
+    sign_in(
+        app,
+        tenant(app, "demo").await,
+        "op@demo.example",
+        Role::Operator,
+    )
+    .await
+}
+
+/// Every draft waits for an operator.
+async fn approvals_only(app: &TestApp) {
+    app.exec("UPDATE decision_settings SET autosend_allowed = false")
+        .await;
+}
+
+/// A customer's question and the id of the pending draft that answers it.
+async fn pending_draft(app: &TestApp, visitor: &str, text: &str) -> Uuid {
+    let before = app
+        .count("SELECT count(*) FROM ai_suggestions WHERE status = 'pending'")
+        .await;
+    app.post_chat(visitor, &Uuid::new_v4().to_string(), text)
+        .await;
+    app.wait_count(
+        "SELECT count(*) FROM ai_suggestions WHERE status = 'pending'",
+        before + 1,
+    )
+    .await;
+    sqlx::query_scalar(
+        "SELECT s.id FROM ai_suggestions s JOIN conversations c ON c.id = s.conversation_id
+         JOIN customers cu ON cu.id = c.customer_id
+         WHERE s.status = 'pending' AND cu.external_id = $1",
+    )
+    .bind(visitor)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+async fn conversation_of(app: &TestApp, suggestion: Uuid) -> Uuid {
+    sqlx::query_scalar("SELECT conversation_id FROM ai_suggestions WHERE id = $1")
+        .bind(suggestion)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn approve_with_edit_delivers_exactly_the_edited_text_once() {
+    let app = TestApp::spawn().await;
+    approvals_only(&app).await;
+    let op = operator(&app).await;
+    let id = pending_draft(&app, "e1", "Do you ship to Berlin?").await;
+
+    let (status, list) = op.get("/api/v1/suggestions?status=pending").await;
+    assert_eq!(status, StatusCode::OK);
+    let s = &list["suggestions"][0];
+    assert_eq!(s["id"], id.to_string());
+    assert_eq!(s["customer_text"], "Do you ship to Berlin?");
+    assert_eq!(s["decision"], "NEED_APPROVAL");
+    assert_eq!(s["autosend_block_reason"], "SETTING_OFF");
+    assert!(s["confidence"].as_f64().unwrap() > 0.0);
+    assert!(!s["used_sources"].as_array().unwrap().is_empty());
+    assert!(!s["explanations"].as_array().unwrap().is_empty());
+
+    // A double click, and a late third click: one send, of exactly the edited text.
+    let edited = "Yes, we ship to Berlin in 2-3 days. — Mia";
+    let path = format!("/api/v1/suggestions/{id}/approve");
+    let body = json!({ "text": edited });
+    let (a, b) = tokio::join!(op.post(&path, body.clone()), op.post(&path, body.clone()));
+    assert_eq!((a.0, b.0), (StatusCode::OK, StatusCode::OK));
+    assert_eq!(
+        [a.1["already"].as_bool(), b.1["already"].as_bool()]
+            .iter()
+            .filter(|x| **x == Some(false))
+            .count(),
+        1,
+        "exactly one approval queues the send: {a:?} {b:?}"
+    );
+    assert_eq!(a.1["text"], edited);
+    assert_eq!(a.1["status"], "edited");
+    let t = app
+        .wait_transcript("e1", WAIT, |t| by_role(t, "operator").len() == 1)
+        .await;
+    assert_eq!(by_role(&t, "operator")[0]["text"], edited);
+    let (status, third) = op.post(&path, json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(third["already"], true);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let t = app.transcript("e1").await;
+    assert_eq!(by_role(&t, "operator").len(), 1, "sent once: {t:#?}");
+    assert!(
+        by_role(&t, "assistant").is_empty(),
+        "the draft itself never went out"
+    );
+
+    // Kept as a training sample and audited with its actor.
+    let sample: (String, String, Option<String>, String) = sqlx::query_as(
+        "SELECT customer_message, draft, final_text, outcome FROM training_samples WHERE suggestion_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(sample.0, "Do you ship to Berlin?");
+    assert_eq!(sample.2.as_deref(), Some(edited));
+    assert_eq!(sample.3, "edited");
+    assert_ne!(sample.1, edited);
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_events a JOIN users u ON u.id::text = a.actor_id WHERE a.action = 'edit' AND a.actor_type = 'user'")
+            .await,
+        1
+    );
+    let (_, msgs) = op
+        .get(&format!(
+            "/api/v1/conversations/{}/messages",
+            conversation_of(&app, id).await
+        ))
+        .await;
+    let sent = msgs["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "operator")
+        .unwrap();
+    assert_eq!(sent["decision"], "NEED_APPROVAL");
+    assert_eq!(sent["suggestion_id"], id.to_string());
+}
+
+#[tokio::test]
+async fn approve_reject_and_the_drafts_that_can_no_longer_go_out() {
+    let app = TestApp::spawn().await;
+    approvals_only(&app).await;
+    let op = operator(&app).await;
+
+    // Approved unchanged: the draft goes out as the assistant's message.
+    let first = pending_draft(&app, "r1", "Do you ship to Berlin?").await;
+    let draft: String = sqlx::query_scalar("SELECT draft FROM ai_suggestions WHERE id = $1")
+        .bind(first)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let (status, a) = op
+        .post(&format!("/api/v1/suggestions/{first}/approve"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{a}");
+    assert_eq!(a["status"], "approved");
+    let t = app
+        .wait_transcript("r1", WAIT, |t| by_role(t, "assistant").len() == 1)
+        .await;
+    assert_eq!(by_role(&t, "assistant")[0]["text"], draft.as_str());
+
+    // The customer writes again before the next draft is approved: it is superseded.
+    let old = pending_draft(&app, "r2", "How much is the coffee mug?").await;
+    app.post_chat("r2", "c2", "And do you ship to Paris?").await;
+    app.wait_count(
+        &format!(
+            "SELECT count(*) FROM ai_suggestions WHERE id = '{old}' AND status = 'superseded'"
+        ),
+        1,
+    )
+    .await;
+    app.wait_count(
+        "SELECT count(*) FROM ai_suggestions WHERE status = 'pending'",
+        1,
+    )
+    .await;
+    let newer: Uuid = sqlx::query_scalar("SELECT id FROM ai_suggestions WHERE status = 'pending'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let (status, e) = op
+        .post(&format!("/api/v1/suggestions/{old}/approve"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(e["error"].as_str().unwrap().contains("superseded"), "{e}");
+
+    // Rejected with a reason, then approving it is a conflict.
+    let (status, r) = op
+        .post(
+            &format!("/api/v1/suggestions/{newer}/reject"),
+            json!({"reason": "wrong price"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(r["status"], "rejected");
+    let (status, e) = op
+        .post(&format!("/api/v1/suggestions/{newer}/approve"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(e["error"].as_str().unwrap().contains("rejected"), "{e}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM training_samples WHERE outcome = 'rejected' AND reason = 'wrong price'")
+            .await,
+        1
+    );
+
+    // Past the tenant's approval TTL: 409 at approval time...
+    let late = pending_draft(&app, "r3", "Do you ship to Berlin?").await;
+    sqlx::query("UPDATE ai_suggestions SET created_at = now() - interval '2 days' WHERE id = $1")
+        .bind(late)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let (status, e) = op
+        .post(&format!("/api/v1/suggestions/{late}/approve"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(e["error"].as_str().unwrap().contains("expired"), "{e}");
+
+    // ...and the dispatcher's sweep expires the rest without anyone asking.
+    let (_, settings) = op.get("/api/v1/settings").await;
+    assert_eq!(settings["operators"]["approval_ttl_minutes"], 1440);
+    let swept = pending_draft(&app, "r4", "Do you ship to Berlin?").await;
+    sqlx::query("UPDATE ai_suggestions SET created_at = now() - interval '25 hours' WHERE id = $1")
+        .bind(swept)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    app.wait_count(
+        &format!("SELECT count(*) FROM ai_suggestions WHERE id = '{swept}' AND status = 'expired'"),
+        1,
+    )
+    .await;
+    assert!(by_role(&app.transcript("r4").await, "assistant").is_empty());
+}
+
+#[tokio::test]
+async fn operator_messages_takeover_and_the_lifecycle() {
+    let app = TestApp::spawn().await;
+    approvals_only(&app).await;
+    let op = operator(&app).await;
+    let draft = pending_draft(&app, "l1", "Do you ship to Berlin?").await;
+    let conv = conversation_of(&app, draft).await;
+    let at = |action: &str| format!("/api/v1/conversations/{conv}/{action}");
+
+    // The inbox shows it, with its waiting draft and unread message.
+    let (_, inbox) = op.get("/api/v1/conversations?channel=webchat").await;
+    let row = &inbox["conversations"][0];
+    assert_eq!(row["id"], conv.to_string());
+    assert_eq!(row["pending_suggestions"], 1);
+    assert_eq!(row["unread_count"], 1);
+    let (_, none) = op.get("/api/v1/conversations?status=closed").await;
+    assert!(none["conversations"].as_array().unwrap().is_empty());
+    let (_, found) = op.get("/api/v1/conversations?q=berlin").await;
+    assert_eq!(found["conversations"].as_array().unwrap().len(), 1);
+    let (_, one) = op.get(&format!("/api/v1/conversations/{conv}")).await;
+    assert_eq!(one["pending_suggestion"]["id"], draft.to_string());
+
+    // Writing to the customer takes over: the draft is dropped and the bot stays quiet.
+    let (status, _) = op
+        .post(
+            &at("messages"),
+            json!({"text": "Hi, Mia here. Let me check."}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    app.wait_transcript("l1", WAIT, |t| by_role(t, "operator").len() == 1)
+        .await;
+    let (_, one) = op.get(&format!("/api/v1/conversations/{conv}")).await;
+    assert!(one["takeover_until"].is_string(), "{one}");
+    assert!(one["pending_suggestion"].is_null());
+    app.post_chat("l1", "c2", "Thanks! And to Paris?").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM ai_suggestions WHERE status = 'pending'")
+            .await,
+        0,
+        "the bot drafts nothing during a takeover"
+    );
+
+    // Release, resolve, reopen, close; then every move out of closed is refused.
+    for action in ["release", "resolve", "reopen", "close"] {
+        let (status, body) = op.post(&at(action), json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{action}: {body}");
+    }
+    let (_, one) = op.get(&format!("/api/v1/conversations/{conv}")).await;
+    assert_eq!(one["status"], "closed");
+    for action in ["reopen", "resolve", "takeover", "close", "release"] {
+        let (status, body) = op.post(&at(action), json!({})).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{action}: {body}");
+        assert!(body["error"].is_string());
+    }
+    let (status, _) = op.post(&at("messages"), json!({"text": "hello?"})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        app.count(&format!(
+            "SELECT count(*) FROM audit_events WHERE target_id = '{conv}' AND actor_type = 'user'"
+        ))
+        .await
+            >= 5
+    );
+}
+
+#[tokio::test]
+async fn escalations_are_listed_handled_and_dismissed() {
+    let app = TestApp::spawn().await;
+    let op = operator(&app).await;
+    app.post_chat("x1", "c1", "This is unacceptable, I want to complain")
+        .await;
+    app.post_chat("x2", "c1", "I demand a discount, this is a complaint")
+        .await;
+    app.wait_count(
+        "SELECT count(*) FROM escalation_events WHERE status = 'pending'",
+        2,
+    )
+    .await;
+    let (_, list) = op.get("/api/v1/escalations?status=pending").await;
+    let list = list["escalations"].as_array().unwrap().clone();
+    assert_eq!(list.len(), 2);
+    assert!(
+        list[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("Customer wrote")
+    );
+    let (a, b) = (
+        list[0]["id"].as_str().unwrap(),
+        list[1]["id"].as_str().unwrap(),
+    );
+
+    let (status, h) = op
+        .post(&format!("/api/v1/escalations/{a}/handle"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(h["status"], "handled");
+    assert!(h["handled_by"].is_string());
+    let (status, _) = op
+        .post(&format!("/api/v1/escalations/{a}/handle"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "handling twice is the same as once");
+    let (status, _) = op
+        .post(&format!("/api/v1/escalations/{a}/dismiss"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, d) = op
+        .post(&format!("/api/v1/escalations/{b}/dismiss"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(d["status"], "dismissed");
+    let (_, left) = op.get("/api/v1/escalations?status=pending").await;
+    assert!(left["escalations"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_unhandled_escalation_is_announced_again_after_the_sla() {
+    let app = TestApp::spawn().await;
+    app.post_chat("s1", "c1", "This is unacceptable, I want to complain")
+        .await;
+    app.wait_count("SELECT count(*) FROM escalation_events", 1)
+        .await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM escalation_events WHERE notify_count > 0")
+            .await,
+        0
+    );
+    app.exec("UPDATE escalation_events SET created_at = now() - interval '16 minutes'")
+        .await;
+    app.wait_count(
+        "SELECT count(*) FROM escalation_events WHERE notify_count = 1 AND last_notified_at IS NOT NULL",
+        1,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM escalation_events WHERE notify_count = 1")
+            .await,
+        1,
+        "announced again once per SLA period, not on every sweep"
+    );
+}
+
+/// Every endpoint, with a path to a resource of the demo tenant.
+fn endpoints(
+    conv: Uuid,
+    suggestion: Uuid,
+    escalation: Uuid,
+    dead: Uuid,
+) -> Vec<(&'static str, String)> {
+    let mut all = vec![
+        ("GET", format!("/api/v1/conversations/{conv}")),
+        ("GET", format!("/api/v1/conversations/{conv}/messages")),
+        ("POST", format!("/api/v1/conversations/{conv}/messages")),
+        ("GET", format!("/api/v1/suggestions/{suggestion}")),
+        ("POST", format!("/api/v1/suggestions/{suggestion}/approve")),
+        ("POST", format!("/api/v1/suggestions/{suggestion}/reject")),
+        ("GET", format!("/api/v1/escalations/{escalation}")),
+        ("POST", format!("/api/v1/escalations/{escalation}/handle")),
+        ("POST", format!("/api/v1/escalations/{escalation}/dismiss")),
+        ("POST", format!("/api/v1/dead-letters/{dead}/replay")),
+    ];
+    for a in ["takeover", "release", "resolve", "close", "reopen"] {
+        all.push(("POST", format!("/api/v1/conversations/{conv}/{a}")));
+    }
+    all
+}
+
+async fn call(api: &Api<'_>, method: &str, path: &str) -> (StatusCode, Value) {
+    if method == "GET" {
+        api.get(path).await
+    } else {
+        api.post(path, json!({"text": "leak?", "reason": "leak?"}))
+            .await
+    }
+}
+
+#[tokio::test]
+async fn another_tenant_sees_404_and_a_viewer_gets_403() {
+    let app = TestApp::spawn().await;
+    approvals_only(&app).await;
+    let demo = tenant(&app, "demo").await;
+    let other = other_tenant(&app).await;
+    let stranger = sign_in(&app, other, "boss@other.example", Role::Owner).await;
+    let viewer = sign_in(&app, demo, "viewer@demo.example", Role::Viewer).await;
+
+    let suggestion = pending_draft(&app, "t1", "Do you ship to Berlin?").await;
+    let conv = conversation_of(&app, suggestion).await;
+    app.post_chat("t2", "c1", "This is unacceptable, I want to complain")
+        .await;
+    app.wait_count("SELECT count(*) FROM escalation_events", 1)
+        .await;
+    let escalation: Uuid = sqlx::query_scalar("SELECT id FROM escalation_events")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let dead = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO outbox (id, tenant_id, conversation_id, channel_id, message_id, role, body,
+                             idempotency_key, status, last_error)
+         SELECT $1, tenant_id, id, channel_id, $2, 'assistant', 'secret text', 'dead-1', 'dead', 'gave up'
+         FROM conversations WHERE id = $3",
+    )
+    .bind(dead)
+    .bind(Uuid::now_v7())
+    .bind(conv)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    for (method, path) in endpoints(conv, suggestion, escalation, dead) {
+        let (status, body) = call(&stranger, method, &path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+        let text = body.to_string();
+        assert!(
+            !text.contains("Berlin") && !text.contains("secret"),
+            "{method} {path} leaked: {text}"
+        );
+    }
+    for list in [
+        "/api/v1/conversations",
+        "/api/v1/suggestions",
+        "/api/v1/escalations",
+        "/api/v1/dead-letters",
+    ] {
+        let (status, body) = stranger.get(list).await;
+        assert_eq!(status, StatusCode::OK);
+        let items = body.as_object().unwrap().values().next().unwrap();
+        assert!(
+            items.as_array().unwrap().is_empty(),
+            "{list} leaked: {body}"
+        );
+    }
+
+    // A viewer reads everything and may do nothing.
+    for (method, path) in endpoints(conv, suggestion, escalation, dead) {
+        let (status, body) = call(&viewer, method, &path).await;
+        let want = if method == "GET" {
+            StatusCode::OK
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        assert_eq!(status, want, "{method} {path}: {body}");
+    }
+    let res = app
+        .http
+        .put(format!("{}/api/v1/settings", app.base))
+        .bearer_auth(&viewer.token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let (status, _) = viewer
+        .post(
+            "/api/v1/users",
+            json!({"email": "x@demo.example", "role": "owner", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Nothing changed.
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM ai_suggestions WHERE id = '{suggestion}' AND status = 'pending'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE status = 'dead'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn sign_in_lockout_cookies_csrf_and_sign_out() {
+    let app = TestApp::spawn().await;
+    let demo = tenant(&app, "demo").await;
+    app.services
+        .store
+        .add_user(demo, "locked@demo.example", Role::Operator, PASSWORD)
+        .await
+        .unwrap();
+    let login = |email: &'static str, password: &'static str| {
+        app.http
+            .post(format!("{}/api/v1/auth/login", app.base))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+    };
+    for i in 1..=switchboard_store::MAX_FAILED_LOGINS {
+        let res = login("locked@demo.example", "wrong password")
+            .await
+            .unwrap();
+        let want = if i < switchboard_store::MAX_FAILED_LOGINS {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(res.status(), want, "attempt {i}");
+    }
+    let res = login("locked@demo.example", PASSWORD).await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "locked even with the right password"
+    );
+    assert!(res.text().await.unwrap().contains("locked"));
+    let res = login("nobody@demo.example", PASSWORD).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = app
+        .http
+        .post(format!("{}/api/v1/auth/login", app.base))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+
+    // The console's cookie session: reads need the cookie, changes need the CSRF token too.
+    app.services
+        .store
+        .add_user(demo, "admin@demo.example", Role::Admin, PASSWORD)
+        .await
+        .unwrap();
+    let res = login("admin@demo.example", PASSWORD).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let cookies: Vec<String> = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("sb_session="))
+        .unwrap();
+    assert!(session.contains("HttpOnly") && session.contains("SameSite=Strict"));
+    let body: Value = res.json().await.unwrap();
+    let csrf = body["csrf_token"].as_str().unwrap().to_owned();
+    let cookie = session.split(';').next().unwrap().to_owned();
+    let me = app
+        .http
+        .get(format!("{}/api/v1/me", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    let put = |csrf: Option<String>| {
+        let mut req = app
+            .http
+            .put(format!("{}/api/v1/settings", app.base))
+            .header("cookie", &cookie)
+            .json(&json!({"operators": {"approval_ttl_minutes": 60, "takeover_minutes": 10, "escalation_sla_minutes": 5}}));
+        if let Some(c) = csrf {
+            req = req.header("x-csrf-token", c);
+        }
+        req.send()
+    };
+    assert_eq!(put(None).await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        put(Some("forged".into())).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    let ok = put(Some(csrf.clone())).await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let doc: Value = ok.json().await.unwrap();
+    assert_eq!(doc["operators"]["takeover_minutes"], 10);
+    // Validation errors come back with the reason.
+    let bad = app
+        .http
+        .put(format!("{}/api/v1/settings", app.base))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(
+            &json!({"decision": {"t_auto": 0.3, "t_escalate": 0.5, "autosend_allowed": true,
+            "intents_autosend_allowed": [], "intents_force_handoff": [],
+            "weights": {"similarity": 0.45, "intent": 0.25, "self_check": 0.30},
+            "penalties": {"source_conflict": 0.15, "missing_field": 0.10, "no_sources": 0.25}}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert!(bad.text().await.unwrap().contains("t_"));
+
+    // Owners and admins add users through the API.
+    let res = app
+        .http
+        .post(format!("{}/api/v1/users", app.base))
+        .bearer_auth(body["token"].as_str().unwrap())
+        .json(&json!({"email": "new@demo.example", "role": "operator", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(
+        login("new@demo.example", PASSWORD).await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    let out = app
+        .http
+        .post(format!("{}/api/v1/auth/logout", app.base))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    let me = app
+        .http
+        .get(format!("{}/api/v1/me", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
+    let stored: i64 = app
+        .count("SELECT count(*) FROM users WHERE password_hash LIKE '$argon2id$%'")
+        .await;
+    assert_eq!(stored, 3);
+}
+
+/// Reads SSE data lines from `res` until `until` holds for what was read, or the time is up.
+async fn read_events(res: reqwest::Response, until: impl Fn(&str) -> bool) -> String {
+    let mut stream = res.bytes_stream();
+    let mut seen = String::new();
+    let _ = tokio::time::timeout(WAIT, async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if until(&seen) {
+                break;
+            }
+        }
+    })
+    .await;
+    seen
+}
+
+#[tokio::test]
+async fn the_event_stream_shows_only_the_callers_tenant() {
+    let app = TestApp::spawn().await;
+    approvals_only(&app).await;
+    let other = other_tenant(&app).await;
+    let op = operator(&app).await;
+    let stranger = sign_in(&app, other, "boss@other.example", Role::Owner).await;
+    let open = |api: &Api<'_>| {
+        app.http
+            .get(format!("{}/api/v1/events", app.base))
+            .bearer_auth(&api.token)
+            .send()
+    };
+    let (mine, theirs) = (open(&op).await.unwrap(), open(&stranger).await.unwrap());
+    assert_eq!(mine.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The other tenant's customer writes first, then ours.
+    let res = app
+        .http
+        .post(format!("{}/api/webchat/other/messages", app.base))
+        .json(&json!({"visitor_id": "o1", "client_message_id": "c1", "text": "Hello other shop"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let theirs_seen = read_events(theirs, |s| s.contains("\"type\":\"message\"")).await;
+    let suggestion = pending_draft(&app, "m1", "Do you ship to Berlin?").await;
+    let conv = conversation_of(&app, suggestion).await;
+    let mine_seen = read_events(mine, |s| s.contains("\"type\":\"suggestion\"")).await;
+
+    let other_conv: Uuid = sqlx::query_scalar("SELECT id FROM conversations WHERE tenant_id = $1")
+        .bind(other)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(
+        theirs_seen.contains(&other_conv.to_string()),
+        "{theirs_seen}"
+    );
+    assert!(mine_seen.contains(&conv.to_string()), "{mine_seen}");
+    assert!(mine_seen.contains("\"type\":\"message\""), "{mine_seen}");
+    assert!(
+        !mine_seen.contains(&other_conv.to_string()),
+        "another tenant's event leaked: {mine_seen}"
+    );
+    assert!(!theirs_seen.contains(&conv.to_string()));
+    let res = app
+        .http
+        .get(format!("{}/api/v1/events", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_dead_letter_is_listed_and_a_replay_really_sends() {
+    let app = TestApp::spawn().await;
+    approvals_only(&app).await;
+    let fake = FakePlatform::telegram().await;
+    let channel = telegram_channel(&app, &fake).await;
+    let op = operator(&app).await;
+    let update = json!({"update_id": 1, "message": {"message_id": 5, "date": 1_700_000_000,
+        "text": "Do you ship to Berlin?", "from": {"id": 77, "is_bot": false, "first_name": "Ada"},
+        "chat": {"id": 77, "type": "private", "first_name": "Ada"}}});
+    assert_eq!(
+        post_tg(&app, channel, Some(SECRET), &update).await,
+        StatusCode::OK
+    );
+    app.wait_count(
+        "SELECT count(*) FROM ai_suggestions WHERE status = 'pending'",
+        1,
+    )
+    .await;
+    let id: Uuid = sqlx::query_scalar("SELECT id FROM ai_suggestions")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+
+    // Telegram refuses the send for good: a dead letter, visible with its error.
+    fake.script("sendmessage", 400, json!({"ok": false, "error_code": 400, "description": "Bad Request: message text is empty"}));
+    let (status, _) = op
+        .post(&format!("/api/v1/suggestions/{id}/approve"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    app.wait_count("SELECT count(*) FROM outbox WHERE status = 'failed'", 1)
+        .await;
+    let (_, dead) = op.get("/api/v1/dead-letters").await;
+    let dead = dead["dead_letters"].as_array().unwrap().clone();
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0]["last_error"].as_str().unwrap().contains("empty"),
+        "{dead:?}"
+    );
+
+    let (status, _) = op
+        .post(
+            &format!(
+                "/api/v1/dead-letters/{}/replay",
+                dead[0]["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let sent = fake.wait_for("sendmessage", 2, WAIT).await;
+    assert_eq!(sent[1].body["chat_id"], 77);
+    app.wait_count("SELECT count(*) FROM outbox WHERE status = 'sent'", 1)
+        .await;
+    let (_, dead) = op.get("/api/v1/dead-letters").await;
+    assert!(dead["dead_letters"].as_array().unwrap().is_empty());
+    let (status, _) = op
+        .post(
+            &format!("/api/v1/dead-letters/{}/replay", Uuid::now_v7()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn approval_and_replies_from_the_operators_telegram_chat() {
+    const OPERATORS: i64 = -100_500;
+    let app = TestApp::spawn().await;
+    approvals_only(&app).await;
+    let fake = FakePlatform::telegram().await;
+    telegram_channel(&app, &fake).await;
+    let demo = tenant(&app, "demo").await;
+    let settings = json!({"operators": {"approval_ttl_minutes": 1440, "takeover_minutes": 30,
+        "escalation_sla_minutes": 15, "telegram_channel": "telegram test", "telegram_chat_id": OPERATORS}});
+    app.services
+        .store
+        .apply_settings(
+            demo,
+            &serde_json::from_value(settings).unwrap(),
+            "test",
+            None,
+        )
+        .await
+        .unwrap();
+    let channel: Uuid = sqlx::query_scalar("SELECT id FROM channels WHERE kind = 'telegram'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    app.services
+        .store
+        .add_user(demo, "mia@demo.example", Role::Operator, PASSWORD)
+        .await
+        .unwrap();
+    app.services
+        .store
+        .link_telegram(demo, "mia@demo.example", 4242)
+        .await
+        .unwrap();
+
+    // A draft needs approval: the operators' chat hears of it, with buttons.
+    let first = pending_draft(&app, "g1", "Do you ship to Berlin?").await;
+    let notices = fake.wait_for("sendmessage", 1, WAIT).await;
+    let notice = &notices[0].body;
+    assert_eq!(notice["chat_id"], OPERATORS);
+    assert!(
+        notice["text"]
+            .as_str()
+            .unwrap()
+            .contains("Do you ship to Berlin?")
+    );
+    assert!(notice["text"].as_str().unwrap().contains("confidence"));
+    let buttons = notice["reply_markup"]["inline_keyboard"][0]
+        .as_array()
+        .unwrap();
+    let data: Vec<&str> = buttons
+        .iter()
+        .map(|b| b["callback_data"].as_str().unwrap())
+        .collect();
+    assert_eq!(data, ["approve", "reject", "takeover"]);
+    app.wait_count(
+        "SELECT count(*) FROM operator_notifications WHERE telegram_message_id IS NOT NULL",
+        1,
+    )
+    .await;
+    let message_id: i64 =
+        sqlx::query_scalar("SELECT telegram_message_id FROM operator_notifications")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let press = |update: i64, from: i64, data: &str, message: i64| {
+        json!({"update_id": update, "callback_query": {"id": format!("cb-{update}"), "data": data,
+            "from": {"id": from, "is_bot": false, "first_name": "Op"},
+            "message": {"message_id": message, "date": 1, "chat": {"id": OPERATORS, "type": "supergroup", "title": "Ops"}, "text": "notice"}}})
+    };
+
+    // A stranger in the chat presses Approve: refused, nothing happens.
+    assert_eq!(
+        post_tg(
+            &app,
+            channel,
+            Some(SECRET),
+            &press(1, 999, "approve", message_id)
+        )
+        .await,
+        StatusCode::OK
+    );
+    fake.wait_for("answercallbackquery", 1, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM ai_suggestions WHERE id = '{first}' AND status = 'pending'"
+        ))
+        .await,
+        1
+    );
+    assert!(fake.requests("editmessagetext").is_empty());
+
+    // The linked operator presses Approve: the draft goes to the customer, and the notice
+    // says who did it.
+    assert_eq!(
+        post_tg(
+            &app,
+            channel,
+            Some(SECRET),
+            &press(2, 4242, "approve", message_id)
+        )
+        .await,
+        StatusCode::OK
+    );
+    let t = app
+        .wait_transcript("g1", WAIT, |t| by_role(t, "assistant").len() == 1)
+        .await;
+    assert!(by_role(&t, "assistant")[0]["text"].as_str().unwrap().len() > 10);
+    let edits = fake.wait_for("editmessagetext", 1, WAIT).await;
+    assert_eq!(edits[0].body["message_id"], message_id);
+    assert!(
+        edits[0].body["text"]
+            .as_str()
+            .unwrap()
+            .contains("Approved by mia@demo.example")
+    );
+    assert_eq!(
+        app.count(&format!("SELECT count(*) FROM human_actions h JOIN users u ON u.id = h.user_id WHERE h.suggestion_id = '{first}' AND u.telegram_user_id = 4242"))
+            .await,
+        1
+    );
+
+    // A reply to the next notice goes to the customer as the operator's own words.
+    pending_draft(&app, "g2", "How much is the coffee mug?").await;
+    app.wait_count(
+        "SELECT count(*) FROM operator_notifications WHERE telegram_message_id IS NOT NULL",
+        2,
+    )
+    .await;
+    let second: i64 = sqlx::query_scalar(
+        "SELECT telegram_message_id FROM operator_notifications ORDER BY created_at DESC LIMIT 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let reply = json!({"update_id": 3, "message": {"message_id": 9001, "date": 1_700_000_000,
+        "text": "The mug is 12 EUR today, Mia here.",
+        "from": {"id": 4242, "is_bot": false, "first_name": "Mia"},
+        "chat": {"id": OPERATORS, "type": "supergroup", "title": "Ops"},
+        "reply_to_message": {"message_id": second, "date": 1, "text": "notice",
+            "from": {"id": 1, "is_bot": true, "first_name": "Shop", "username": "shop_bot"},
+            "chat": {"id": OPERATORS, "type": "supergroup", "title": "Ops"}}}});
+    assert_eq!(
+        post_tg(&app, channel, Some(SECRET), &reply).await,
+        StatusCode::OK
+    );
+    let t = app
+        .wait_transcript("g2", WAIT, |t| by_role(t, "operator").len() == 1)
+        .await;
+    assert_eq!(
+        by_role(&t, "operator")[0]["text"],
+        "The mug is 12 EUR today, Mia here."
+    );
+    // The operators' chat is not a customer: nothing of it was stored as a conversation.
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM customers WHERE external_id = '{OPERATORS}'"
+        ))
+        .await,
+        0
+    );
+}
