@@ -5,6 +5,7 @@
 mod admin;
 mod brain;
 mod cli;
+mod console;
 mod fake_llm;
 mod fake_platform;
 mod helpers;

@@ -1,0 +1,92 @@
+//! The console in a real browser (Debian's headless Chromium, driven by playwright-core):
+//! an operator signs in, opens the waiting draft, edits it and sends it, and the customer's
+//! web chat shows exactly the edited text. Screenshots land in target/artifacts/.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use switchboard_store::Role;
+
+use crate::helpers::{TestApp, by_role};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Runs tests/browser/approve.mjs against the app; panics with its output if it fails.
+async fn approve_in_browser(app: &TestApp, email: &str, edited: &str, viewport: &str) -> PathBuf {
+    let artifacts = repo().join("target/artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shot = artifacts.join(format!("console-approve-{viewport}.png"));
+    let _ = std::fs::remove_file(&shot);
+    let mut cmd = Command::new("node");
+    cmd.arg(repo().join("tests/browser/approve.mjs"))
+        .env("CONSOLE_URL", format!("{}/console", app.base))
+        .env("EMAIL", email)
+        .env("PASSWORD", "correct horse battery")
+        .env("EDITED_TEXT", edited)
+        .env("SCREENSHOT", &shot)
+        .env("VIEWPORT", viewport);
+    // Blocking here would starve the app, which runs on this test's runtime.
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .expect("node runs (bash .ci/setup-browser installs the browser test's tools)");
+    assert!(
+        out.status.success(),
+        "the browser test failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(shot.exists(), "no screenshot at {}", shot.display());
+    shot
+}
+
+#[tokio::test]
+async fn an_operator_edits_and_sends_a_draft_from_the_console() {
+    let app = TestApp::spawn().await;
+    app.exec("UPDATE decision_settings SET autosend_allowed = false")
+        .await;
+    let demo = app.services.store.tenant_id("demo").await.unwrap();
+    app.services
+        .store
+        .add_user(
+            demo,
+            "mia@demo.example",
+            Role::Operator,
+            "correct horse battery",
+        )
+        .await
+        .unwrap();
+
+    for (visitor, viewport, edited) in [
+        ("b1", "laptop", "Yes — we ship to Berlin within 2 days. Mia"),
+        (
+            "b2",
+            "phone",
+            "Hi! Berlin is 2 days away for us. Mia, on my phone",
+        ),
+    ] {
+        let pending = app
+            .count("SELECT count(*) FROM ai_suggestions WHERE status = 'pending'")
+            .await;
+        app.post_chat(visitor, "c1", "Do you ship to Berlin?").await;
+        app.wait_count(
+            "SELECT count(*) FROM ai_suggestions WHERE status = 'pending'",
+            pending + 1,
+        )
+        .await;
+        approve_in_browser(&app, "mia@demo.example", edited, viewport).await;
+        let t = app
+            .wait_transcript(visitor, Duration::from_secs(15), |t| {
+                by_role(t, "operator").len() == 1
+            })
+            .await;
+        assert_eq!(by_role(&t, "operator")[0]["text"], edited);
+        assert!(
+            by_role(&t, "assistant").is_empty(),
+            "only the edited text went out"
+        );
+    }
+}
