@@ -130,7 +130,15 @@ async fn deliver(
         Ok(receipt) => {
             count("sent");
             tracing::info!("sent");
-            claim.sent(receipt.external_id.as_deref()).await
+            let m = claim.item.message.clone();
+            claim.sent(receipt.external_id.as_deref()).await?;
+            operators::announce(
+                s,
+                m.tenant_id,
+                serde_json::json!({"type": "sent", "conversation_id": m.conversation_id, "message_id": m.message_id}),
+            )
+            .await;
+            Ok(())
         }
         Err(SendError::Retryable {
             reason,

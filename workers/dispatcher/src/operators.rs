@@ -99,21 +99,26 @@ pub async fn sweep_loop(s: Services, shutdown: CancellationToken) {
     }
 }
 
+/// Tells the tenant's open consoles; losing this is harmless, consoles reload.
+pub async fn announce(s: &Services, tenant_id: uuid::Uuid, event: serde_json::Value) {
+    if let Err(e) = RedisLiveFeed::new(s.redis.clone())
+        .publish(&format!("operators:{tenant_id}"), &event)
+        .await
+    {
+        tracing::debug!(error = %error_chain(&e), "live operator event skipped");
+    }
+}
+
 async fn sweep(s: &Services) -> Result<(), StoreError> {
-    let feed = RedisLiveFeed::new(s.redis.clone());
     for x in s.store.expire_pending_drafts().await? {
         tracing::info!(tenant_id = %x.tenant_id, conversation_id = %x.conversation_id, suggestion_id = %x.id, "draft expired");
         let event = json!({"type": "suggestion", "suggestion_id": x.id, "conversation_id": x.conversation_id, "status": "expired"});
-        let _ = feed
-            .publish(&format!("operators:{}", x.tenant_id), &event)
-            .await;
+        announce(s, x.tenant_id, event).await;
     }
     for x in s.store.renotify_escalations().await? {
         tracing::info!(tenant_id = %x.tenant_id, conversation_id = %x.conversation_id, escalation_id = %x.id, "escalation still unhandled; operators notified again");
         let event = json!({"type": "escalation_reminder", "escalation_id": x.id, "conversation_id": x.conversation_id});
-        let _ = feed
-            .publish(&format!("operators:{}", x.tenant_id), &event)
-            .await;
+        announce(s, x.tenant_id, event).await;
     }
     Ok(())
 }

@@ -221,3 +221,69 @@ fn normalize_prints_events_or_the_reason() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("update_id"));
 }
+
+#[tokio::test]
+async fn user_commands_create_an_operator_who_can_sign_in() {
+    let app = crate::helpers::TestApp::spawn().await;
+    let add = |role: &'static str, password: &'static str| {
+        let config = app.config.clone();
+        async move {
+            switchboard(
+                &[
+                    "user",
+                    "add",
+                    "--tenant",
+                    "demo",
+                    "--email",
+                    "Ana@Demo.example",
+                    "--role",
+                    role,
+                    "--password",
+                    password,
+                ],
+                &config,
+            )
+            .await
+        }
+    };
+    let (ok, _, err) = add("operator", "short").await;
+    assert!(!ok && err.contains("8 characters"), "{err}");
+    let (ok, _, err) = add("janitor", "long enough password").await;
+    assert!(!ok && err.contains("unknown role"), "{err}");
+    let (ok, out, err) = add("operator", "long enough password").await;
+    assert!(ok, "{err}");
+    let user: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(user["email"], "ana@demo.example");
+    assert_eq!(user["role"], "operator");
+    let (ok, _, err) = add("operator", "long enough password").await;
+    assert!(!ok && err.contains("exists"), "{err}");
+
+    let (ok, _, err) = switchboard(
+        &[
+            "user",
+            "link-telegram",
+            "--tenant",
+            "demo",
+            "--email",
+            "ana@demo.example",
+            "--telegram-user-id",
+            "4242",
+        ],
+        &app.config,
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM users WHERE telegram_user_id = 4242")
+            .await,
+        1
+    );
+    let res = app
+        .http
+        .post(format!("{}/api/v1/auth/login", app.base))
+        .json(&serde_json::json!({"email": "ana@demo.example", "password": "long enough password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+}
