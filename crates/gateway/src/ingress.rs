@@ -1,6 +1,6 @@
-//! Accepting inbound events: claim each on the Redis fast path, publish with a confirm, and
-//! only then answer 2xx. Events of one request are published concurrently, so a batch costs
-//! about one confirm round trip, not one per event.
+//! Accepting inbound events: publish each with a confirm, and only then answer 2xx. The
+//! Redis dedup claim runs alongside, and the events of one request are published
+//! concurrently, so a request costs about one confirm round trip whatever it carries.
 
 use futures::future::join_all;
 use switchboard_core::envelope::INBOUND_MESSAGE;
@@ -13,7 +13,7 @@ use crate::{ApiError, AppState};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accepted {
     Queued,
-    /// Seen and queued before: answered 2xx without a new job.
+    /// Seen before: answered 2xx; the copy published again is dropped by the worker.
     Duplicate,
 }
 
@@ -40,34 +40,42 @@ async fn accept_one(s: &AppState, ev: &InboundEvent) -> Result<Accepted, ApiErro
     let span = tracing::info_span!("ingress", tenant_id = %ev.tenant_id, channel_id = %ev.channel_id,
         provider_event_id = %ev.provider_event_id, kind = ev.body.kind());
     async move {
-        // Redis is only the fast path; if it is down the worker's receipt still dedups.
-        match s.dedup.claim(ev.channel_id, &ev.provider_event_id).await {
-            Ok(DedupClaim::Queued) => {
-                count(channel, "duplicate");
-                return Ok(Accepted::Duplicate);
-            }
-            Ok(DedupClaim::InFlight) => {
-                count(channel, "in_flight");
-                return Err(ApiError::Conflict("this message is being accepted right now; retry".into()));
-            }
-            Ok(DedupClaim::Claimed) => {}
-            Err(e) => tracing::warn!(error = %error_chain(&e), "dedup fast path unavailable"),
-        }
         let env = Envelope::new(INBOUND_MESSAGE, ev.tenant_id, ev.channel_id, ev);
         let body = serde_json::to_vec(&env).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        match s.services.publisher.publish(switchboard_bus::INBOUND, &body).await {
+        // The dedup claim runs beside the publish, not before it, so a request costs one
+        // confirm round trip. A retry of a queued message is therefore published again;
+        // the worker's receipt, the dedup truth, drops it. Redis tells the caller which it was.
+        let (claim, published) = tokio::join!(
+            s.dedup.claim(ev.channel_id, &ev.provider_event_id),
+            s.services.publisher.publish(switchboard_bus::INBOUND, &body)
+        );
+        match published {
             Ok(()) => {
-                // Awaited, not spawned: a platform's immediate retry must find "queued",
-                // not "in flight" (which would answer 409).
-                if let Err(e) = s.dedup.confirm(ev.channel_id, &ev.provider_event_id).await {
-                    tracing::warn!(error = %error_chain(&e), "dedup confirm failed; a retry will be deduplicated by the worker");
+                let duplicate = match claim {
+                    Ok(DedupClaim::Claimed) => false,
+                    Ok(DedupClaim::Queued | DedupClaim::InFlight) => true,
+                    Err(e) => {
+                        tracing::debug!(error = %error_chain(&e), "dedup fast path unavailable");
+                        false
+                    }
+                };
+                if !duplicate {
+                    let (dedup, channel_id, id) = (s.dedup.clone(), ev.channel_id, ev.provider_event_id.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = dedup.confirm(channel_id, &id).await {
+                            tracing::debug!(error = %error_chain(&e), "dedup confirm skipped");
+                        }
+                    });
                 }
-                count(channel, "queued");
-                tracing::debug!(trace_id = %env.trace_id, "queued");
-                Ok(Accepted::Queued)
+                count(channel, if duplicate { "duplicate" } else { "queued" });
+                tracing::debug!(trace_id = %env.trace_id, duplicate, "queued");
+                Ok(if duplicate { Accepted::Duplicate } else { Accepted::Queued })
             }
             Err(e) => {
-                let _ = s.dedup.release(ev.channel_id, &ev.provider_event_id).await;
+                if let Ok(DedupClaim::Claimed) = claim {
+                    // The platform's retry must be taken as new, not as a duplicate.
+                    let _ = s.dedup.release(ev.channel_id, &ev.provider_event_id).await;
+                }
                 count(channel, "unavailable");
                 tracing::warn!(error = %error_chain(&e), "publish failed");
                 Err(ApiError::Unavailable("the message broker is unavailable; retry".into()))
