@@ -69,8 +69,20 @@ pub fn respond(question: &str, sources: &[Source]) -> DraftSignals {
     let (intent, intent_score) = classify(question);
     let best = sources.iter().find(|s| s.coverage >= MIN_COVERAGE);
     let Some(source) = best else {
+        // Sources that touch the question are offered as answers to pick: a pick comes
+        // back as a message naming the topic, which then matches it well.
+        let choices: Vec<String> = sources
+            .iter()
+            .filter(|s| s.coverage > 0.0)
+            .take(3)
+            .map(|s| short(&s.title))
+            .collect();
         return DraftSignals {
-            reply: "Thanks for your message! I don't have a confident answer to that yet, so a colleague will take a look.".into(),
+            reply: if choices.is_empty() {
+                "Thanks for your message! I don't have a confident answer to that yet, so a colleague will take a look.".into()
+            } else {
+                "Thanks for your message! I'm not sure I understood: is it about one of these? Otherwise a colleague will take a look.".into()
+            },
             intent: intent.as_str().into(),
             intent_score,
             similarity_score: sources.first().map_or(0.0, |s| s.coverage),
@@ -80,7 +92,7 @@ pub fn respond(question: &str, sources: &[Source]) -> DraftSignals {
             used_sources: vec![],
             source_conflicts: vec![],
             missing_fields: vec![],
-            choices: vec![],
+            choices,
         };
     };
 
@@ -152,6 +164,11 @@ fn grounding(reply: &str, source: &Source) -> f64 {
     found as f64 / reply_words.len() as f64
 }
 
+/// A title cut to what a button holds.
+fn short(title: &str) -> String {
+    title.chars().take(crate::openai::wire::MAX_CHOICE_CHARS).collect::<String>().trim_end().to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use switchboard_core::knowledge::Product;
@@ -185,6 +202,17 @@ mod tests {
         assert!(d.used_sources.is_empty());
         assert_eq!(d.similarity_score, 0.2);
         assert_eq!(d.self_check_score, 0.0);
+    }
+
+    #[test]
+    fn a_vague_question_offers_the_topics_it_touches() {
+        let mut returns = doc(0.2);
+        returns.title = "Returns and refunds within thirty days".into();
+        let d = respond("What about my package thing?", &[doc(0.25), returns, doc(0.0)]);
+        assert_eq!(d.choices, vec!["Shipping", "Returns and refunds with"]);
+        assert!(d.reply.contains("one of these"));
+        let d = respond("Do you sell cars?", &[doc(0.0)]);
+        assert!(d.choices.is_empty());
     }
 
     #[test]

@@ -44,6 +44,7 @@ impl ChannelAdapter for WebchatAdapter {
             role: "assistant".into(),
             text: message.text.clone(),
             at: Utc::now(),
+            choices: message.choices.clone(),
         };
         self.emit(message, &event).await?;
         Ok(SendReceipt { external_id: None })
