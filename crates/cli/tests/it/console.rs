@@ -14,8 +14,28 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// Installs Chromium and playwright-core the first time (`.ci/setup-browser`).
+async fn browser_tools() {
+    static READY: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    READY
+        .get_or_init(|| async {
+            let script = repo().join(".ci/setup-browser");
+            let out = tokio::task::spawn_blocking(move || Command::new("bash").arg(script).output())
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "installing the browser test's tools failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        })
+        .await;
+}
+
 /// Runs tests/browser/approve.mjs against the app; panics with its output if it fails.
 async fn approve_in_browser(app: &TestApp, email: &str, edited: &str, viewport: &str) -> PathBuf {
+    browser_tools().await;
     let artifacts = repo().join("target/artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     let shot = artifacts.join(format!("console-approve-{viewport}.png"));
@@ -32,7 +52,7 @@ async fn approve_in_browser(app: &TestApp, email: &str, edited: &str, viewport: 
     let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
         .unwrap()
-        .expect("node runs (bash .ci/setup-browser installs the browser test's tools)");
+        .expect("node runs");
     assert!(
         out.status.success(),
         "the browser test failed:\n{}\n{}",
