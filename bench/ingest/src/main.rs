@@ -189,6 +189,29 @@ async fn raw_ceiling(ns: &str) -> anyhow::Result<Stats> {
     Ok(stats(all, start.elapsed()))
 }
 
+/// Empties the given queues and lets the broker settle, so that no run pays for the
+/// backlog an earlier run left (a quorum queue keeps writing its log after the publishes).
+async fn settle(queues: &[String]) -> anyhow::Result<()> {
+    let conn = lapin::Connection::connect(
+        "amqp://guest:guest@127.0.0.1:5672/%2f",
+        lapin::ConnectionProperties::default(),
+    )
+    .await?;
+    let ch = conn.create_channel().await?;
+    for q in queues {
+        // Purged, not deleted: the gateway's publisher keeps publishing to it.
+        let _ = ch
+            .queue_purge(
+                q.as_str().into(),
+                lapin::options::QueuePurgeOptions::default(),
+            )
+            .await;
+    }
+    let _ = conn.close(200, "settled".into()).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    Ok(())
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -264,9 +287,14 @@ async fn main() -> anyhow::Result<()> {
     println!("warming up…");
     let _ = tokio::time::timeout(Duration::from_secs(3), load(&url, Some(1000))).await;
     println!("measuring the raw confirmed-publish ceiling ({CONNECTIONS} in flight, {RUN:?})…");
+    // Every run starts on an empty, settled broker.
+    let inbound = format!("{ns}.{}", switchboard_bus::INBOUND);
+    settle(std::slice::from_ref(&inbound)).await?;
     let raw = raw_ceiling(&ns).await?;
+    settle(&[format!("{ns}.raw.{}", switchboard_bus::INBOUND)]).await?;
     println!("measuring durable webhooks at {CONNECTIONS} connections ({RUN:?})…");
     let full = load(&url, None).await?;
+    settle(std::slice::from_ref(&inbound)).await?;
     println!("measuring latency at 5,000 requests/s…");
     let paced = load(&url, Some(5000)).await?;
     let rss_mib = peak_rss_kib(gateway.0.id()) as f64 / 1024.0;

@@ -166,7 +166,12 @@ fn grounding(reply: &str, source: &Source) -> f64 {
 
 /// A title cut to what a button holds.
 fn short(title: &str) -> String {
-    title.chars().take(crate::openai::wire::MAX_CHOICE_CHARS).collect::<String>().trim_end().to_owned()
+    title
+        .chars()
+        .take(crate::openai::wire::MAX_CHOICE_CHARS)
+        .collect::<String>()
+        .trim_end()
+        .to_owned()
 }
 
 #[cfg(test)]
@@ -208,7 +213,10 @@ mod tests {
     fn a_vague_question_offers_the_topics_it_touches() {
         let mut returns = doc(0.2);
         returns.title = "Returns and refunds within thirty days".into();
-        let d = respond("What about my package thing?", &[doc(0.25), returns, doc(0.0)]);
+        let d = respond(
+            "What about my package thing?",
+            &[doc(0.25), returns, doc(0.0)],
+        );
         assert_eq!(d.choices, vec!["Shipping", "Returns and refunds with"]);
         assert!(d.reply.contains("one of these"));
         let d = respond("Do you sell cars?", &[doc(0.0)]);

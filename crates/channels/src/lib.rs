@@ -5,6 +5,7 @@
 //!
 //! [`ChannelAdapter`]: switchboard_core::ChannelAdapter
 
+pub mod email;
 mod split;
 pub mod telegram;
 pub mod webchat;

@@ -3,7 +3,7 @@
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
-use switchboard_channels::{telegram, whatsapp};
+use switchboard_channels::{email, telegram, whatsapp};
 use switchboard_core::{ChannelKind, ChannelRef, Normalized};
 use switchboard_runtime::Config;
 use switchboard_store::crypto::Cipher;
@@ -28,6 +28,7 @@ pub enum ChannelCommand {
 pub enum PlatformKind {
     Telegram,
     Whatsapp,
+    Email,
 }
 
 #[derive(Args)]
@@ -67,6 +68,36 @@ pub struct AddArgs {
     reengagement_template: Option<String>,
     #[arg(long, default_value_t = 80)]
     messages_per_second: u32,
+    #[arg(long)]
+    imap_host: Option<String>,
+    #[arg(long, default_value_t = 993)]
+    imap_port: u16,
+    /// none, starttls or tls.
+    #[arg(long, default_value = "tls")]
+    imap_tls: String,
+    #[arg(long)]
+    imap_user: Option<String>,
+    #[arg(long)]
+    imap_password: Option<String>,
+    #[arg(long, default_value = "INBOX")]
+    mailbox: String,
+    #[arg(long)]
+    smtp_host: Option<String>,
+    #[arg(long, default_value_t = 465)]
+    smtp_port: u16,
+    /// none, starttls or tls.
+    #[arg(long, default_value = "tls")]
+    smtp_tls: String,
+    #[arg(long)]
+    smtp_user: Option<String>,
+    #[arg(long)]
+    smtp_password: Option<String>,
+    /// The sender of replies: "Shop Support <support@shop.example>".
+    #[arg(long)]
+    from: Option<String>,
+    /// Mail over this size is stored truncated and handed to an operator.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    max_bytes: usize,
 }
 
 fn need(v: &Option<String>, flag: &str) -> anyhow::Result<String> {
@@ -130,6 +161,38 @@ pub fn build(a: &AddArgs) -> anyhow::Result<(ChannelKind, serde_json::Value, ser
             };
             (
                 ChannelKind::Whatsapp,
+                serde_json::to_value(config)?,
+                serde_json::to_value(secrets)?,
+            )
+        }
+        PlatformKind::Email => {
+            let tls = |v: &str, flag: &str| -> anyhow::Result<email::Tls> {
+                v.parse()
+                    .map_err(anyhow::Error::msg)
+                    .context(flag.to_owned())
+            };
+            let from = need(&a.from, "--from")?;
+            let config = email::Config {
+                imap_host: need(&a.imap_host, "--imap-host")?,
+                imap_port: a.imap_port,
+                imap_tls: tls(&a.imap_tls, "--imap-tls")?,
+                mailbox: a.mailbox.clone(),
+                smtp_host: need(&a.smtp_host, "--smtp-host")?,
+                smtp_port: a.smtp_port,
+                smtp_tls: tls(&a.smtp_tls, "--smtp-tls")?,
+                from: from.clone(),
+                max_bytes: a.max_bytes,
+                poll_secs: 30,
+            };
+            config.validate().map_err(anyhow::Error::msg)?;
+            let secrets = email::Secrets {
+                imap_user: need(&a.imap_user, "--imap-user")?,
+                imap_password: need(&a.imap_password, "--imap-password")?,
+                smtp_user: a.smtp_user.clone(),
+                smtp_password: a.smtp_password.clone(),
+            };
+            (
+                ChannelKind::Email,
                 serde_json::to_value(config)?,
                 serde_json::to_value(secrets)?,
             )
@@ -200,7 +263,14 @@ pub async fn run(config: Config, cmd: ChannelCommand) -> anyhow::Result<()> {
 
 /// `switchboard normalize`: what a raw webhook body becomes, without storing anything.
 pub fn normalize(kind: PlatformKind, file: &str) -> anyhow::Result<()> {
-    let body = crate::read_input(file)?.into_bytes();
+    // Raw bytes: a mail need not be UTF-8.
+    let body = if file == "-" {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)?;
+        buf
+    } else {
+        std::fs::read(file).with_context(|| format!("reading {file}"))?
+    };
     let ch = ChannelRef {
         tenant_id: Uuid::nil(),
         channel_id: Uuid::nil(),
@@ -212,6 +282,13 @@ pub fn normalize(kind: PlatformKind, file: &str) -> anyhow::Result<()> {
         }),
         PlatformKind::Whatsapp => {
             whatsapp::inbound::parse(&body).map(|h| whatsapp::inbound::normalize(ch, &h, now))
+        }
+        PlatformKind::Email => {
+            let cfg = email::inbound::InboundConfig {
+                max_bytes: 1024 * 1024,
+                own_domain: String::new(),
+            };
+            email::inbound::normalize(ch, &cfg, &body, now)
         }
     };
     match out {

@@ -17,4 +17,12 @@ pub struct OutboundMessage {
     /// Answers offered as buttons or a list, where the platform can show them.
     #[serde(default)]
     pub choices: Vec<String>,
+    /// A person decided this send (an operator's message, an approval, a replay), so it is
+    /// no automatic reply; email leaves `Auto-Submitted` off.
+    #[serde(default)]
+    pub human_sent: bool,
+    /// Platform details of the message this answers, as its adapter stored them (an
+    /// email's subject and References).
+    #[serde(default)]
+    pub reply_context: serde_json::Value,
 }

@@ -29,13 +29,27 @@ pub fn count_ignored(channel: &str, kinds: &[String]) {
 }
 
 /// Accepts every event, or fails as a whole: the platform then retries the request, and the
-/// events that did get through are recognised as duplicates.
-pub async fn accept(s: &AppState, events: &[InboundEvent]) -> Result<Vec<Accepted>, ApiError> {
-    let results = join_all(events.iter().map(|ev| accept_one(s, ev))).await;
+/// events that did get through are recognised as duplicates by the worker.
+///
+/// Platforms read nothing but the status, so their webhooks skip the Redis lookup; the web
+/// chat tells its client whether a message was a duplicate.
+pub async fn accept(
+    s: &AppState,
+    events: &[InboundEvent],
+    tell_duplicates: bool,
+) -> Result<Vec<Accepted>, ApiError> {
+    let results = join_all(events.iter().map(|ev| accept_one(s, ev, tell_duplicates))).await;
     results.into_iter().collect()
 }
 
-async fn accept_one(s: &AppState, ev: &InboundEvent) -> Result<Accepted, ApiError> {
+async fn accept_one(
+    s: &AppState,
+    ev: &InboundEvent,
+    tell_duplicates: bool,
+) -> Result<Accepted, ApiError> {
+    if !tell_duplicates {
+        return publish(s, ev).await.map(|()| Accepted::Queued);
+    }
     let channel = ev.channel_kind.as_str();
     let span = tracing::info_span!("ingress", tenant_id = %ev.tenant_id, channel_id = %ev.channel_id,
         provider_event_id = %ev.provider_event_id, kind = ev.body.kind());
@@ -47,7 +61,9 @@ async fn accept_one(s: &AppState, ev: &InboundEvent) -> Result<Accepted, ApiErro
         // the worker's receipt, the dedup truth, drops it. Redis tells the caller which it was.
         let (claim, published) = tokio::join!(
             s.dedup.claim(ev.channel_id, &ev.provider_event_id),
-            s.services.publisher.publish(switchboard_bus::INBOUND, &body)
+            s.services
+                .publisher
+                .publish(switchboard_bus::INBOUND, &body)
         );
         match published {
             Ok(()) => {
@@ -60,7 +76,8 @@ async fn accept_one(s: &AppState, ev: &InboundEvent) -> Result<Accepted, ApiErro
                     }
                 };
                 if !duplicate {
-                    let (dedup, channel_id, id) = (s.dedup.clone(), ev.channel_id, ev.provider_event_id.clone());
+                    let (dedup, channel_id, id) =
+                        (s.dedup.clone(), ev.channel_id, ev.provider_event_id.clone());
                     tokio::spawn(async move {
                         if let Err(e) = dedup.confirm(channel_id, &id).await {
                             tracing::debug!(error = %error_chain(&e), "dedup confirm skipped");
@@ -69,7 +86,11 @@ async fn accept_one(s: &AppState, ev: &InboundEvent) -> Result<Accepted, ApiErro
                 }
                 count(channel, if duplicate { "duplicate" } else { "queued" });
                 tracing::debug!(trace_id = %env.trace_id, duplicate, "queued");
-                Ok(if duplicate { Accepted::Duplicate } else { Accepted::Queued })
+                Ok(if duplicate {
+                    Accepted::Duplicate
+                } else {
+                    Accepted::Queued
+                })
             }
             Err(e) => {
                 if let Ok(DedupClaim::Claimed) = claim {
@@ -78,10 +99,40 @@ async fn accept_one(s: &AppState, ev: &InboundEvent) -> Result<Accepted, ApiErro
                 }
                 count(channel, "unavailable");
                 tracing::warn!(error = %error_chain(&e), "publish failed");
-                Err(ApiError::Unavailable("the message broker is unavailable; retry".into()))
+                Err(ApiError::Unavailable(
+                    "the message broker is unavailable; retry".into(),
+                ))
             }
         }
     }
     .instrument(span)
     .await
+}
+
+/// The confirmed publish alone.
+async fn publish(s: &AppState, ev: &InboundEvent) -> Result<(), ApiError> {
+    let channel = ev.channel_kind.as_str();
+    let env = Envelope::new(INBOUND_MESSAGE, ev.tenant_id, ev.channel_id, ev);
+    let body = serde_json::to_vec(&env).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    match s
+        .services
+        .publisher
+        .publish(switchboard_bus::INBOUND, &body)
+        .await
+    {
+        Ok(()) => {
+            count(channel, "queued");
+            tracing::debug!(tenant_id = %ev.tenant_id, channel_id = %ev.channel_id,
+                provider_event_id = %ev.provider_event_id, trace_id = %env.trace_id, "queued");
+            Ok(())
+        }
+        Err(e) => {
+            count(channel, "unavailable");
+            tracing::warn!(tenant_id = %ev.tenant_id, channel_id = %ev.channel_id,
+                provider_event_id = %ev.provider_event_id, error = %error_chain(&e), "publish failed");
+            Err(ApiError::Unavailable(
+                "the message broker is unavailable; retry".into(),
+            ))
+        }
+    }
 }

@@ -155,4 +155,42 @@ impl Store {
         .await?;
         Ok(())
     }
+
+    /// An IMAP channel's cursor: the mailbox's UIDVALIDITY and the last UID queued.
+    pub async fn imap_cursor(&self, channel_id: Uuid) -> Result<Option<(u32, u32)>> {
+        let row: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT imap_uidvalidity, imap_last_uid FROM channel_cursors WHERE channel_id = $1",
+        )
+        .bind(channel_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some((Some(v), Some(u))) => Some((
+                u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("UIDVALIDITY {v}")))?,
+                u32::try_from(u).map_err(|_| StoreError::Corrupt(format!("UID {u}")))?,
+            )),
+            _ => None,
+        })
+    }
+
+    pub async fn set_imap_cursor(
+        &self,
+        tenant_id: Uuid,
+        channel_id: Uuid,
+        uidvalidity: u32,
+        last_uid: u32,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO channel_cursors (channel_id, tenant_id, imap_uidvalidity, imap_last_uid)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (channel_id) DO UPDATE SET imap_uidvalidity = $3, imap_last_uid = $4, updated_at = now()",
+        )
+        .bind(channel_id)
+        .bind(tenant_id)
+        .bind(i64::from(uidvalidity))
+        .bind(i64::from(last_uid))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
 }

@@ -26,6 +26,7 @@ impl Store {
             return self.existing_receipt(ev, msg).await;
         }
 
+        let thread_key = thread_key(&mut tx, ev, msg).await?;
         let customer_id: Uuid = sqlx::query_scalar(
             "INSERT INTO customers (id, tenant_id, channel_id, external_id, name)
              VALUES ($1, $2, $3, $4, $5)
@@ -42,15 +43,16 @@ impl Store {
         .await?;
 
         sqlx::query(
-            "INSERT INTO conversations (id, tenant_id, channel_id, customer_id, mode)
+            "INSERT INTO conversations (id, tenant_id, channel_id, customer_id, mode, thread_key)
              SELECT $1, $2, $3, $4, COALESCE(
-                 (SELECT default_mode FROM decision_settings WHERE tenant_id = $2), 'semi-auto')
+                 (SELECT default_mode FROM decision_settings WHERE tenant_id = $2), 'semi-auto'), $5
              ON CONFLICT (tenant_id, customer_id, thread_key) WHERE status <> 'closed' DO NOTHING",
         )
         .bind(Uuid::now_v7())
         .bind(ev.tenant_id)
         .bind(ev.channel_id)
         .bind(customer_id)
+        .bind(&thread_key)
         .execute(&mut *tx)
         .await?;
         // A new customer message reopens a resolved conversation (resolved -> active).
@@ -59,20 +61,24 @@ impl Store {
              SET status = CASE WHEN status = 'resolved' THEN 'active' ELSE status END,
                  last_customer_message_at = now(), unread_count = unread_count + 1,
                  version = version + 1, updated_at = now()
-             WHERE tenant_id = $1 AND customer_id = $2 AND thread_key = '' AND status <> 'closed'
+             WHERE tenant_id = $1 AND customer_id = $2 AND thread_key = $3 AND status <> 'closed'
              RETURNING id",
         )
         .bind(ev.tenant_id)
         .bind(customer_id)
+        .bind(&thread_key)
         .fetch_one(&mut *tx)
         .await?;
 
         let message_id = Uuid::now_v7();
+        let email = msg.metadata.get("email");
         let inserted = sqlx::query(
             "INSERT INTO messages (id, tenant_id, conversation_id, channel_id, role, content,
-                                   attachments, metadata, external_id, in_reply_to, created_at)
+                                   attachments, metadata, external_id, in_reply_to, created_at,
+                                   email_message_id, email_in_reply_to, email_references)
              VALUES ($1, $2, $3, $4, 'customer', $5, $6, $7, $8,
-                     (SELECT id FROM messages WHERE channel_id = $4 AND external_id = $9), clock_timestamp())
+                     (SELECT id FROM messages WHERE channel_id = $4 AND external_id = $9), clock_timestamp(),
+                     $10, $11, $12)
              ON CONFLICT (channel_id, external_id) DO NOTHING",
         )
         .bind(message_id)
@@ -84,6 +90,9 @@ impl Store {
         .bind(sqlx::types::Json(&msg.metadata))
         .bind(&msg.external_message_id)
         .bind(&msg.reply_to_external_id)
+        .bind(email.map(|_| &msg.external_message_id))
+        .bind(email.and_then(|e| ids(&e["in_reply_to"]).into_iter().next()))
+        .bind(email.map(|e| ids(&e["references"])))
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -281,4 +290,40 @@ impl Store {
         tx.commit().await?;
         Ok(changed)
     }
+}
+
+/// The ids an email header field lists, as the email adapter stored them.
+fn ids(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Which thread of the customer's a message belongs to. Email threads by its headers: a
+/// mail that answers one we stored (theirs or ours) joins that conversation's thread, any
+/// other starts its own. Other channels have one thread per customer.
+async fn thread_key(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    ev: &InboundEvent,
+    msg: &CustomerMessage,
+) -> Result<String> {
+    let Some(email) = msg.metadata.get("email") else {
+        return Ok(String::new());
+    };
+    let mut refs = ids(&email["in_reply_to"]);
+    refs.extend(ids(&email["references"]));
+    let found: Option<String> = sqlx::query_scalar(
+        "SELECT c.thread_key FROM messages m JOIN conversations c ON c.id = m.conversation_id
+         WHERE m.channel_id = $1 AND m.external_id = ANY($2)
+         ORDER BY m.created_at DESC LIMIT 1",
+    )
+    .bind(ev.channel_id)
+    .bind(&refs)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(found.unwrap_or_else(|| msg.external_message_id.clone()))
 }

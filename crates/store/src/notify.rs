@@ -265,3 +265,55 @@ impl NotificationClaim {
         Ok(())
     }
 }
+
+impl Store {
+    /// Hands a conversation to the operators without a draft (a mail too large to read
+    /// whole): it goes to `escalated` where the lifecycle allows, with an escalation event.
+    pub async fn escalate_without_draft(
+        &self,
+        tenant_id: Uuid,
+        conversation_id: Uuid,
+        reason: &str,
+        summary: &str,
+    ) -> Result<Uuid> {
+        let mut tx = self.pool.begin().await?;
+        let status: String = sqlx::query_scalar(
+            "SELECT status FROM conversations WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
+        )
+        .bind(conversation_id)
+        .bind(tenant_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound {
+            what: "conversation",
+        })?;
+        let from: switchboard_core::ConversationStatus = status
+            .parse()
+            .map_err(|e: UnknownValue| StoreError::Corrupt(e.to_string()))?;
+        if switchboard_engine::transition(from, switchboard_core::ConversationStatus::Escalated)
+            .is_ok()
+        {
+            sqlx::query(
+                "UPDATE conversations SET status = 'escalated', version = version + 1, updated_at = now()
+                 WHERE id = $1",
+            )
+            .bind(conversation_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO escalation_events (id, tenant_id, conversation_id, reason, summary)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(tenant_id)
+        .bind(conversation_id)
+        .bind(reason)
+        .bind(summary)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+}

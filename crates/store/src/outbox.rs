@@ -53,6 +53,8 @@ struct Row {
     reply_to: Option<String>,
     stale: Option<String>,
     choices: sqlx::types::Json<Vec<String>>,
+    human_sent: bool,
+    reply_context: Option<serde_json::Value>,
 }
 
 impl Row {
@@ -81,6 +83,8 @@ impl Row {
                 text: self.body,
                 reply_to_external_id: self.reply_to,
                 choices: self.choices.0,
+                human_sent: self.human_sent,
+                reply_context: self.reply_context.unwrap_or_default(),
             },
         })
     }
@@ -91,6 +95,7 @@ const SELECT: &str = "
     SELECT o.id, o.tenant_id, o.channel_id, o.conversation_id, o.suggestion_id, o.message_id,
            o.role, o.body, o.attempts, ch.kind, ch.config, ch.credentials,
            cu.external_id AS recipient, m.external_id AS reply_to, o.choices,
+           o.approved_by IS NOT NULL AS human_sent, m.metadata AS reply_context,
            CASE
              -- An operator's decision stands, except against a customer who opted out.
              WHEN o.approved_by IS NOT NULL THEN

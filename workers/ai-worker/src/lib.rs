@@ -127,6 +127,12 @@ async fn process_message(
         }
     }
 
+    if let Some(email) = msg.metadata.get("email")
+        && mail_needs_no_draft(s, ev, &stored, email).await?
+    {
+        return Ok(());
+    }
+
     let settings = s.store.tenant_settings(ev.tenant_id).await?;
     if let Some(word) = consent::consent_word(&msg.text, &settings.language)
         && !stored.duplicate
@@ -170,4 +176,43 @@ async fn process_message(
         &settings,
     )
     .await
+}
+
+/// Mail a robot sent (auto-replies, bounces, lists, our own) is stored and never answered,
+/// so two robots cannot loop; mail too large to read whole goes to an operator.
+async fn mail_needs_no_draft(
+    s: &Services,
+    ev: &InboundEvent,
+    stored: &switchboard_store::StoredInbound,
+    email: &serde_json::Value,
+) -> Result<bool, StoreError> {
+    if let Some(reason) = email["no_reply"].as_str() {
+        metrics::counter!("sb_inbound_no_reply_total", "channel" => "email", "reason" => reason.to_owned())
+            .increment(1);
+        tracing::info!(reason, "automatic or bulk mail: stored, never answered");
+        return Ok(true);
+    }
+    if email["truncated"].as_bool() != Some(true) {
+        return Ok(false);
+    }
+    if !stored.duplicate {
+        let escalation = s
+            .store
+            .escalate_without_draft(
+                ev.tenant_id,
+                stored.conversation_id,
+                "the mail is over the size limit",
+                "The mail was too large to read whole and was stored truncated; please read it in the mailbox and answer.",
+            )
+            .await?;
+        tracing::info!(%escalation, "mail over the size limit: handed to an operator");
+        let event = json!({"type": "escalation", "conversation_id": stored.conversation_id, "escalation_id": escalation});
+        if let Err(e) = RedisLiveFeed::new(s.redis.clone())
+            .publish(&format!("operators:{}", ev.tenant_id), &event)
+            .await
+        {
+            tracing::debug!(error = %error_chain(&e), "live operator event skipped");
+        }
+    }
+    Ok(true)
 }

@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use switchboard_channels::email::outbound::EmailAdapter;
 use switchboard_channels::telegram::outbound::TelegramAdapter;
 use switchboard_channels::webchat::outbound::WebchatAdapter;
 use switchboard_channels::whatsapp::outbound::WhatsappAdapter;
-use switchboard_channels::{telegram, whatsapp};
+use switchboard_channels::{email, telegram, whatsapp};
 use switchboard_core::{ChannelAdapter, ChannelKind};
 use switchboard_runtime::Services;
 use switchboard_store::crypto::Cipher;
@@ -105,6 +106,17 @@ impl Adapters {
                 Ok(Built {
                     adapter: a.clone(),
                     whatsapp: Some((a, cfg.reengagement_template)),
+                    telegram: None,
+                })
+            }
+            ChannelKind::Email => {
+                let cfg: email::Config =
+                    serde_json::from_value(ch.config.clone()).map_err(|e| e.to_string())?;
+                let sec: email::Secrets =
+                    serde_json::from_slice(&secrets).map_err(|e| e.to_string())?;
+                Ok(Built {
+                    adapter: Arc::new(EmailAdapter::new(&cfg, &sec)?),
+                    whatsapp: None,
                     telegram: None,
                 })
             }

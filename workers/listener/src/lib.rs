@@ -1,7 +1,8 @@
 //! Pulls messages from platforms that do not push them: Telegram bots in long-polling mode
-//! (`getUpdates`). The offset advances only after every update of a batch is durably
-//! queued, so a restart loses nothing and repeats nothing.
+//! (`getUpdates`) and email mailboxes over IMAP. The offset or cursor advances only after
+//! what it covers is durably queued, so a restart loses nothing and repeats nothing.
 
+mod imap_poll;
 mod telegram_poll;
 
 use std::collections::HashMap;
@@ -24,9 +25,13 @@ pub async fn run(s: Services, shutdown: CancellationToken) {
             Ok(channels) => {
                 let wanted: HashMap<Uuid, _> = channels
                     .into_iter()
-                    .filter(|c| c.is_active && c.kind == ChannelKind::Telegram)
-                    .filter(|c| {
-                        c.config.get("long_polling").and_then(|v| v.as_bool()) == Some(true)
+                    .filter(|c| c.is_active)
+                    .filter(|c| match c.kind {
+                        ChannelKind::Telegram => {
+                            c.config.get("long_polling").and_then(|v| v.as_bool()) == Some(true)
+                        }
+                        ChannelKind::Email => true,
+                        _ => false,
                     })
                     .map(|c| (c.id, c))
                     .collect();
@@ -46,10 +51,15 @@ pub async fn run(s: Services, shutdown: CancellationToken) {
                         tracing::error!(channel_id = %id, "no master key: cannot poll this channel");
                         continue;
                     };
-                    match telegram_poll::Poller::new(&s, &record, cipher) {
-                        Ok(poller) => {
-                            let stop = shutdown.child_token();
-                            let task = tokio::spawn(poller.run(stop.clone()));
+                    let stop = shutdown.child_token();
+                    let started = match record.kind {
+                        ChannelKind::Email => imap_poll::Poller::new(&s, &record, cipher)
+                            .map(|p| tokio::spawn(p.run(stop.clone()))),
+                        _ => telegram_poll::Poller::new(&s, &record, cipher)
+                            .map(|p| tokio::spawn(p.run(stop.clone()))),
+                    };
+                    match started {
+                        Ok(task) => {
                             pollers.insert(id, (stop, task));
                         }
                         Err(e) => {

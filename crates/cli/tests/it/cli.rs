@@ -220,6 +220,24 @@ fn normalize_prints_events_or_the_reason() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("update_id"));
+
+    // A mail, as raw bytes in whatever charset it came.
+    let mail = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures/email/talon_reply_quoted__apple_mail.eml"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["normalize", "--channel", "email", mail])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let n: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(n["events"][0]["channel_kind"], "email");
+    assert!(n["events"][0]["body"]["metadata"]["email"]["message_id"].is_string());
 }
 
 #[tokio::test]

@@ -20,10 +20,11 @@ async fn browser_tools() {
     READY
         .get_or_init(|| async {
             let script = repo().join(".ci/setup-browser");
-            let out = tokio::task::spawn_blocking(move || Command::new("bash").arg(script).output())
-                .await
-                .unwrap()
-                .unwrap();
+            let out =
+                tokio::task::spawn_blocking(move || Command::new("bash").arg(script).output())
+                    .await
+                    .unwrap()
+                    .unwrap();
             assert!(
                 out.status.success(),
                 "installing the browser test's tools failed: {}",

@@ -6,6 +6,7 @@ mod admin;
 mod brain;
 mod cli;
 mod console;
+mod email;
 mod fake_llm;
 mod fake_platform;
 mod helpers;

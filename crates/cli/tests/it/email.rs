@@ -1,0 +1,364 @@
+//! Email against real servers: Dovecot serves the mailbox over IMAP and aiosmtpd receives
+//! our replies (`.ci/mail-servers` installs and starts both). Each test reads its own
+//! mailbox folder and recognises its replies by a customer address of its own.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use mail_parser::{HeaderValue, MessageParser};
+use switchboard::Parts;
+use switchboard_core::ChannelKind;
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, test_config};
+
+const WAIT: Duration = Duration::from_secs(20);
+const IMAP_PORT: u16 = 10143;
+const SMTP_PORT: u16 = 10025;
+const RECEIVED: &str = "/var/lib/switchboard-mail/smtp";
+
+async fn mail_servers() {
+    static STARTED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    STARTED
+        .get_or_init(|| async {
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ci/mail-servers");
+            let out = tokio::task::spawn_blocking(move || {
+                std::process::Command::new("bash").arg(script).output()
+            })
+            .await
+            .unwrap()
+            .unwrap();
+            assert!(
+                out.status.success(),
+                "the mail servers did not start: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        })
+        .await;
+}
+
+async fn imap() -> async_imap::Session<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", IMAP_PORT))
+        .await
+        .unwrap();
+    let mut client = async_imap::Client::new(tcp);
+    client.read_response().await.unwrap().unwrap();
+    client
+        .login("support", "support")
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap()
+}
+
+/// A support mailbox folder of the test's own, and the customer who writes to it.
+struct Mailbox {
+    folder: String,
+    customer: String,
+}
+
+impl Mailbox {
+    async fn new() -> Self {
+        mail_servers().await;
+        let id = Uuid::new_v4().simple().to_string();
+        let folder = format!("t{id}");
+        let mut s = imap().await;
+        s.create(&folder).await.unwrap();
+        s.logout().await.unwrap();
+        Self {
+            folder,
+            customer: format!("ada.{id}@customer.example"),
+        }
+    }
+
+    /// Delivers a mail into the mailbox, as the customer's mail server would.
+    async fn deliver(&self, raw: &str) {
+        let mut s = imap().await;
+        s.append(
+            &self.folder,
+            None,
+            None,
+            raw.replace('\n', "\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        s.logout().await.unwrap();
+    }
+
+    fn channel_config(&self) -> (serde_json::Value, serde_json::Value) {
+        (
+            serde_json::json!({"imap_host": "127.0.0.1", "imap_port": IMAP_PORT, "imap_tls": "none",
+                "mailbox": self.folder, "smtp_host": "127.0.0.1", "smtp_port": SMTP_PORT, "smtp_tls": "none",
+                "from": "Shop Support <support@shop.example>", "poll_secs": 1}),
+            serde_json::json!({"imap_user": "support", "imap_password": "support"}),
+        )
+    }
+
+    /// Every reply the SMTP server received for this customer, oldest first.
+    fn replies(&self) -> Vec<Vec<u8>> {
+        let mut found: Vec<(std::time::SystemTime, Vec<u8>)> = Vec::new();
+        for dir in ["new", "cur"] {
+            let Ok(entries) = std::fs::read_dir(Path::new(RECEIVED).join(dir)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let raw = std::fs::read(e.path()).unwrap_or_default();
+                let head = String::from_utf8_lossy(&raw[..raw.len().min(4096)]).to_lowercase();
+                if head.contains(&format!("x-rcptto: {}", self.customer)) {
+                    let at = e.metadata().and_then(|m| m.modified()).unwrap();
+                    found.push((at, raw));
+                }
+            }
+        }
+        found.sort_by_key(|(at, _)| *at);
+        found.into_iter().map(|(_, raw)| raw).collect()
+    }
+
+    async fn wait_replies(&self, n: usize) -> Vec<Vec<u8>> {
+        let start = Instant::now();
+        loop {
+            let got = self.replies();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "{} of {n} replies arrived",
+                got.len()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn header(raw: &[u8], name: &str) -> String {
+    let m = MessageParser::default().parse(raw).unwrap();
+    match m.header(name) {
+        Some(HeaderValue::Text(t)) => t.to_string(),
+        Some(HeaderValue::TextList(l)) => l.join(" "),
+        Some(other) => format!("{other:?}"),
+        None => String::new(),
+    }
+}
+
+fn ids(raw: &[u8], name: &str) -> Vec<String> {
+    let m = MessageParser::default().parse(raw).unwrap();
+    match m.header(name) {
+        Some(HeaderValue::Text(t)) => vec![t.to_string()],
+        Some(HeaderValue::TextList(l)) => l.iter().map(|s| s.to_string()).collect(),
+        _ => vec![],
+    }
+}
+
+async fn email_channel(app: &TestApp, mailbox: &Mailbox) -> Uuid {
+    let (config, secrets) = mailbox.channel_config();
+    app.add_channel(ChannelKind::Email, config, secrets).await
+}
+
+fn customer_mail(customer: &str, id: &str, subject: &str, extra: &str, body: &str) -> String {
+    format!(
+        "From: Ada Lovelace <{customer}>\nTo: Shop Support <support@shop.example>\nSubject: {subject}\n\
+         Message-ID: <{id}>\nDate: Sun, 22 Nov 2026 09:00:00 +0000\n{extra}MIME-Version: 1.0\n\
+         Content-Type: text/plain; charset=utf-8\n\n{body}\n"
+    )
+}
+
+#[tokio::test]
+async fn a_mail_gets_one_threaded_reply_and_the_answer_stays_in_the_thread() {
+    let mailbox = Mailbox::new().await;
+    let app = TestApp::spawn().await;
+    let channel = email_channel(&app, &mailbox).await;
+    let first = format!("m1.{}@customer.example", Uuid::new_v4().simple());
+    mailbox
+        .deliver(&customer_mail(
+            &mailbox.customer,
+            &first,
+            "Shipping to Berlin",
+            "",
+            "Do you ship to Berlin?\n\n-- \nAda Lovelace\nAnalytical Engines Ltd.",
+        ))
+        .await;
+
+    let replies = mailbox.wait_replies(1).await;
+    let reply = &replies[0];
+    assert_eq!(header(reply, "Subject"), "Re: Shipping to Berlin");
+    assert_eq!(ids(reply, "In-Reply-To"), vec![first.clone()]);
+    assert_eq!(ids(reply, "References"), vec![first.clone()]);
+    assert_eq!(header(reply, "Auto-Submitted"), "auto-replied");
+    let ours = ids(reply, "Message-ID").pop().unwrap();
+    assert!(
+        ours.starts_with("sb.") && ours.ends_with("@shop.example"),
+        "{ours}"
+    );
+    let parsed = MessageParser::default().parse(reply.as_slice()).unwrap();
+    assert!(
+        parsed
+            .body_text(0)
+            .unwrap()
+            .to_lowercase()
+            .contains("berlin")
+    );
+    assert!(parsed.body_html(0).unwrap().contains("<p>"));
+    app.wait_count(
+        &format!("SELECT count(*) FROM messages WHERE channel_id = '{channel}' AND role = 'assistant' AND external_id = '{ours}'"),
+        1,
+    )
+    .await;
+
+    let (words, full): (String, String) = sqlx::query_as(
+        "SELECT content, metadata->'email'->>'full_text' FROM messages WHERE external_id = $1",
+    )
+    .bind(&first)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        words, "Do you ship to Berlin?",
+        "the signature is not the customer's question"
+    );
+    assert!(
+        full.contains("Analytical Engines"),
+        "the full text is kept: {full}"
+    );
+
+    // The customer answers our reply: same conversation, and the answer to it continues
+    // the References chain.
+    let second = format!("m2.{}@customer.example", Uuid::new_v4().simple());
+    mailbox
+        .deliver(&customer_mail(
+            &mailbox.customer,
+            &second,
+            "Re: Shipping to Berlin",
+            &format!("In-Reply-To: <{ours}>\nReferences: <{first}> <{ours}>\n"),
+            "And how much does shipping to Berlin cost?\n\nOn Sun, 22 Nov 2026, Shop Support wrote:\n> We ship to Berlin.",
+        ))
+        .await;
+    let replies = mailbox.wait_replies(2).await;
+    let again = &replies[1];
+    assert_eq!(header(again, "Subject"), "Re: Shipping to Berlin");
+    assert_eq!(ids(again, "In-Reply-To"), vec![second.clone()]);
+    assert_eq!(
+        ids(again, "References"),
+        vec![first.clone(), ours.clone(), second.clone()]
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(DISTINCT conversation_id) FROM messages WHERE channel_id = '{channel}'"
+        ))
+        .await,
+        1,
+        "the answer landed in the same conversation"
+    );
+    let stored: String = sqlx::query_scalar("SELECT content FROM messages WHERE external_id = $1")
+        .bind(&second)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored, "And how much does shipping to Berlin cost?",
+        "quoted text is not the customer's"
+    );
+
+    // An RFC 3834 auto-reply and a bounce are stored and never answered.
+    let auto = format!("a.{}@customer.example", Uuid::new_v4().simple());
+    mailbox
+        .deliver(&customer_mail(
+            &mailbox.customer,
+            &auto,
+            "Auto: Re: Shipping to Berlin",
+            &format!("Auto-Submitted: auto-replied\nIn-Reply-To: <{ours}>\n"),
+            "I am out of the office until Monday.",
+        ))
+        .await;
+    let bounce = format!("b.{}@mx.customer.example", Uuid::new_v4().simple());
+    mailbox
+        .deliver(&format!(
+            "From: Mail Delivery System <MAILER-DAEMON@mx.customer.example>\nTo: support@shop.example\n\
+             Subject: Undelivered Mail Returned to Sender\nMessage-ID: <{bounce}>\nMIME-Version: 1.0\n\
+             Content-Type: multipart/report; report-type=delivery-status; boundary=\"b1\"\n\n\
+             --b1\nContent-Type: text/plain\n\nThis is the mail system. Your message could not be delivered.\n\
+             --b1\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.customer.example\n\n\
+             Final-Recipient: rfc822; nobody@customer.example\nAction: failed\nStatus: 5.1.1\n\n--b1--\n"
+        ))
+        .await;
+    app.wait_count(
+        &format!("SELECT count(*) FROM messages WHERE external_id IN ('{auto}', '{bounce}')"),
+        2,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(mailbox.replies().len(), 2, "no answer to robots");
+    assert_eq!(
+        app.count(&format!("SELECT count(*) FROM ai_suggestions s JOIN messages m ON m.id = s.based_on_message_id WHERE m.external_id IN ('{auto}', '{bounce}')"))
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_listener_stopped_between_fetch_and_queue_answers_once_after_restart() {
+    let mailbox = Mailbox::new().await;
+    // The first listener fetches but cannot queue: its broker is unreachable.
+    let mut broken = test_config();
+    let good_amqp = broken.amqp.url.clone();
+    broken.amqp.url = "amqp://guest:guest@127.0.0.1:1/%2f".into();
+    let listener_only = Parts {
+        gateway: true,
+        ai_worker: false,
+        dispatcher: false,
+        listener: true,
+    };
+    let first = TestApp::spawn_with(broken.clone(), listener_only).await;
+    let channel = email_channel(&first, &mailbox).await;
+    let id = format!("k.{}@customer.example", Uuid::new_v4().simple());
+    mailbox
+        .deliver(&customer_mail(
+            &mailbox.customer,
+            &id,
+            "Berlin?",
+            "",
+            "Do you ship to Berlin?",
+        ))
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let cursor: Option<i64> =
+        sqlx::query_scalar("SELECT imap_last_uid FROM channel_cursors WHERE channel_id = $1")
+            .bind(channel)
+            .fetch_optional(&first.pool)
+            .await
+            .unwrap();
+    assert!(
+        cursor.is_none_or(|c| c == 0),
+        "the cursor passed a mail that was never queued: {cursor:?}"
+    );
+    first.shutdown.cancel();
+    drop(first);
+
+    // Restarted with a working broker: the mail is answered, once.
+    let mut fixed = broken.clone();
+    fixed.amqp.url = good_amqp;
+    let second = TestApp::spawn_with(fixed.clone(), Parts::ALL).await;
+    mailbox.wait_replies(1).await;
+    second.shutdown.cancel();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Losing the cursor's last write (a crash right after queueing) repeats nothing either.
+    second
+        .exec(&format!(
+            "UPDATE channel_cursors SET imap_last_uid = 0 WHERE channel_id = '{channel}'"
+        ))
+        .await;
+    drop(second);
+    let third = TestApp::spawn_with(fixed, Parts::ALL).await;
+    third
+        .wait_count(&format!("SELECT count(*) FROM channel_cursors WHERE channel_id = '{channel}' AND imap_last_uid > 0"), 1)
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(mailbox.replies().len(), 1, "answered exactly once");
+    assert_eq!(
+        third
+            .count(&format!(
+                "SELECT count(*) FROM messages WHERE external_id = '{id}'"
+            ))
+            .await,
+        1
+    );
+}

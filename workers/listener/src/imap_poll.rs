@@ -1,0 +1,276 @@
+//! Fetches a support mailbox over IMAP. New mail is found with IDLE (renewed every 29
+//! minutes) or, on servers without it, by polling. Each mail is queued durably before the
+//! cursor (UIDVALIDITY, last UID) moves past it, so a crash loses nothing, and a mail
+//! fetched twice is recognised by its Message-ID. A changed UIDVALIDITY means the UIDs
+//! mean something else now: the unread mail is read again and Message-IDs keep old mail
+//! from being answered twice.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_imap::Session;
+use async_imap::extensions::idle::IdleResponse;
+use futures::TryStreamExt;
+use switchboard_channels::email;
+use switchboard_core::envelope::INBOUND_MESSAGE;
+use switchboard_core::{ChannelRef, Envelope, error_chain};
+use switchboard_runtime::Services;
+use switchboard_store::ChannelRecord;
+use switchboard_store::crypto::Cipher;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// Servers drop an IDLE after 30 minutes; RFC 2177 asks clients to renew before that.
+const IDLE_RENEW: Duration = Duration::from_secs(29 * 60);
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> Io for T {}
+type Conn = Box<dyn Io>;
+
+#[derive(Debug, thiserror::Error)]
+enum PollError {
+    #[error("IMAP: {0}")]
+    Imap(#[from] async_imap::error::Error),
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub struct Poller {
+    s: Services,
+    channel: ChannelRef,
+    config: email::Config,
+    secrets: email::Secrets,
+}
+
+impl Poller {
+    pub fn new(s: &Services, record: &ChannelRecord, cipher: &Cipher) -> Result<Self, String> {
+        Ok(Self {
+            s: s.clone(),
+            channel: ChannelRef {
+                tenant_id: record.tenant_id,
+                channel_id: record.id,
+            },
+            config: serde_json::from_value(record.config.clone()).map_err(|e| e.to_string())?,
+            secrets: serde_json::from_value(record.secrets(cipher).map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?,
+        })
+    }
+
+    pub async fn run(self, stop: CancellationToken) {
+        let span = tracing::info_span!("imap", tenant_id = %self.channel.tenant_id, channel_id = %self.channel.channel_id);
+        async {
+            tracing::info!("mailbox watch started");
+            let mut backoff = Duration::from_secs(1);
+            while !stop.is_cancelled() {
+                let result = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    r = self.session(&mut backoff) => r,
+                };
+                if let Err(e) = result {
+                    tracing::warn!(error = %error_chain(&e), retry_in_ms = backoff.as_millis() as u64, "mailbox connection failed");
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn connect(&self) -> Result<Session<Conn>, PollError> {
+        let c = &self.config;
+        let tcp = TcpStream::connect((c.imap_host.as_str(), c.imap_port)).await?;
+        let stream: Conn = match c.imap_tls {
+            email::Tls::None => Box::new(tcp),
+            email::Tls::Tls => Box::new(tls(&c.imap_host, tcp).await?),
+            email::Tls::Starttls => {
+                let mut client = async_imap::Client::new(tcp);
+                greeting(&mut client).await?;
+                client.run_command_and_check_ok("STARTTLS", None).await?;
+                Box::new(tls(&c.imap_host, client.into_inner()).await?)
+            }
+        };
+        let mut client = async_imap::Client::new(stream);
+        if c.imap_tls != email::Tls::Starttls {
+            greeting(&mut client).await?;
+        }
+        client
+            .login(&self.secrets.imap_user, &self.secrets.imap_password)
+            .await
+            .map_err(|(e, _)| PollError::Imap(e))
+    }
+
+    /// One connection: catch up, then wait for news, until the connection fails.
+    async fn session(&self, backoff: &mut Duration) -> Result<(), PollError> {
+        let mut session = self.connect().await?;
+        let mailbox = session.select(&self.config.mailbox).await?;
+        let validity = mailbox
+            .uid_validity
+            .ok_or_else(|| PollError::Other("the server sent no UIDVALIDITY".into()))?;
+        let idle = session.capabilities().await?.has_str("IDLE");
+        *backoff = Duration::from_secs(1);
+        loop {
+            self.catch_up(&mut session, validity).await?;
+            if idle {
+                let mut handle = session.idle();
+                handle.init().await?;
+                let (wait, _interrupt) = handle.wait_with_timeout(IDLE_RENEW);
+                match wait.await? {
+                    IdleResponse::NewData(_) => tracing::debug!("the mailbox changed"),
+                    IdleResponse::Timeout | IdleResponse::ManualInterrupt => {}
+                }
+                session = handle.done().await?;
+            } else {
+                tokio::time::sleep(Duration::from_secs(self.config.poll_secs.max(1))).await;
+                session.noop().await?;
+            }
+        }
+    }
+
+    /// Queues every mail past the cursor, oldest first, moving the cursor after each.
+    async fn catch_up(&self, session: &mut Session<Conn>, validity: u32) -> Result<(), PollError> {
+        let store = &self.s.store;
+        let cursor = store
+            .imap_cursor(self.channel.channel_id)
+            .await
+            .map_err(|e| PollError::Other(error_chain(&e)))?;
+        let mut uids: Vec<u32> = match cursor {
+            Some((v, last)) if v == validity => session
+                .uid_search(format!("UID {}:*", last.saturating_add(1)))
+                .await?
+                .into_iter()
+                .filter(|u| *u > last)
+                .collect(),
+            other => {
+                if other.is_some() {
+                    tracing::warn!("UIDVALIDITY changed: reading the unread mail again");
+                }
+                // A mailbox met for the first time (or renumbered): its unread mail is
+                // what still waits for an answer; read mail was dealt with elsewhere.
+                session.uid_search("UNSEEN").await?.into_iter().collect()
+            }
+        };
+        uids.sort_unstable();
+        for uid in uids {
+            self.queue(session, uid).await?;
+            store
+                .set_imap_cursor(
+                    self.channel.tenant_id,
+                    self.channel.channel_id,
+                    validity,
+                    uid,
+                )
+                .await
+                .map_err(|e| PollError::Other(error_chain(&e)))?;
+        }
+        if cursor.is_none_or(|(v, _)| v != validity) {
+            // Record the mailbox even when nothing was unread, so later mail is found by UID.
+            let last = session
+                .uid_search("ALL")
+                .await?
+                .into_iter()
+                .max()
+                .unwrap_or(0);
+            let done = store
+                .imap_cursor(self.channel.channel_id)
+                .await
+                .ok()
+                .flatten();
+            if done.is_none_or(|(v, _)| v != validity) {
+                store
+                    .set_imap_cursor(
+                        self.channel.tenant_id,
+                        self.channel.channel_id,
+                        validity,
+                        last,
+                    )
+                    .await
+                    .map_err(|e| PollError::Other(error_chain(&e)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fetches one mail and publishes it with a broker confirm. A mail that cannot be
+    /// read as a mail is logged with the reason and stepped over.
+    async fn queue(&self, session: &mut Session<Conn>, uid: u32) -> Result<(), PollError> {
+        let raw: Option<Vec<u8>> = {
+            let fetches: Vec<_> = session
+                .uid_fetch(uid.to_string(), "BODY.PEEK[]")
+                .await?
+                .try_collect()
+                .await?;
+            fetches.iter().find_map(|f| f.body().map(<[u8]>::to_vec))
+        };
+        let Some(raw) = raw else {
+            tracing::warn!(uid, "the server returned no body; stepped over");
+            return Ok(());
+        };
+        let n = match email::inbound::normalize(
+            self.channel,
+            &self.config.inbound(),
+            &raw,
+            chrono::Utc::now(),
+        ) {
+            Ok(n) => n,
+            Err(e) => {
+                metrics::counter!("sb_inbound_total", "channel" => "email", "result" => "rejected")
+                    .increment(1);
+                tracing::warn!(uid, error = %e, "mail rejected");
+                return Ok(());
+            }
+        };
+        for ev in &n.events {
+            let env = Envelope::new(INBOUND_MESSAGE, ev.tenant_id, ev.channel_id, ev);
+            let body = serde_json::to_vec(&env).map_err(|e| PollError::Other(e.to_string()))?;
+            self.s
+                .publisher
+                .publish(switchboard_bus::INBOUND, &body)
+                .await
+                .map_err(|e| {
+                    PollError::Other(format!("queueing the mail failed: {}", error_chain(&e)))
+                })?;
+            metrics::counter!("sb_inbound_total", "channel" => "email", "result" => "queued")
+                .increment(1);
+            tracing::info!(uid, provider_event_id = %ev.provider_event_id, "mail queued");
+        }
+        Ok(())
+    }
+}
+
+async fn greeting(client: &mut async_imap::Client<impl Io>) -> Result<(), PollError> {
+    client.read_response().await?.ok_or_else(|| {
+        PollError::Other("the server closed the connection before greeting".into())
+    })?;
+    Ok(())
+}
+
+async fn tls(
+    host: &str,
+    tcp: TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, PollError> {
+    use tokio_rustls::rustls;
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| PollError::Other(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|e| PollError::Other(format!("bad IMAP host name: {e}")))?;
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await?)
+}
