@@ -58,6 +58,11 @@ struct Mailbox {
 
 impl Mailbox {
     async fn new() -> Self {
+        Self::for_customer("ada").await
+    }
+
+    /// The SMTP server refuses `reject.*` for good and `tempfail.*` once.
+    async fn for_customer(local: &str) -> Self {
         mail_servers().await;
         let id = Uuid::new_v4().simple().to_string();
         let folder = format!("t{id}");
@@ -66,7 +71,7 @@ impl Mailbox {
         s.logout().await.unwrap();
         Self {
             folder,
-            customer: format!("ada.{id}@customer.example"),
+            customer: format!("{local}.{id}@customer.example"),
         }
     }
 
@@ -152,6 +157,20 @@ fn ids(raw: &[u8], name: &str) -> Vec<String> {
 async fn email_channel(app: &TestApp, mailbox: &Mailbox) -> Uuid {
     let (config, secrets) = mailbox.channel_config();
     app.add_channel(ChannelKind::Email, config, secrets).await
+}
+
+/// A second email channel of the demo tenant (channel names are unique per tenant).
+async fn email_channel_named(app: &TestApp, mailbox: &Mailbox, name: &str) -> Uuid {
+    let (config, secrets) = mailbox.channel_config();
+    let cipher =
+        switchboard_store::crypto::Cipher::from_base64(&app.config.security.master_key).unwrap();
+    let tenant = app.services.store.tenant_id("demo").await.unwrap();
+    let blob = cipher.encrypt(secrets.to_string().as_bytes());
+    app.services
+        .store
+        .create_channel(tenant, ChannelKind::Email, name, &config, Some(&blob))
+        .await
+        .unwrap()
 }
 
 fn customer_mail(customer: &str, id: &str, subject: &str, extra: &str, body: &str) -> String {
@@ -361,4 +380,80 @@ async fn a_listener_stopped_between_fetch_and_queue_answers_once_after_restart()
             .await,
         1
     );
+}
+
+#[tokio::test]
+async fn smtp_refusals_fail_with_the_reason_and_deferrals_are_retried() {
+    let refused = Mailbox::for_customer("reject").await;
+    let deferred = Mailbox::for_customer("tempfail").await;
+    let app = TestApp::spawn().await;
+    email_channel(&app, &refused).await;
+    email_channel_named(&app, &deferred, "second").await;
+    for (m, n) in [(&refused, 1), (&deferred, 2)] {
+        let id = format!("r{n}.{}@customer.example", Uuid::new_v4().simple());
+        m.deliver(&customer_mail(
+            &m.customer,
+            &id,
+            "Berlin",
+            "",
+            "Do you ship to Berlin?",
+        ))
+        .await;
+    }
+    // 451: tried again, then delivered.
+    deferred.wait_replies(1).await;
+    app.wait_count(
+        &format!("SELECT count(*) FROM outbox o JOIN customers c ON c.id = (SELECT customer_id FROM conversations WHERE id = o.conversation_id) WHERE c.external_id = '{}' AND o.status = 'sent' AND o.attempts = 2", deferred.customer),
+        1,
+    )
+    .await;
+    // 550: failed for good, with the server's reason, visible as a dead letter.
+    app.wait_count(
+        &format!("SELECT count(*) FROM outbox o JOIN conversations v ON v.id = o.conversation_id JOIN customers c ON c.id = v.customer_id WHERE c.external_id = '{}' AND o.status = 'failed' AND o.last_error LIKE '%550%mailbox unavailable%'", refused.customer),
+        1,
+    )
+    .await;
+    assert!(refused.replies().is_empty());
+}
+
+#[tokio::test]
+async fn a_mail_over_the_size_limit_goes_to_an_operator_truncated() {
+    let mailbox = Mailbox::new().await;
+    let app = TestApp::spawn().await;
+    let (mut config, secrets) = mailbox.channel_config();
+    config["max_bytes"] = serde_json::json!(2000);
+    app.add_channel(ChannelKind::Email, config, secrets).await;
+    let id = format!("big.{}@customer.example", Uuid::new_v4().simple());
+    let body = format!(
+        "Do you ship to Berlin?\n\n{}",
+        "Here is my whole order history. ".repeat(200)
+    );
+    mailbox
+        .deliver(&customer_mail(&mailbox.customer, &id, "Berlin", "", &body))
+        .await;
+    app.wait_count(
+        "SELECT count(*) FROM escalation_events WHERE reason LIKE '%size limit%'",
+        1,
+    )
+    .await;
+    let (len, truncated): (i32, bool) = sqlx::query_as(
+        "SELECT length(content), (metadata->'email'->>'truncated')::boolean FROM messages WHERE external_id = $1",
+    )
+    .bind(&id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(truncated);
+    assert!(len <= 2000, "stored truncated: {len}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM conversations WHERE status = 'escalated'")
+            .await,
+        1
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        mailbox.replies().is_empty(),
+        "no draft goes out for a mail nobody read whole"
+    );
+    assert_eq!(app.count("SELECT count(*) FROM ai_suggestions").await, 0);
 }
