@@ -63,18 +63,21 @@ struct OperatorSend<'a> {
     body: &'a str,
     user_id: Uuid,
     with_choices: bool,
+    delay_ms: u64,
 }
 
 async fn enqueue(tx: &mut PgConnection, o: OperatorSend<'_>) -> Result<Uuid> {
     let message_id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO outbox (id, tenant_id, conversation_id, channel_id, suggestion_id, message_id,
-                             role, body, in_reply_to, idempotency_key, approved_by, choices)
+                             role, body, in_reply_to, idempotency_key, approved_by, choices,
+                             due_at, next_attempt_at)
          SELECT $1, c.tenant_id, c.id, c.channel_id, $3, $4, $5, $6,
                 (SELECT m.id FROM messages m WHERE m.conversation_id = c.id AND m.role = 'customer'
                  ORDER BY m.created_at DESC LIMIT 1),
                 $7, $8,
-                CASE WHEN $9 THEN COALESCE((SELECT choices FROM ai_suggestions WHERE id = $3), '[]') ELSE '[]' END
+                CASE WHEN $9 THEN COALESCE((SELECT choices FROM ai_suggestions WHERE id = $3), '[]') ELSE '[]' END,
+                now() + $11 * interval '1 millisecond', now() + $11 * interval '1 millisecond'
          FROM conversations c WHERE c.id = $2 AND c.tenant_id = $10
          ON CONFLICT (idempotency_key) DO NOTHING",
     )
@@ -88,6 +91,7 @@ async fn enqueue(tx: &mut PgConnection, o: OperatorSend<'_>) -> Result<Uuid> {
     .bind(o.user_id)
     .bind(o.with_choices)
     .bind(o.tenant_id)
+    .bind(o.delay_ms as f64)
     .execute(&mut *tx)
     .await?;
     Ok(message_id)
@@ -215,6 +219,7 @@ impl Store {
             ));
         }
         let is_edit = text != p.draft;
+        let delay_ms = self.approved_delay_ms(user.tenant_id, &text).await?;
         let status = if is_edit { "edited" } else { "approved" };
         sqlx::query("UPDATE ai_suggestions SET status = $2, updated_at = now() WHERE id = $1")
             .bind(id)
@@ -232,6 +237,7 @@ impl Store {
                 body: &text,
                 user_id: user.id,
                 with_choices: !is_edit,
+                delay_ms,
             },
         )
         .await?;
@@ -421,6 +427,7 @@ impl Store {
                 body: text,
                 user_id: user.id,
                 with_choices: false,
+                delay_ms: 0,
             },
         )
         .await?;
@@ -570,6 +577,29 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(conversation_id)
+    }
+}
+
+impl Store {
+    /// Zero unless the tenant wants approved drafts to wait a human-like delay as well.
+    async fn approved_delay_ms(&self, tenant_id: Uuid, text: &str) -> Result<u64> {
+        let wanted: bool =
+            sqlx::query_scalar("SELECT delay_approved_sends FROM tenants WHERE id = $1")
+                .bind(tenant_id)
+                .fetch_one(&self.pool)
+                .await?;
+        if !wanted {
+            return Ok(0);
+        }
+        let t = self.tenant_settings(tenant_id).await?;
+        let plan = switchboard_engine::plan_delay(
+            text,
+            &t.human_delay,
+            t.flags.human_delay_enabled,
+            false,
+            &mut rand::rng(),
+        );
+        Ok(plan.delay_ms)
     }
 }
 

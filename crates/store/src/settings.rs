@@ -55,6 +55,9 @@ pub struct OperatorSettings {
     pub telegram_channel: Option<String>,
     #[serde(default)]
     pub telegram_chat_id: Option<i64>,
+    /// Approved drafts wait the tenant's human delay too, instead of going out at once.
+    #[serde(default)]
+    pub delay_approved_sends: bool,
 }
 
 /// The tenant's own LLM settings; absent fields use the global `[llm]` configuration.
@@ -187,10 +190,11 @@ impl Store {
             escalation_sla_minutes: i32,
             telegram_channel: Option<String>,
             operator_chat_id: Option<i64>,
+            delay_approved_sends: bool,
         }
         let ops: Ops = sqlx::query_as(
             "SELECT t.approval_ttl_minutes, t.takeover_minutes, t.escalation_sla_minutes,
-                    ch.name AS telegram_channel, t.operator_chat_id
+                    ch.name AS telegram_channel, t.operator_chat_id, t.delay_approved_sends
              FROM tenants t LEFT JOIN channels ch ON ch.id = t.operator_channel_id WHERE t.id = $1",
         )
         .bind(tenant_id)
@@ -227,6 +231,7 @@ impl Store {
                 escalation_sla_minutes: u32::try_from(ops.escalation_sla_minutes).unwrap_or(1),
                 telegram_channel: ops.telegram_channel,
                 telegram_chat_id: ops.operator_chat_id,
+                delay_approved_sends: ops.delay_approved_sends,
             }),
         })
     }
@@ -368,7 +373,8 @@ impl Store {
             };
             sqlx::query(
                 "UPDATE tenants SET approval_ttl_minutes = $2, takeover_minutes = $3,
-                        escalation_sla_minutes = $4, operator_channel_id = $5, operator_chat_id = $6
+                        escalation_sla_minutes = $4, operator_channel_id = $5, operator_chat_id = $6,
+                        delay_approved_sends = $7
                  WHERE id = $1",
             )
             .bind(tenant_id)
@@ -377,6 +383,7 @@ impl Store {
             .bind(n(u64::from(o.escalation_sla_minutes)))
             .bind(channel)
             .bind(o.telegram_chat_id)
+            .bind(o.delay_approved_sends)
             .execute(&mut *tx)
             .await?;
         }

@@ -242,6 +242,19 @@ impl Poller {
                 .increment(1);
             tracing::info!(uid, provider_event_id = %ev.provider_event_id, "mail queued");
         }
+        // Marked read once queued, so people sharing the mailbox see what was taken, and a
+        // resync reads only what is still waiting. A failure here loses nothing.
+        let marked = async {
+            let updates: Vec<_> = session
+                .uid_store(uid.to_string(), "+FLAGS.SILENT (\\Seen)")
+                .await?
+                .try_collect()
+                .await?;
+            Ok::<_, async_imap::error::Error>(updates.len())
+        };
+        if let Err(e) = marked.await {
+            tracing::debug!(uid, error = %e, "could not mark the mail read");
+        }
         Ok(())
     }
 }

@@ -372,6 +372,38 @@ async fn a_listener_stopped_between_fetch_and_queue_answers_once_after_restart()
         .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(mailbox.replies().len(), 1, "answered exactly once");
+    third.shutdown.cancel();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    third
+        .exec(&format!(
+            "UPDATE channel_cursors SET imap_uidvalidity = 1 WHERE channel_id = '{channel}'"
+        ))
+        .await;
+    // Nor does a mailbox renumbered (a new UIDVALIDITY) with the mail unread again.
+    let mut s = imap().await;
+    s.select(&mailbox.folder).await.unwrap();
+    let seen = s.uid_search("SEEN").await.unwrap();
+    assert_eq!(seen.len(), 1, "a queued mail is marked read");
+    let _: Vec<_> = futures::TryStreamExt::try_collect(
+        s.uid_store("1:*", "-FLAGS.SILENT (\\Seen)").await.unwrap(),
+    )
+    .await
+    .unwrap();
+    s.logout().await.unwrap();
+    let fourth = TestApp::spawn_with(third.config.clone(), Parts::ALL).await;
+    fourth
+        .wait_count(&format!("SELECT count(*) FROM channel_cursors WHERE channel_id = '{channel}' AND imap_uidvalidity <> 1"), 1)
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(mailbox.replies().len(), 1, "a resync answers nothing twice");
+    let mut s = imap().await;
+    s.select(&mailbox.folder).await.unwrap();
+    assert_eq!(
+        s.uid_search("SEEN").await.unwrap().len(),
+        1,
+        "the resync read the unread mail again"
+    );
+    s.logout().await.unwrap();
     assert_eq!(
         third
             .count(&format!(

@@ -1045,3 +1045,53 @@ async fn approval_and_replies_from_the_operators_telegram_chat() {
         0
     );
 }
+
+#[tokio::test]
+async fn approved_sends_go_out_at_once_unless_the_tenant_wants_a_delay() {
+    let app = TestApp::spawn().await;
+    approvals_only(&app).await;
+    app.exec(
+        "INSERT INTO human_delay_settings (tenant_id, enabled, min_delay_ms, max_delay_ms)
+         SELECT id, true, 3000, 3000 FROM tenants",
+    )
+    .await;
+    let op = operator(&app).await;
+    let due = |id: Uuid| {
+        sqlx::query_scalar::<_, f64>(
+            "SELECT extract(epoch FROM due_at - created_at)::float8 FROM outbox WHERE suggestion_id = $1",
+        )
+        .bind(id)
+        .fetch_one(&app.pool)
+    };
+    let now = pending_draft(&app, "d1", "Do you ship to Berlin?").await;
+    op.post(&format!("/api/v1/suggestions/{now}/approve"), json!({}))
+        .await;
+    assert!(due(now).await.unwrap() < 0.5, "no human delay by default");
+
+    let (_, mut settings) = op.get("/api/v1/settings").await;
+    let admin = sign_in(
+        &app,
+        tenant(&app, "demo").await,
+        "admin@demo.example",
+        Role::Admin,
+    )
+    .await;
+    settings["operators"]["delay_approved_sends"] = json!(true);
+    let res = app
+        .http
+        .put(format!("{}/api/v1/settings", app.base))
+        .bearer_auth(&admin.token)
+        .json(&json!({"operators": settings["operators"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let later = pending_draft(&app, "d2", "Do you ship to Berlin?").await;
+    op.post(&format!("/api/v1/suggestions/{later}/approve"), json!({}))
+        .await;
+    let waited = due(later).await.unwrap();
+    assert!(
+        (2.9..3.5).contains(&waited),
+        "the tenant's delay applies: {waited}"
+    );
+}
