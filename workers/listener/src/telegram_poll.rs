@@ -10,6 +10,7 @@ use switchboard_runtime::Services;
 use switchboard_store::ChannelRecord;
 use switchboard_store::crypto::Cipher;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Telegram holds a long poll open for up to this long.
 const POLL_SECS: u64 = 25;
@@ -58,31 +59,35 @@ impl Poller {
 
     pub async fn run(self, stop: CancellationToken) {
         let span = tracing::info_span!("poll", tenant_id = %self.channel.tenant_id, channel_id = %self.channel.channel_id);
-        let _g = span.enter();
-        tracing::info!("long polling started");
-        let mut backoff = Duration::from_secs(1);
-        while !stop.is_cancelled() {
-            let started = Instant::now();
-            let pause = match self.once().await {
-                Ok(0) if started.elapsed() < Duration::from_secs(1) => {
-                    // A server that answers an empty long poll at once must not be hammered.
-                    Duration::from_secs(1)
+        // Instrumented, not entered: a guard held across awaits would tag other tasks' logs.
+        async {
+            tracing::info!("long polling started");
+            let mut backoff = Duration::from_secs(1);
+            while !stop.is_cancelled() {
+                let started = Instant::now();
+                let pause = match self.once().await {
+                    Ok(0) if started.elapsed() < Duration::from_secs(1) => {
+                        // A server that answers an empty long poll at once must not be hammered.
+                        Duration::from_secs(1)
+                    }
+                    Ok(_) => {
+                        backoff = Duration::from_secs(1);
+                        Duration::ZERO
+                    }
+                    Err(wait) => {
+                        let wait = wait.unwrap_or(backoff);
+                        backoff = (backoff * 2).min(Duration::from_secs(60));
+                        wait
+                    }
+                };
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = tokio::time::sleep(pause) => {}
                 }
-                Ok(_) => {
-                    backoff = Duration::from_secs(1);
-                    Duration::ZERO
-                }
-                Err(wait) => {
-                    let wait = wait.unwrap_or(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(60));
-                    wait
-                }
-            };
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                _ = tokio::time::sleep(pause) => {}
             }
         }
+        .instrument(span)
+        .await
     }
 
     /// One poll: returns how many updates it queued, or how long to wait after a failure.
