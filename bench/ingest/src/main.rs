@@ -359,7 +359,10 @@ async fn main() -> anyhow::Result<()> {
             100.0 * s.per_sec / raw.per_sec
         )
     };
-    row("raw confirmed publish (baseline, mean of before and after)", &raw);
+    row(
+        "raw confirmed publish (baseline, mean of before and after)",
+        &raw,
+    );
     row("signed webhook → queued, 64 connections", &full);
     row("signed webhook → queued, paced at 5,000/s", &paced);
     println!();

@@ -10,6 +10,7 @@ mod error;
 mod ingress;
 mod live;
 mod ops;
+mod per_ip;
 mod tenants;
 mod webchat;
 mod webhooks;
@@ -34,15 +35,16 @@ pub struct AppState {
     pub live: live::LiveHub,
     pub tenants: Arc<tenants::TenantCache>,
     pub channels: Arc<channels::ChannelCache>,
+    pub per_ip: Arc<per_ip::PerIp>,
 }
 
 pub fn router(state: AppState) -> Router {
     let limit = state.services.config.server.body_limit_bytes;
     Router::new()
         .merge(ops::routes())
-        .merge(webchat::routes())
+        .merge(webchat::routes(state.clone()))
         .merge(admin::routes())
-        .merge(api::routes())
+        .merge(api::routes(state.clone()))
         .merge(console::routes())
         .merge(webhooks::routes())
         .layer(DefaultBodyLimit::max(limit))
@@ -68,6 +70,10 @@ pub async fn serve(
             switchboard_store::crypto::Cipher::from_base64(&services.config.security.master_key)
                 .ok(),
         )),
+        per_ip: per_ip::PerIp::new(
+            services.config.server.public_rate_per_ip,
+            services.config.server.public_burst_per_ip,
+        ),
         services,
         live,
     };

@@ -53,6 +53,10 @@ pub struct ServerConfig {
     pub port: u16,
     pub public_url: String,
     pub body_limit_bytes: usize,
+    /// Requests a second one address may make to the public endpoints that customers and
+    /// strangers reach (web-chat posts and streams, sign-in), and the burst above that.
+    pub public_rate_per_ip: u32,
+    pub public_burst_per_ip: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -357,3 +357,53 @@ async fn migrations_are_idempotent() {
         1
     );
 }
+
+#[tokio::test]
+async fn one_address_posting_too_fast_gets_429_and_reading_stays_open() {
+    let mut config = test_config();
+    config.server.public_rate_per_ip = 1;
+    config.server.public_burst_per_ip = 3;
+    let app = TestApp::spawn_with(config, Parts::ALL).await;
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let (status, _) = app.post_chat("flood", &format!("c{i}"), "hello?").await;
+        statuses.push(status);
+    }
+    let limited: Vec<_> = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    assert!(
+        statuses[..3].iter().all(|s| *s == StatusCode::ACCEPTED),
+        "the burst passes: {statuses:?}"
+    );
+    assert!(limited.len() >= 2, "the flood is cut: {statuses:?}");
+    let mut refused = None;
+    for _ in 0..5 {
+        let res = app
+            .http
+            .post(format!("{}/api/v1/auth/login", app.base))
+            .json(&serde_json::json!({"email": "x@demo.example", "password": "whatever pass"}))
+            .send()
+            .await
+            .unwrap();
+        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some(res);
+        }
+    }
+    let refused = refused.expect("sign-in shares the per-address limit");
+    assert_eq!(refused.headers()["retry-after"], "1");
+    // The transcript is not limited: a widget reloading its history is not a flood.
+    for _ in 0..5 {
+        let r = app
+            .http
+            .get(format!(
+                "{}/api/webchat/demo/messages?visitor_id=flood",
+                app.base
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+}

@@ -18,9 +18,14 @@ use crate::AppState;
 
 pub use auth::Caller;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
-        .merge(auth::routes())
+        .merge(
+            auth::routes().route_layer(axum::middleware::from_fn_with_state(
+                state,
+                crate::per_ip::limit,
+            )),
+        )
         .merge(conversations::routes())
         .merge(suggestions::routes())
         .merge(events::routes())

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse};
-use axum::routing::get;
+use axum::routing::{get, post};
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;
@@ -22,14 +22,20 @@ use crate::{ApiError, AppState};
 
 const WIDGET: &str = include_str!("widget.html");
 
-pub fn routes() -> Router<AppState> {
+/// Posting and streaming are limited per address; reading the transcript and the widget
+/// are not.
+pub fn routes(state: AppState) -> Router<AppState> {
+    let limited = Router::new()
+        .route("/api/webchat/{slug}/messages", post(post_message))
+        .route("/api/webchat/{slug}/events", get(events))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::per_ip::limit,
+        ));
     Router::new()
         .route("/chat/{slug}", get(widget))
-        .route(
-            "/api/webchat/{slug}/messages",
-            get(transcript).post(post_message),
-        )
-        .route("/api/webchat/{slug}/events", get(events))
+        .route("/api/webchat/{slug}/messages", get(transcript))
+        .merge(limited)
 }
 
 async fn widget(
