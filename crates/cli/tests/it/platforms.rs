@@ -640,7 +640,13 @@ async fn telegram_buttons_edits_and_migrated_groups() {
         "an edit is no new turn"
     );
 
-    // A group that became a supergroup: the reply follows it to the new chat id.
+    // A group that became a supergroup: the reply follows it to the new chat id. Nothing
+    // else may be on its way out, or it could meet the scripted answer instead.
+    app.wait_count(
+        "SELECT CASE WHEN count(*) = 0 THEN 1 ELSE 0 END FROM outbox WHERE status = 'pending'",
+        1,
+    )
+    .await;
     fake.script("sendmessage", 400, json!({"ok": false, "error_code": 400,
         "description": "Bad Request: group chat was upgraded to a supergroup chat", "parameters": {"migrate_to_chat_id": -100777}}));
     post_tg(
