@@ -643,7 +643,7 @@ async fn telegram_buttons_edits_and_migrated_groups() {
     // A group that became a supergroup: the reply follows it to the new chat id. Nothing
     // else may be on its way out, or it could meet the scripted answer instead.
     app.wait_count(
-        "SELECT CASE WHEN count(*) = 0 THEN 1 ELSE 0 END FROM outbox WHERE status = 'pending'",
+        "SELECT CASE WHEN count(*) = 0 THEN 1::bigint ELSE 0 END FROM outbox WHERE status = 'pending'",
         1,
     )
     .await;
