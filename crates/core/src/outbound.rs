@@ -21,8 +21,15 @@ pub struct OutboundMessage {
     /// no automatic reply; email leaves `Auto-Submitted` off.
     #[serde(default)]
     pub human_sent: bool,
+    /// Who speaks: `assistant`, `operator` or `system`, as the transcript will say.
+    #[serde(default = "assistant")]
+    pub role: String,
     /// Platform details of the message this answers, as its adapter stored them (an
     /// email's subject and References).
     #[serde(default)]
     pub reply_context: serde_json::Value,
+}
+
+fn assistant() -> String {
+    "assistant".into()
 }

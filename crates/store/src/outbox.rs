@@ -71,7 +71,7 @@ impl Row {
                 credentials: self.credentials,
             },
             suggestion_id: self.suggestion_id,
-            role: self.role,
+            role: self.role.clone(),
             attempts: self.attempts,
             stale_reason: self.stale,
             message: OutboundMessage {
@@ -84,6 +84,7 @@ impl Row {
                 reply_to_external_id: self.reply_to,
                 choices: self.choices.0,
                 human_sent: self.human_sent,
+                role: self.role.clone(),
                 reply_context: self.reply_context.unwrap_or_default(),
             },
         })

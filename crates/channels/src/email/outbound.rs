@@ -231,6 +231,52 @@ mod tests {
     }
 
     #[test]
+    fn only_what_the_bot_sent_alone_is_marked_auto_submitted() {
+        let cfg = Config {
+            imap_host: "imap.example".into(),
+            imap_port: 993,
+            imap_tls: Tls::Tls,
+            mailbox: "INBOX".into(),
+            smtp_host: "smtp.example".into(),
+            smtp_port: 25,
+            smtp_tls: Tls::None,
+            from: "Shop <support@shop.example>".into(),
+            max_bytes: 1000,
+            poll_secs: 30,
+        };
+        let secrets = Secrets {
+            imap_user: "u".into(),
+            imap_password: "p".into(),
+            smtp_user: None,
+            smtp_password: None,
+        };
+        let adapter = EmailAdapter::new(&cfg, &secrets).unwrap();
+        let mut msg = OutboundMessage {
+            message_id: uuid::Uuid::nil(),
+            tenant_id: uuid::Uuid::nil(),
+            channel_id: uuid::Uuid::nil(),
+            conversation_id: uuid::Uuid::nil(),
+            recipient: "ada@customer.example".into(),
+            text: "We ship to Berlin.".into(),
+            reply_to_external_id: Some("m1@customer.example".into()),
+            choices: vec![],
+            human_sent: false,
+            role: "assistant".into(),
+            reply_context: json!({"email": {"subject": "Berlin?", "references": []}}),
+        };
+        let wire = |m: &OutboundMessage| {
+            String::from_utf8(adapter.build(m).unwrap().0.formatted()).unwrap()
+        };
+        let bot = wire(&msg);
+        assert!(bot.contains("Auto-Submitted: auto-replied"), "{bot}");
+        assert!(bot.contains("Message-ID: <sb.00000000-0000-0000-0000-000000000000@shop.example>"));
+        assert!(bot.contains("In-Reply-To: <m1@customer.example>"));
+        assert!(bot.contains("Subject: Re: Berlin?"));
+        msg.human_sent = true;
+        assert!(!wire(&msg).contains("Auto-Submitted"));
+    }
+
+    #[test]
     fn html_is_escaped() {
         assert_eq!(
             html("a <b>\n\nc & d"),

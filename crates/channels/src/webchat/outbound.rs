@@ -41,7 +41,7 @@ impl ChannelAdapter for WebchatAdapter {
     async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, SendError> {
         let event = LiveEvent::Message {
             id: message.message_id,
-            role: "assistant".into(),
+            role: message.role.clone(),
             text: message.text.clone(),
             at: Utc::now(),
             choices: message.choices.clone(),

@@ -519,6 +519,7 @@ async fn telegram_error_responses_map_to_what_the_dispatcher_must_do() {
         reply_to_external_id: None,
         choices: vec![],
         human_sent: false,
+        role: "assistant".into(),
         reply_context: serde_json::Value::Null,
     };
     fake.script("sendmessage", 400, fixture("migrate"));
