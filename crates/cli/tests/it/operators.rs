@@ -743,6 +743,22 @@ async fn sign_in_lockout_cookies_csrf_and_sign_out() {
         .count("SELECT count(*) FROM users WHERE password_hash LIKE '$argon2id$%'")
         .await;
     assert_eq!(stored, 3);
+
+    // Guessing across many accounts from one address is cut off too, for everyone there.
+    let mut capped = false;
+    for _ in 0..40 {
+        let res = login("nobody@demo.example", "guess").await.unwrap();
+        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(res.text().await.unwrap().contains("this address"));
+            capped = true;
+            break;
+        }
+        // Under the per-address request limit of the public endpoints.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(capped, "failed sign-ins per address are capped");
+    let res = login("new@demo.example", PASSWORD).await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
 }
 
 /// Reads SSE data lines from `res` until `until` holds for what was read, or the time is up.

@@ -140,7 +140,13 @@ async fn login(
 ) -> Result<Response, ApiError> {
     let c: Credentials =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let ip_key = format!("sb:login-failures:{}", peer.ip());
+    // Per deployment (its namespace), so deployments or test runs sharing a Redis do not
+    // count each other's failures.
+    let ip_key = format!(
+        "{}:login-failures:{}",
+        s.services.config.amqp.namespace,
+        peer.ip()
+    );
     let mut redis = s.services.redis.clone();
     let failures: Option<u64> = redis.get(&ip_key).await.unwrap_or(None);
     if failures.unwrap_or(0) >= FAILED_PER_IP {
