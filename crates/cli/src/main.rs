@@ -184,6 +184,9 @@ async fn up(config: Config, parts: switchboard::Parts) -> anyhow::Result<()> {
         .context("starting switchboard")?;
     println!("Switchboard is up on http://{}", running.addr);
     println!("Chat with the demo shop: {public}/chat/{DEMO_SLUG}");
+    println!(
+        "Operator console: {public}/console (sign in with a user from `switchboard user add`)"
+    );
     while running.tasks.join_next().await.is_some() {}
     Ok(())
 }
