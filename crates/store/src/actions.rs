@@ -278,7 +278,6 @@ impl Store {
         touch(&mut tx, p.conversation_id).await?;
         audit(
             &mut *tx,
-            user.tenant_id,
             user,
             action,
             "ai_suggestion",
@@ -341,7 +340,6 @@ impl Store {
         touch(&mut tx, p.conversation_id).await?;
         audit(
             &mut *tx,
-            user.tenant_id,
             user,
             "reject",
             "ai_suggestion",
@@ -382,7 +380,6 @@ impl Store {
         let action = if handled { "handle" } else { "dismiss" };
         audit(
             &mut *tx,
-            user.tenant_id,
             user,
             action,
             "escalation_event",
@@ -444,7 +441,6 @@ impl Store {
         .await?;
         audit(
             &mut *tx,
-            user.tenant_id,
             user,
             "message",
             "conversation",
@@ -527,7 +523,6 @@ impl Store {
         touch(&mut tx, id).await?;
         audit(
             &mut *tx,
-            user.tenant_id,
             user,
             action.as_str(),
             "conversation",
@@ -567,7 +562,6 @@ impl Store {
         .await?;
         audit(
             &mut *tx,
-            user.tenant_id,
             user,
             "replay",
             "outbox",

@@ -363,32 +363,21 @@ impl Store {
         Ok(())
     }
 
-    /// Writes one audit line; `actor_id` is a user id, "admin-token" or a system part.
+    /// Writes one audit line for what `actor` did in their tenant.
     pub async fn audit(
         &self,
-        tenant_id: Uuid,
         actor: &User,
         action: &str,
         target_type: &str,
         target_id: Option<Uuid>,
         details: serde_json::Value,
     ) -> Result<()> {
-        audit(
-            &self.pool,
-            tenant_id,
-            actor,
-            action,
-            target_type,
-            target_id,
-            details,
-        )
-        .await
+        audit(&self.pool, actor, action, target_type, target_id, details).await
     }
 }
 
 pub(crate) async fn audit<'e, E: sqlx::PgExecutor<'e>>(
     db: E,
-    tenant_id: Uuid,
     actor: &User,
     action: &str,
     target_type: &str,
@@ -400,7 +389,7 @@ pub(crate) async fn audit<'e, E: sqlx::PgExecutor<'e>>(
          VALUES ($1, $2, 'user', $3, $4, $5, $6, $7)",
     )
     .bind(Uuid::now_v7())
-    .bind(tenant_id)
+    .bind(actor.tenant_id)
     .bind(actor.id.to_string())
     .bind(action)
     .bind(target_type)

@@ -49,15 +49,12 @@ pub struct Poller {
 
 impl Poller {
     pub fn new(s: &Services, record: &ChannelRecord, cipher: &Cipher) -> Result<Self, String> {
+        let (channel, config, secrets) = crate::decode(record, cipher)?;
         Ok(Self {
             s: s.clone(),
-            channel: ChannelRef {
-                tenant_id: record.tenant_id,
-                channel_id: record.id,
-            },
-            config: serde_json::from_value(record.config.clone()).map_err(|e| e.to_string())?,
-            secrets: serde_json::from_value(record.secrets(cipher).map_err(|e| e.to_string())?)
-                .map_err(|e| e.to_string())?,
+            channel,
+            config,
+            secrets,
         })
     }
 

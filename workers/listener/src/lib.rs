@@ -80,3 +80,18 @@ pub async fn run(s: Services, shutdown: CancellationToken) {
         let _ = task.await;
     }
 }
+
+/// A polled channel's ids, settings and decrypted credentials, in its module's types.
+fn decode<C: serde::de::DeserializeOwned, S: serde::de::DeserializeOwned>(
+    record: &switchboard_store::ChannelRecord,
+    cipher: &Cipher,
+) -> Result<(switchboard_core::ChannelRef, C, S), String> {
+    let channel = switchboard_core::ChannelRef {
+        tenant_id: record.tenant_id,
+        channel_id: record.id,
+    };
+    let config = serde_json::from_value(record.config.clone()).map_err(|e| e.to_string())?;
+    let secrets = serde_json::from_value(record.secrets(cipher).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    Ok((channel, config, secrets))
+}

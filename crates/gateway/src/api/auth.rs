@@ -159,14 +159,7 @@ async fn login(
             let user = &new.session.user;
             s.services
                 .store
-                .audit(
-                    user.tenant_id,
-                    user,
-                    "login",
-                    "user",
-                    Some(user.id),
-                    json!({}),
-                )
+                .audit(user, "login", "user", Some(user.id), json!({}))
                 .await?;
             let max_age = 12 * 3600;
             let mut res = Json(json!({

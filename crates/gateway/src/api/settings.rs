@@ -75,7 +75,6 @@ async fn add_user(
     s.services
         .store
         .audit(
-            admin.tenant_id,
             admin,
             "add_user",
             "user",
