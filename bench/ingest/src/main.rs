@@ -2,6 +2,7 @@
 //! into durably queued messages, beside this machine's raw ceiling for persistent,
 //! confirmed publishes to a quorum queue, measured in the same run.
 
+use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +15,7 @@ use sha2::Sha256;
 const CONNECTIONS: usize = 64;
 const RUN: Duration = Duration::from_secs(10);
 const APP_SECRET: &str = "bench-app-secret";
+const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 const MASTER_KEY: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
 
 struct Gateway(Child);
@@ -51,7 +53,7 @@ fn body(id: u64) -> (Vec<u8>, String) {
         "field": "messages", "value": {"messaging_product": "whatsapp",
             "metadata": {"display_phone_number": "15550000000", "phone_number_id": "PN1"},
             "contacts": [{"wa_id": "491700000001", "profile": {"name": "Bench"}}],
-            "messages": [{"from": "491700000001", "id": format!("wamid.bench.{id}"), "timestamp": "1700000000",
+            "messages": [{"from": "491700000001", "id": format!("wamid.bench.{id:020}"), "timestamp": "1700000000",
                           "type": "text", "text": {"body": "Do you ship to Berlin?"}}]}}]}]});
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     // HMAC takes keys of any length.
@@ -122,10 +124,10 @@ impl Presigned {
     }
 }
 
-/// Posts unique signed webhooks from `CONNECTIONS` tasks for `RUN`; with `rate`, paced to
-/// that many requests a second in all.
-async fn load(url: &str, rate: Option<u64>) -> anyhow::Result<Stats> {
-    let expected = rate.unwrap_or(20_000) * RUN.as_secs() * 5 / 4;
+/// Posts unique signed webhooks from `CONNECTIONS` tasks for `RUN`, paced to `rate`
+/// requests a second in all (wrk cannot pace).
+async fn load(url: &str, rate: u64) -> anyhow::Result<Stats> {
+    let expected = rate * RUN.as_secs() * 5 / 4;
     let stock = Arc::new(Presigned::new(expected));
     let next = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
@@ -144,16 +146,11 @@ async fn load(url: &str, rate: Option<u64>) -> anyhow::Result<Stats> {
         );
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
-            let interval = rate.map(|r| Duration::from_secs_f64(CONNECTIONS as f64 / r as f64));
-            let mut due = start
-                + interval.map_or(Duration::ZERO, |i| {
-                    i.mul_f64(worker as f64 / CONNECTIONS as f64)
-                });
+            let interval = Duration::from_secs_f64(CONNECTIONS as f64 / rate as f64);
+            let mut due = start + interval.mul_f64(worker as f64 / CONNECTIONS as f64);
             while start.elapsed() < RUN {
-                if let Some(i) = interval {
-                    tokio::time::sleep_until(due.into()).await;
-                    due += i;
-                }
+                tokio::time::sleep_until(due.into()).await;
+                due += interval;
                 let (bytes, sig) = stock.take(next.fetch_add(1, Ordering::Relaxed));
                 let t = Instant::now();
                 let r = client
@@ -184,33 +181,136 @@ async fn load(url: &str, rate: Option<u64>) -> anyhow::Result<Stats> {
     Ok(stats(all, start.elapsed()))
 }
 
+/// Requests written for wrk: more than a 10-second run at 64 connections can send here.
+const WRK_STOCK: u64 = 400_000;
+const WRK_THREADS: usize = 2;
+
+/// The 64-connection run, driven by wrk: a C load generator leaves more of the two cores
+/// to the gateway and the broker than the in-process one does.
+fn wrk_load(port: u16, path: &str) -> anyhow::Result<Stats> {
+    let dir = std::env::temp_dir().join(format!("sb-ingest-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let script = dir.join("webhooks.lua");
+    std::fs::write(&script, include_str!("../webhooks.lua"))?;
+    let stock = dir.join("requests");
+    let first = rand_start();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&stock)?);
+    let mut size = None;
+    for id in first..first + WRK_STOCK {
+        let (body, sig) = body(id);
+        let mut req = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+             X-Hub-Signature-256: {sig}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(&body);
+        // The script cuts the file into equal slices; ids of a fixed width keep them so.
+        if *size.get_or_insert(req.len()) != req.len() {
+            bail!("requests of different lengths");
+        }
+        out.write_all(&req)?;
+    }
+    out.flush()?;
+    drop(out);
+    let output = Command::new("wrk")
+        .arg(format!("-t{WRK_THREADS}"))
+        .arg(format!("-c{CONNECTIONS}"))
+        .arg(format!("-d{}s", RUN.as_secs()))
+        .arg("-s")
+        .arg(&script)
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .arg("--")
+        .arg(&stock)
+        .arg(size.unwrap_or_default().to_string())
+        .arg(WRK_THREADS.to_string())
+        .output()
+        .context("running wrk (bash bench/ingest/run installs it)")?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = String::from_utf8_lossy(&output.stdout);
+    let Some(line) = text.lines().find_map(|l| l.strip_prefix("WRK ")) else {
+        bail!(
+            "wrk printed no summary: {text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let n: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let [
+        requests,
+        duration_us,
+        bad_status,
+        socket_errors,
+        p50_us,
+        p99_us,
+    ] = n[..]
+    else {
+        bail!("unexpected wrk summary: {line}");
+    };
+    if bad_status + socket_errors > 0 {
+        eprintln!(
+            "warning: {bad_status} requests answered with an error, {socket_errors} socket errors"
+        );
+    }
+    let ok = requests - bad_status;
+    Ok(Stats {
+        count: ok,
+        per_sec: ok as f64 / (duration_us as f64 / 1e6),
+        p50: Duration::from_micros(p50_us),
+        p99: Duration::from_micros(p99_us),
+    })
+}
+
 fn rand_start() -> u64 {
     u64::from(uuid::Uuid::new_v4().as_fields().0) << 20
 }
 
-/// Persistent publishes with confirms to a quorum queue, `CONNECTIONS` in flight at once:
-/// the most any durable ingest can do on this machine.
-async fn raw_ceiling(ns: &str) -> anyhow::Result<Stats> {
-    let cfg = switchboard_bus::BusConfig {
-        url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
-        namespace: format!("{ns}.raw"),
-        prefetch: 1,
-        retry_delays_ms: vec![1000],
-        max_attempts: 1,
-        shutdown_grace_secs: 1,
-        queue_expires_ms: 300_000,
+/// Persistent publishes with confirms to a quorum queue, `CONNECTIONS` in flight at once,
+/// one message each, straight through lapin: the most any durable ingest that publishes
+/// one message per webhook can do on this machine.
+async fn raw_ceiling(queue: &str) -> anyhow::Result<Stats> {
+    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+    use lapin::types::{AMQPValue, FieldTable};
+    let conn = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default()).await?;
+    let ch = conn.create_channel().await?;
+    ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    args.insert("x-expires".into(), AMQPValue::LongInt(300_000));
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
     };
-    let publisher = Arc::new(switchboard_bus::Publisher::new(cfg));
+    ch.queue_declare(queue.into(), durable, args).await?;
     let payload = body(0).0;
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..CONNECTIONS {
-        let (p, payload) = (publisher.clone(), payload.clone());
+        let (ch, payload, queue) = (ch.clone(), payload.clone(), queue.to_owned());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             while start.elapsed() < RUN {
                 let t = Instant::now();
-                if p.publish(switchboard_bus::INBOUND, &payload).await.is_ok() {
+                let props = lapin::BasicProperties::default().with_delivery_mode(2);
+                let confirmed = match ch
+                    .basic_publish(
+                        "".into(),
+                        queue.as_str().into(),
+                        BasicPublishOptions::default(),
+                        &payload,
+                        props,
+                    )
+                    .await
+                {
+                    Ok(confirm) => confirm.await.is_ok_and(|c| c.is_ack()),
+                    Err(_) => false,
+                };
+                if confirmed {
                     lat.push(t.elapsed());
                 }
             }
@@ -221,30 +321,30 @@ async fn raw_ceiling(ns: &str) -> anyhow::Result<Stats> {
     for t in tasks {
         all.extend(t.await?);
     }
+    let _ = conn.close(200, "measured".into()).await;
     Ok(stats(all, start.elapsed()))
 }
 
 /// Empties the given queues and lets the broker settle, so that no run pays for the
 /// backlog an earlier run left (a quorum queue keeps writing its log after the publishes).
-async fn settle(queues: &[String]) -> anyhow::Result<()> {
-    let conn = lapin::Connection::connect(
-        "amqp://guest:guest@127.0.0.1:5672/%2f",
-        lapin::ConnectionProperties::default(),
-    )
-    .await?;
+/// Returns how many messages it emptied out.
+async fn settle(queues: &[String]) -> anyhow::Result<u64> {
+    let conn = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default()).await?;
     let ch = conn.create_channel().await?;
+    let mut purged = 0;
     for q in queues {
         // Purged, not deleted: the gateway's publisher keeps publishing to it.
-        let _ = ch
+        purged += ch
             .queue_purge(
                 q.as_str().into(),
                 lapin::options::QueuePurgeOptions::default(),
             )
-            .await;
+            .await
+            .map_or(0, u64::from);
     }
     let _ = conn.close(200, "settled".into()).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    Ok(())
+    Ok(purged)
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -320,24 +420,25 @@ async fn main() -> anyhow::Result<()> {
     let url = format!("{base}/webhooks/whatsapp/{channel}");
 
     println!("warming up…");
-    let _ = tokio::time::timeout(Duration::from_secs(3), load(&url, Some(1000))).await;
+    let _ = tokio::time::timeout(Duration::from_secs(3), load(&url, 1000)).await;
     println!("measuring the raw confirmed-publish ceiling ({CONNECTIONS} in flight, {RUN:?})…");
     // Every run starts on an empty, settled broker.
     let inbound = format!("{ns}.{}", switchboard_bus::INBOUND);
     settle(std::slice::from_ref(&inbound)).await?;
-    let raw = raw_ceiling(&ns).await?;
-    settle(&[format!("{ns}.raw.{}", switchboard_bus::INBOUND)]).await?;
+    let raw_queue = format!("{ns}.raw");
+    let raw = raw_ceiling(&raw_queue).await?;
+    settle(std::slice::from_ref(&raw_queue)).await?;
     println!("measuring durable webhooks at {CONNECTIONS} connections ({RUN:?})…");
-    let full = load(&url, None).await?;
-    settle(std::slice::from_ref(&inbound)).await?;
+    let full = wrk_load(port, &format!("/webhooks/whatsapp/{channel}"))?;
+    let full_messages = settle(std::slice::from_ref(&inbound)).await?;
     println!("measuring latency at 5,000 requests/s…");
-    let paced = load(&url, Some(5000)).await?;
-    settle(std::slice::from_ref(&inbound)).await?;
+    let paced = load(&url, 5000).await?;
+    let paced_messages = settle(std::slice::from_ref(&inbound)).await?;
     // The ceiling wanders between runs on a shared machine: measure it before and after the
     // webhooks and compare with the mean of the two.
     println!("measuring the raw ceiling again…");
-    let raw_after = raw_ceiling(&ns).await?;
-    settle(&[format!("{ns}.raw.{}", switchboard_bus::INBOUND)]).await?;
+    let raw_after = raw_ceiling(&raw_queue).await?;
+    settle(std::slice::from_ref(&raw_queue)).await?;
     let raw = Stats {
         count: (raw.count + raw_after.count) / 2,
         per_sec: (raw.per_sec + raw_after.per_sec) / 2.0,
@@ -366,6 +467,13 @@ async fn main() -> anyhow::Result<()> {
     row("signed webhook → queued, 64 connections", &full);
     row("signed webhook → queued, paced at 5,000/s", &paced);
     println!();
+    // Webhooks that arrive while earlier ones wait for their confirm share a message.
+    let per_message = |s: &Stats, messages: u64| s.count as f64 / messages.max(1) as f64;
+    println!(
+        "webhooks per broker message: {:.1} at 64 connections, {:.1} at 5,000/s",
+        per_message(&full, full_messages),
+        per_message(&paced, paced_messages)
+    );
     println!("gateway peak RSS: {rss_mib:.1} MiB");
     drop(gateway);
     let _ = Command::new("psql")

@@ -2,14 +2,17 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::join_all;
 use futures::{FutureExt, StreamExt};
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::batch;
 use crate::publisher::attempt_headers;
 use crate::topology::{connect, declare};
 use crate::{BusConfig, Publisher};
@@ -107,36 +110,42 @@ where
         .await?;
     tracing::info!(queue = %cfg.queue(queue), "consuming");
     let mut tasks = JoinSet::new();
+    let running = Arc::new(Semaphore::new(usize::from(cfg.prefetch)));
     let result = loop {
         tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             next = consumer.next() => match next {
                 Some(Ok(d)) => {
-                    let delivery = Delivery {
-                        attempt: attempt_of(d.properties.headers().as_ref()),
-                        redelivered: d.redelivered,
-                        body: d.data.clone(),
-                    };
-                    let handler = handler.clone();
-                    let publisher = publisher.clone();
-                    let cfg = cfg.clone();
+                    let lapin::message::Delivery { data, acker, redelivered, properties, .. } = d;
+                    let attempt = attempt_of(properties.headers().as_ref());
+                    let jobs = batch::count(properties.headers().as_ref())
+                        .map(|n| batch::decode(&data, n).map(|jobs| jobs.into_iter().map(<[u8]>::to_vec).collect::<Vec<_>>()));
+                    let (handler, publisher, cfg, running) =
+                        (handler.clone(), publisher.clone(), cfg.clone(), running.clone());
                     tasks.spawn(async move {
-                        let attempt = delivery.attempt;
-                        let body = delivery.body.clone();
-                        // A panicking handler must not strand its delivery unacknowledged.
-                        let outcome = std::panic::AssertUnwindSafe(async move { handler(delivery).await })
-                            .catch_unwind()
-                            .await
-                            .unwrap_or_else(|_| Outcome::Retry("the handler panicked".into()));
-                        metrics::counter!("sb_bus_handled_total", "queue" => queue, "outcome" => match &outcome {
-                            Outcome::Ack => "ack", Outcome::Retry(_) => "retry", Outcome::Dead(_) => "dead",
-                        }).increment(1);
-                        let settled = settle(&cfg, queue, &publisher, attempt, &body, outcome).await;
+                        let settled = match jobs {
+                            None => {
+                                let job = Delivery { body: data, attempt, redelivered };
+                                run_job(&cfg, queue, &handler, &publisher, &running, job).await
+                            }
+                            Some(Ok(jobs)) => {
+                                // Each job of a batch is handled, retried or dead-lettered on
+                                // its own; the batch is acknowledged once all are settled.
+                                let runs = jobs.into_iter().map(|body| {
+                                    let job = Delivery { body, attempt, redelivered };
+                                    run_job(&cfg, queue, &handler, &publisher, &running, job)
+                                });
+                                join_all(runs).await.into_iter().all(|settled| settled)
+                            }
+                            Some(Err(reason)) => {
+                                settle(&cfg, queue, &publisher, attempt, &data, Outcome::Dead(reason)).await
+                            }
+                        };
                         let done = if settled {
-                            d.acker.ack(BasicAckOptions::default()).await
+                            acker.ack(BasicAckOptions::default()).await
                         } else {
-                            d.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await
+                            acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await
                         };
                         if let Err(e) = done {
                             tracing::warn!(error = %switchboard_core::error_chain(&e), queue, "could not settle a delivery; the broker will redeliver it");
@@ -166,6 +175,36 @@ where
     let _ = ch.close(200, "shutdown".into()).await;
     let _ = conn.close(200, "shutdown".into()).await;
     result
+}
+
+/// Runs the handler over one job and moves the job on if it failed. Returns whether the
+/// job is settled. At most `prefetch` jobs run at once, batched or not.
+async fn run_job<H, F>(
+    cfg: &BusConfig,
+    queue: &'static str,
+    handler: &Arc<H>,
+    publisher: &Publisher,
+    running: &Semaphore,
+    job: Delivery,
+) -> bool
+where
+    H: Fn(Delivery) -> F + Send + Sync + 'static,
+    F: Future<Output = Outcome> + Send + 'static,
+{
+    let Ok(_permit) = running.acquire().await else {
+        return false;
+    };
+    let (attempt, body) = (job.attempt, job.body.clone());
+    // A panicking handler must not strand its delivery unacknowledged.
+    let outcome = std::panic::AssertUnwindSafe(async { handler(job).await })
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| Outcome::Retry("the handler panicked".into()));
+    metrics::counter!("sb_bus_handled_total", "queue" => queue, "outcome" => match &outcome {
+        Outcome::Ack => "ack", Outcome::Retry(_) => "retry", Outcome::Dead(_) => "dead",
+    })
+    .increment(1);
+    settle(cfg, queue, publisher, attempt, &body, outcome).await
 }
 
 /// Moves a message that needs a retry or a dead letter to its next queue. Returns whether

@@ -1,6 +1,7 @@
 //! Everything that speaks AMQP: the topology, the confirmed publisher and the consumer loop
 //! that turns a handler's outcome into ack, delayed retry or dead letter.
 
+mod batch;
 mod consumer;
 mod publisher;
 mod topology;
@@ -9,7 +10,7 @@ pub use consumer::{Delivery, Outcome, consume};
 pub use publisher::Publisher;
 pub use topology::{BusConfig, QueueStats, queue_stats};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum BusError {
     #[error("broker unavailable")]
     Unavailable(#[source] lapin::Error),

@@ -1,11 +1,14 @@
-//! The retry ladder and the dead letters, against the real RabbitMQ.
+//! The retry ladder, the dead letters and jobs that share a message, against the real
+//! RabbitMQ.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lapin::options::BasicGetOptions;
-use lapin::types::AMQPValue;
+use futures::future::join_all;
+use lapin::BasicProperties;
+use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
 use switchboard_bus::{BusConfig, Delivery, INBOUND, Outcome, Publisher, consume};
 use tokio_util::sync::CancellationToken;
 
@@ -29,21 +32,25 @@ fn config(max_attempts: u32) -> BusConfig {
     }
 }
 
+type Seen = (u32, Instant, Vec<u8>);
+
 /// Runs `handler` over the queue until `done` says stop, recording each delivery.
 async fn run(
     cfg: &BusConfig,
-    handler: impl Fn(u32) -> Outcome + Send + Sync + 'static,
-    done: impl Fn(&[(u32, Instant)]) -> bool,
-) -> Vec<(u32, Instant)> {
-    let seen: Arc<Mutex<Vec<(u32, Instant)>>> = Arc::default();
+    handler: impl Fn(u32, &[u8]) -> Outcome + Send + Sync + 'static,
+    done: impl Fn(&[Seen]) -> bool,
+) -> Vec<Seen> {
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let shutdown = CancellationToken::new();
     let s = seen.clone();
     let task = tokio::spawn(consume(
         cfg.clone(),
         INBOUND,
         move |d: Delivery| {
-            s.lock().unwrap().push((d.attempt, Instant::now()));
-            let outcome = handler(d.attempt);
+            s.lock()
+                .unwrap()
+                .push((d.attempt, Instant::now(), d.body.clone()));
+            let outcome = handler(d.attempt, &d.body);
             async move { outcome }
         },
         shutdown.clone(),
@@ -100,7 +107,7 @@ async fn a_retry_comes_back_after_its_delay() {
         .unwrap();
     let seen = run(
         &cfg,
-        |attempt| {
+        |attempt, _| {
             if attempt == 0 {
                 Outcome::Retry("db down".into())
             } else {
@@ -127,7 +134,7 @@ async fn retries_end_in_the_dead_letters_with_the_reason() {
         .unwrap();
     let seen = run(
         &cfg,
-        |_| Outcome::Retry("still down".into()),
+        |_, _| Outcome::Retry("still down".into()),
         |s| s.len() >= 3,
     )
     .await;
@@ -146,7 +153,7 @@ async fn a_poison_message_goes_straight_to_the_dead_letters() {
         .unwrap();
     let seen = run(
         &cfg,
-        |_| Outcome::Dead("unparsable".into()),
+        |_, _| Outcome::Dead("unparsable".into()),
         |s| !s.is_empty(),
     )
     .await;
@@ -163,7 +170,7 @@ async fn a_panicking_handler_is_retried() {
         .unwrap();
     let seen = run(
         &cfg,
-        |attempt| {
+        |attempt, _| {
             if attempt == 0 {
                 panic!("bug")
             } else {
@@ -174,4 +181,117 @@ async fn a_panicking_handler_is_retried() {
     )
     .await;
     assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), [0, 1]);
+}
+
+/// How many messages wait in the queue.
+async fn queued(cfg: &BusConfig) -> u32 {
+    let conn = lapin::Connection::connect(&cfg.url, Default::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    ch.queue_declare(cfg.queue(INBOUND).into(), passive, FieldTable::default())
+        .await
+        .unwrap()
+        .message_count()
+}
+
+/// Publishes `{"n":0}` … `{"n":count-1}` all at once, and returns how many messages the
+/// broker got for them.
+async fn publish_together(cfg: &BusConfig, count: u32) -> u32 {
+    let publisher = Publisher::new(cfg.clone());
+    let bodies: Vec<Vec<u8>> = (0..count)
+        .map(|n| format!("{{\"n\":{n}}}").into_bytes())
+        .collect();
+    let results = join_all(bodies.iter().map(|b| publisher.publish(INBOUND, b))).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    queued(cfg).await
+}
+
+fn n_of(body: &[u8]) -> u64 {
+    serde_json::from_slice::<serde_json::Value>(body).unwrap()["n"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn jobs_published_together_share_messages_and_are_handled_one_by_one() {
+    let cfg = config(5);
+    let messages = publish_together(&cfg, 100).await;
+    assert!(messages < 100, "{messages} messages for 100 jobs");
+    let seen = run(&cfg, |_, _| Outcome::Ack, |s| s.len() >= 100).await;
+    let mut handled: Vec<u64> = seen.iter().map(|s| n_of(&s.2)).collect();
+    handled.sort_unstable();
+    assert_eq!(handled, (0..100).collect::<Vec<_>>(), "each job once");
+}
+
+#[tokio::test]
+async fn a_failing_job_of_a_shared_message_is_retried_or_dead_lettered_alone() {
+    let cfg = config(5);
+    let messages = publish_together(&cfg, 20).await;
+    assert!(messages < 20, "{messages} messages for 20 jobs");
+    let seen = run(
+        &cfg,
+        |attempt, body| match (n_of(body), attempt) {
+            (7, 0) => Outcome::Retry("db down".into()),
+            (3, _) => Outcome::Dead("poison".into()),
+            _ => Outcome::Ack,
+        },
+        |s| s.len() >= 21,
+    )
+    .await;
+    let attempts = |n| {
+        seen.iter()
+            .filter(|s| n_of(&s.2) == n)
+            .map(|s| s.0)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(attempts(7), [0, 1], "the failed job came back alone");
+    for n in (0..20).filter(|n| *n != 7) {
+        assert_eq!(attempts(n), [0], "job {n} was handled once");
+    }
+    let (body, error) = dead_letter(&cfg).await.expect("dead-lettered");
+    assert_eq!(
+        (body.as_slice(), error.as_str()),
+        (&b"{\"n\":3}"[..], "poison")
+    );
+    assert!(dead_letter(&cfg).await.is_none(), "only the poison job");
+}
+
+#[tokio::test]
+async fn a_damaged_shared_message_goes_to_the_dead_letters_with_the_reason() {
+    let cfg = config(5);
+    assert!(
+        Publisher::new(cfg.clone()).ready().await,
+        "topology declared"
+    );
+    let conn = lapin::Connection::connect(&cfg.url, Default::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let mut headers = FieldTable::default();
+    headers.insert("x-sb-batch".into(), AMQPValue::LongUInt(2));
+    ch.basic_publish(
+        "".into(),
+        cfg.queue(INBOUND).into(),
+        BasicPublishOptions::default(),
+        b"\x00\x00",
+        BasicProperties::default().with_headers(headers),
+    )
+    .await
+    .unwrap();
+    let start = Instant::now();
+    let seen = run(
+        &cfg,
+        |_, _| Outcome::Ack,
+        |_| start.elapsed() > Duration::from_secs(1),
+    )
+    .await;
+    assert!(seen.is_empty(), "no job reached the handler");
+    let (body, error) = dead_letter(&cfg).await.expect("dead-lettered");
+    assert_eq!(body, b"\x00\x00");
+    assert_eq!(error, "a batch ends inside a length");
 }

@@ -376,6 +376,54 @@ async fn a_whatsapp_batch_with_two_messages_and_a_status_is_handled() {
     );
 }
 
+/// Webhooks that arrive together share broker messages (group commit); each message in
+/// them is still stored once and answered once, and a repeat is still dropped.
+#[tokio::test]
+async fn webhooks_arriving_together_each_get_one_reply() {
+    let app = TestApp::spawn().await;
+    let fake = FakePlatform::whatsapp().await;
+    let channel = whatsapp_channel(&app, &fake, None).await;
+    let send = format!("{PHONE}/messages");
+    let bodies: Vec<Vec<u8>> = (0..30)
+        .map(|i| {
+            wa_body(
+                vec![wa_message(
+                    &format!("4917000010{i:02}"),
+                    &format!("wamid.together.{i}"),
+                    "Do you ship to Berlin?",
+                )],
+                vec![],
+            )
+        })
+        .collect();
+    // Every body twice, all at once: 60 requests in flight.
+    let posts = bodies
+        .iter()
+        .chain(&bodies)
+        .map(|b| post_wa(&app, channel, b, Some(sign(b))));
+    let statuses = futures::future::join_all(posts).await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+
+    let sent = fake.wait_for(&send, 30, WAIT).await;
+    let mut to: Vec<String> = sent
+        .iter()
+        .map(|r| r.body["to"].as_str().unwrap().to_owned())
+        .collect();
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), 30, "every customer answered");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(fake.requests(&send).len(), 30, "and nobody twice");
+    assert_eq!(
+        app.count("SELECT count(*) FROM messages WHERE role = 'customer'")
+            .await,
+        30
+    );
+}
+
 #[tokio::test]
 async fn a_closed_window_holds_the_draft_and_131047_sends_the_template() {
     let app = TestApp::spawn().await;
