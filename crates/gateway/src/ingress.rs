@@ -1,6 +1,7 @@
-//! Accepting inbound events: publish each with a confirm, and only then answer 2xx. The
-//! Redis dedup claim runs alongside, and the events of one request are published
-//! concurrently, so a request costs about one confirm round trip whatever it carries.
+//! Accepting inbound events: claim each in Redis, publish the new ones with a confirm, and
+//! only then answer 2xx. The events of one request are handled concurrently, and the
+//! publisher packs jobs that wait together into one message, so a request costs about one
+//! Redis and one confirm round trip whatever it carries.
 
 use futures::future::join_all;
 use switchboard_core::envelope::INBOUND_MESSAGE;
@@ -13,7 +14,8 @@ use crate::{ApiError, AppState};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accepted {
     Queued,
-    /// Seen before: answered 2xx; the copy published again is dropped by the worker.
+    /// Seen before: answered 2xx without a new job (or, while the first copy is still in
+    /// flight, queued again for the worker to drop).
     Duplicate,
 }
 
@@ -29,53 +31,49 @@ pub fn count_ignored(channel: &str, kinds: &[String]) {
 }
 
 /// Accepts every event, or fails as a whole: the platform then retries the request, and the
-/// events that did get through are recognised as duplicates by the worker.
-///
-/// Platforms read nothing but the status, so their webhooks skip the Redis lookup; the web
-/// chat tells its client whether a message was a duplicate.
-pub async fn accept(
-    s: &AppState,
-    events: &[InboundEvent],
-    tell_duplicates: bool,
-) -> Result<Vec<Accepted>, ApiError> {
-    let results = join_all(events.iter().map(|ev| accept_one(s, ev, tell_duplicates))).await;
+/// events that did get through are recognised as duplicates.
+pub async fn accept(s: &AppState, events: &[InboundEvent]) -> Result<Vec<Accepted>, ApiError> {
+    let results = join_all(events.iter().map(|ev| accept_one(s, ev))).await;
     results.into_iter().collect()
 }
 
-async fn accept_one(
-    s: &AppState,
-    ev: &InboundEvent,
-    tell_duplicates: bool,
-) -> Result<Accepted, ApiError> {
-    if !tell_duplicates {
-        return publish(s, ev).await.map(|()| Accepted::Queued);
-    }
+async fn accept_one(s: &AppState, ev: &InboundEvent) -> Result<Accepted, ApiError> {
     let channel = ev.channel_kind.as_str();
     let span = tracing::info_span!("ingress", tenant_id = %ev.tenant_id, channel_id = %ev.channel_id,
         provider_event_id = %ev.provider_event_id, kind = ev.body.kind());
     async move {
+        // The claim comes before the publish, so that a platform's retry of a queued message
+        // costs one Redis round trip and makes no new job. Redis is only the fast path: the
+        // worker's receipt is the dedup truth, so without Redis every copy is queued.
+        let claim = match s.dedup.claim(ev.channel_id, &ev.provider_event_id).await {
+            Ok(DedupClaim::Queued) => {
+                count(channel, "duplicate");
+                tracing::debug!("duplicate of a queued message");
+                return Ok(Accepted::Duplicate);
+            }
+            Ok(claim) => Some(claim),
+            Err(e) => {
+                tracing::debug!(error = %error_chain(&e), "dedup fast path unavailable");
+                None
+            }
+        };
         let env = Envelope::new(INBOUND_MESSAGE, ev.tenant_id, ev.channel_id, ev);
         let body = serde_json::to_vec(&env).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        // The dedup claim runs beside the publish, not before it, so a request costs one
-        // confirm round trip. A retry of a queued message is therefore published again;
-        // the worker's receipt, the dedup truth, drops it. Redis tells the caller which it was.
-        let (claim, published) = tokio::join!(
-            s.dedup.claim(ev.channel_id, &ev.provider_event_id),
-            s.services
-                .publisher
-                .publish(switchboard_bus::INBOUND, &body)
-        );
-        match published {
-            Ok(()) => {
-                let duplicate = match claim {
-                    Ok(DedupClaim::Claimed) => false,
-                    Ok(DedupClaim::Queued | DedupClaim::InFlight) => true,
-                    Err(e) => {
-                        tracing::debug!(error = %error_chain(&e), "dedup fast path unavailable");
-                        false
-                    }
-                };
-                if !duplicate {
+        let published = s
+            .services
+            .publisher
+            .publish(switchboard_bus::INBOUND, &body)
+            .await;
+        match (published, claim) {
+            (Ok(()), Some(DedupClaim::InFlight)) => {
+                // The first copy is still on its way and may yet fail, so this one was queued
+                // too; the worker drops whichever comes second.
+                count(channel, "duplicate");
+                tracing::debug!(trace_id = %env.trace_id, "queued beside a copy in flight");
+                Ok(Accepted::Duplicate)
+            }
+            (Ok(()), claim) => {
+                if claim.is_some() {
                     let (dedup, channel_id, id) =
                         (s.dedup.clone(), ev.channel_id, ev.provider_event_id.clone());
                     tokio::spawn(async move {
@@ -84,16 +82,12 @@ async fn accept_one(
                         }
                     });
                 }
-                count(channel, if duplicate { "duplicate" } else { "queued" });
-                tracing::debug!(trace_id = %env.trace_id, duplicate, "queued");
-                Ok(if duplicate {
-                    Accepted::Duplicate
-                } else {
-                    Accepted::Queued
-                })
+                count(channel, "queued");
+                tracing::debug!(trace_id = %env.trace_id, "queued");
+                Ok(Accepted::Queued)
             }
-            Err(e) => {
-                if let Ok(DedupClaim::Claimed) = claim {
+            (Err(e), claim) => {
+                if let Some(DedupClaim::Claimed) = claim {
                     // The platform's retry must be taken as new, not as a duplicate.
                     let _ = s.dedup.release(ev.channel_id, &ev.provider_event_id).await;
                 }
@@ -107,32 +101,4 @@ async fn accept_one(
     }
     .instrument(span)
     .await
-}
-
-/// The confirmed publish alone.
-async fn publish(s: &AppState, ev: &InboundEvent) -> Result<(), ApiError> {
-    let channel = ev.channel_kind.as_str();
-    let env = Envelope::new(INBOUND_MESSAGE, ev.tenant_id, ev.channel_id, ev);
-    let body = serde_json::to_vec(&env).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    match s
-        .services
-        .publisher
-        .publish(switchboard_bus::INBOUND, &body)
-        .await
-    {
-        Ok(()) => {
-            count(channel, "queued");
-            tracing::debug!(tenant_id = %ev.tenant_id, channel_id = %ev.channel_id,
-                provider_event_id = %ev.provider_event_id, trace_id = %env.trace_id, "queued");
-            Ok(())
-        }
-        Err(e) => {
-            count(channel, "unavailable");
-            tracing::warn!(tenant_id = %ev.tenant_id, channel_id = %ev.channel_id,
-                provider_event_id = %ev.provider_event_id, error = %error_chain(&e), "publish failed");
-            Err(ApiError::Unavailable(
-                "the message broker is unavailable; retry".into(),
-            ))
-        }
-    }
 }

@@ -69,7 +69,7 @@ async fn telegram_update(
     let n = telegram::inbound::normalize(ch.channel, &cfg.inbound(), &update, chrono::Utc::now())
         .map_err(|e| rejected("telegram", e))?;
     count_ignored("telegram", &n.ignored);
-    accept(&s, &n.events, false).await?;
+    accept(&s, &n.events).await?;
     answer_callbacks(&cfg, &secrets, &n.events);
     Ok(StatusCode::OK)
 }
@@ -155,6 +155,6 @@ async fn whatsapp_post(
     let hook = whatsapp::inbound::parse(&body).map_err(|e| rejected("whatsapp", e))?;
     let n = whatsapp::inbound::normalize(ch.channel, &hook, chrono::Utc::now());
     count_ignored("whatsapp", &n.ignored);
-    accept(&s, &n.events, false).await?;
+    accept(&s, &n.events).await?;
     Ok(StatusCode::OK)
 }

@@ -10,8 +10,12 @@ use sha2::Sha256;
 use switchboard_core::ChannelKind;
 use uuid::Uuid;
 
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use switchboard::Parts;
+
 use crate::fake_platform::FakePlatform;
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, test_config};
 
 const WAIT: Duration = Duration::from_secs(15);
 pub const SECRET: &str = "tg-secret-token";
@@ -374,6 +378,53 @@ async fn a_whatsapp_batch_with_two_messages_and_a_status_is_handled() {
             .await,
         3
     );
+}
+
+/// A platform's retry of a message already queued is answered 200 without a new job; a
+/// new message is queued.
+#[tokio::test]
+async fn a_repeat_of_a_queued_webhook_makes_no_new_job() {
+    let config = test_config();
+    let parts = Parts {
+        ai_worker: false,
+        ..Parts::ALL
+    };
+    let app = TestApp::spawn_with(config.clone(), parts).await;
+    let fake = FakePlatform::whatsapp().await;
+    let channel = whatsapp_channel(&app, &fake, None).await;
+    let first = wa_body(
+        vec![wa_message("491700000009", "wamid.rep.1", "Hi")],
+        vec![],
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            post_wa(&app, channel, &first, Some(sign(&first))).await,
+            StatusCode::OK
+        );
+    }
+    let second = wa_body(
+        vec![wa_message("491700000009", "wamid.rep.2", "Hi")],
+        vec![],
+    );
+    assert_eq!(
+        post_wa(&app, channel, &second, Some(sign(&second))).await,
+        StatusCode::OK
+    );
+    let conn = lapin::Connection::connect(&config.amqp.url, Default::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let queue = config.amqp.queue(switchboard_bus::INBOUND);
+    let jobs = ch
+        .queue_declare(queue.into(), passive, FieldTable::default())
+        .await
+        .unwrap()
+        .message_count();
+    assert_eq!(jobs, 2, "one job per message, none for the repeats");
 }
 
 /// Webhooks that arrive together share broker messages (group commit); each message in

@@ -66,7 +66,7 @@ async fn post_message(
             }
         },
     )?;
-    let status = match crate::ingress::accept(&s, std::slice::from_ref(&ev), true).await?[..] {
+    let status = match crate::ingress::accept(&s, std::slice::from_ref(&ev)).await?[..] {
         [crate::ingress::Accepted::Duplicate] => "duplicate",
         _ => "queued",
     };
