@@ -9,8 +9,9 @@ use lapin::types::{AMQPValue, FieldTable};
 pub(crate) const HEADER: &str = "x-sb-batch";
 pub(crate) const CONTENT_TYPE: &str = "application/vnd.switchboard.batch";
 
-/// The most jobs one message carries.
-pub(crate) const MAX_JOBS: usize = 64;
+/// The most jobs one message carries. One worker takes a message whole, so a message
+/// holds no more than a worker runs at once by default (`amqp.prefetch`).
+pub(crate) const MAX_JOBS: usize = 32;
 /// The most bytes one message carries; a single larger job still goes, alone.
 pub(crate) const MAX_BYTES: usize = 512 * 1024;
 

@@ -1,11 +1,11 @@
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection};
-use tokio::sync::{OwnedSemaphorePermit, RwLock, Semaphore, oneshot};
+use tokio::sync::{Notify, RwLock, oneshot};
 
 use crate::batch;
 use crate::topology::{connect, declare};
@@ -14,10 +14,8 @@ use crate::{BusConfig, BusError};
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 const JSON: &str = "application/json";
 
-/// How many messages may wait for their confirm at once. Publishes that come while all of
-/// them wait are queued in their lane and go out together as the next message, so a busy
-/// gateway sends fewer, fuller messages and a quiet one sends each job at once.
-const IN_FLIGHT: usize = 8;
+/// Full messages may overlap up to this many confirms; see `Lane`.
+const MAX_IN_FLIGHT: usize = 8;
 
 /// A job waiting for a place in a message, and the caller waiting for its confirm.
 struct Waiting {
@@ -25,32 +23,132 @@ struct Waiting {
     done: oneshot::Sender<Result<(), BusError>>,
 }
 
-/// Persistent, confirmed publishes over one channel. Many publishes may be in flight at
-/// once; each caller awaits only the confirm of the message that carries its job. A lost
-/// connection is re-opened on the next publish, so a broker that comes back is used again
-/// without a restart.
-pub struct Publisher {
+/// The jobs of one queue. A message goes out when none of the lane's messages awaits its
+/// confirm, or when the jobs waiting fill a message (group commit). So a quiet publisher
+/// sends each job at once, a busy one sends one message per confirm round trip with
+/// everything that came meanwhile, and a broker far away still gets full messages
+/// back to back.
+#[derive(Default)]
+struct Lane {
+    waiting: VecDeque<Waiting>,
+    waiting_bytes: usize,
+    in_flight: usize,
+    /// Wakes one waiting caller when a message of this lane is confirmed.
+    confirmed: Arc<Notify>,
+}
+
+type Lanes = Mutex<HashMap<String, Lane>>;
+
+fn lock(lanes: &Lanes) -> MutexGuard<'_, HashMap<String, Lane>> {
+    lanes.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+struct Inner {
     cfg: BusConfig,
     link: RwLock<Option<(Connection, Channel)>>,
-    /// Jobs waiting for a message, per queue, oldest first.
-    lanes: Mutex<HashMap<String, VecDeque<Waiting>>>,
-    in_flight: Arc<Semaphore>,
+    lanes: Lanes,
+}
+
+/// Persistent, confirmed publishes over one channel. Each caller awaits the confirm of the
+/// message that carries its job. A lost connection is re-opened on the next publish, so a
+/// broker that comes back is used again without a restart.
+pub struct Publisher {
+    inner: Arc<Inner>,
 }
 
 impl Publisher {
     pub fn new(cfg: BusConfig) -> Self {
         Self {
-            cfg,
-            link: RwLock::new(None),
-            lanes: Mutex::default(),
-            in_flight: Arc::new(Semaphore::new(IN_FLIGHT)),
+            inner: Arc::new(Inner {
+                cfg,
+                link: RwLock::new(None),
+                lanes: Mutex::default(),
+            }),
         }
     }
 
     pub fn config(&self) -> &BusConfig {
-        &self.cfg
+        &self.inner.cfg
     }
 
+    /// True when a connection is open or can be opened now.
+    pub async fn ready(&self) -> bool {
+        self.inner.channel().await.is_ok()
+    }
+
+    /// Publishes a job to a work queue and returns once the broker has confirmed that the
+    /// message carrying it is stored durably. Jobs published at the same moment may share
+    /// that message; the consumer hands each to its handler alone.
+    pub async fn publish(&self, queue: &str, body: &[u8]) -> Result<(), BusError> {
+        let (done, mut confirmed) = oneshot::channel();
+        let wake = {
+            let mut lanes = lock(&self.inner.lanes);
+            let lane = lanes.entry(queue.to_owned()).or_default();
+            lane.waiting_bytes += body.len();
+            lane.waiting.push_back(Waiting {
+                body: body.to_vec(),
+                done,
+            });
+            lane.confirmed.clone()
+        };
+        let abandoned = |_| Err(BusError::Refused("the publish was abandoned".into()));
+        loop {
+            if let Ok(result) = confirmed.try_recv() {
+                return result;
+            }
+            let woken = wake.notified();
+            tokio::pin!(woken);
+            // Registered before looking, so that a confirm in between is not missed.
+            woken.as_mut().enable();
+            match self.inner.take(queue) {
+                Some((jobs, slot)) => {
+                    // Sent from a task of its own, so that every caller whose job is in the
+                    // message hears back even if this caller goes away.
+                    let _ = tokio::spawn(self.inner.clone().send(slot, jobs)).await;
+                }
+                None => tokio::select! {
+                    biased;
+                    result = &mut confirmed => return result.unwrap_or_else(abandoned),
+                    () = &mut woken => {}
+                },
+            }
+        }
+    }
+
+    /// One message, published on its own (moves along the retry ladder).
+    pub(crate) async fn publish_raw(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        headers: FieldTable,
+    ) -> Result<(), BusError> {
+        let ch = self.inner.channel().await?;
+        let result = confirmed_publish(&ch, exchange, routing_key, body, headers, JSON).await;
+        if result.is_err() {
+            self.inner.reset().await;
+        }
+        result
+    }
+}
+
+/// A message of a lane awaiting its confirm; dropping it frees the place and wakes a caller
+/// to send what waits.
+struct Slot {
+    inner: Arc<Inner>,
+    queue: String,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(lane) = lock(&self.inner.lanes).get_mut(&self.queue) {
+            lane.in_flight -= 1;
+            lane.confirmed.notify_one();
+        }
+    }
+}
+
+impl Inner {
     async fn channel(&self) -> Result<Channel, BusError> {
         if let Some((_, ch)) = self.link.read().await.as_ref()
             && ch.status().connected()
@@ -77,79 +175,51 @@ impl Publisher {
         Ok(ch)
     }
 
-    /// True when a connection is open or can be opened now.
-    pub async fn ready(&self) -> bool {
-        self.channel().await.is_ok()
+    /// The next publish starts from a fresh channel.
+    async fn reset(&self) {
+        *self.link.write().await = None;
     }
 
-    /// Publishes a job to a work queue and returns once the broker has confirmed that the
-    /// message carrying it is stored durably. Jobs published at the same moment may share
-    /// that message; the consumer hands each to its handler alone.
-    pub async fn publish(&self, queue: &str, body: &[u8]) -> Result<(), BusError> {
-        let (done, mut confirmed) = oneshot::channel();
-        self.lanes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(queue.to_owned())
-            .or_default()
-            .push_back(Waiting {
-                body: body.to_vec(),
-                done,
-            });
-        let abandoned = |_| Err(BusError::Refused("the publish was abandoned".into()));
-        loop {
-            let permit = tokio::select! {
-                biased;
-                result = &mut confirmed => return result.unwrap_or_else(abandoned),
-                permit = self.in_flight.clone().acquire_owned() => permit,
-            };
-            let Ok(permit) = permit else {
-                return Err(BusError::Refused("the publisher is closed".into()));
-            };
-            let jobs = self.take(queue);
-            if jobs.is_empty() {
-                // Another caller took this job into its message.
-                drop(permit);
-                return confirmed.await.unwrap_or_else(abandoned);
-            }
-            self.send(queue, jobs, permit).await;
+    /// The oldest waiting jobs of a lane, as many as one message carries, if a message may
+    /// go out now.
+    fn take(self: &Arc<Self>, queue: &str) -> Option<(Vec<Waiting>, Slot)> {
+        let mut lanes = lock(&self.lanes);
+        let lane = lanes.get_mut(queue)?;
+        let full = lane.waiting.len() >= batch::MAX_JOBS || lane.waiting_bytes >= batch::MAX_BYTES;
+        if lane.waiting.is_empty()
+            || !(lane.in_flight == 0 || full && lane.in_flight < MAX_IN_FLIGHT)
+        {
+            return None;
         }
-    }
-
-    /// The oldest waiting jobs of a lane, as many as one message may carry.
-    fn take(&self, queue: &str) -> Vec<Waiting> {
-        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(lane) = lanes.get_mut(queue) else {
-            return Vec::new();
-        };
         let (mut jobs, mut bytes) = (Vec::new(), 0);
-        while let Some(next) = lane.front() {
-            let full = jobs.len() == batch::MAX_JOBS || bytes + next.body.len() > batch::MAX_BYTES;
-            if !jobs.is_empty() && full {
+        while let Some(next) = lane.waiting.front() {
+            let room = jobs.len() < batch::MAX_JOBS && bytes + next.body.len() <= batch::MAX_BYTES;
+            if !jobs.is_empty() && !room {
                 break;
             }
-            if let Some(job) = lane.pop_front()
-                && !job.done.is_closed()
-            {
-                // A job whose caller went away is dropped: its platform retries anyway.
+            let Some(job) = lane.waiting.pop_front() else {
+                break;
+            };
+            lane.waiting_bytes -= job.body.len();
+            // A job whose caller went away is dropped: its platform retries anyway.
+            if !job.done.is_closed() {
                 bytes += job.body.len();
                 jobs.push(job);
             }
         }
-        jobs
+        if jobs.is_empty() {
+            return None;
+        }
+        lane.in_flight += 1;
+        let slot = Slot {
+            inner: self.clone(),
+            queue: queue.to_owned(),
+        };
+        Some((jobs, slot))
     }
 
     /// Publishes `jobs` as one message and tells each waiting caller the outcome.
-    async fn send(&self, queue: &str, mut jobs: Vec<Waiting>, permit: OwnedSemaphorePermit) {
-        let ch = match self.channel().await {
-            Ok(ch) => ch,
-            Err(e) => {
-                for job in jobs {
-                    let _ = job.done.send(Err(e.clone()));
-                }
-                return;
-            }
-        };
+    async fn send(self: Arc<Self>, slot: Slot, mut jobs: Vec<Waiting>) {
         let (body, headers, content_type) = match jobs.as_mut_slice() {
             [one] => (std::mem::take(&mut one.body), FieldTable::default(), JSON),
             many => (
@@ -158,40 +228,20 @@ impl Publisher {
                 batch::CONTENT_TYPE,
             ),
         };
-        let (exchange, key) = (self.cfg.exchange(), queue.to_owned());
-        // The confirm is awaited in a task of its own, so that every caller whose job is in
-        // this message hears back even if the caller that sent it goes away.
-        let sent = tokio::spawn(async move {
-            let result =
-                confirmed_publish(&ch, &exchange, &key, &body, headers, content_type).await;
-            drop(permit);
-            let failed = result.is_err();
-            for job in jobs {
-                let _ = job.done.send(result.clone());
+        let result = match self.channel().await {
+            Ok(ch) => {
+                let ex = self.cfg.exchange();
+                confirmed_publish(&ch, &ex, &slot.queue, &body, headers, content_type).await
             }
-            failed
-        });
-        if !matches!(sent.await, Ok(false)) {
-            // Next publish starts from a fresh channel.
-            *self.link.write().await = None;
-        }
-    }
-
-    /// One message, published on its own (moves along the retry ladder).
-    pub(crate) async fn publish_raw(
-        &self,
-        exchange: &str,
-        routing_key: &str,
-        body: &[u8],
-        headers: FieldTable,
-    ) -> Result<(), BusError> {
-        let ch = self.channel().await?;
-        let result = confirmed_publish(&ch, exchange, routing_key, body, headers, JSON).await;
+            Err(e) => Err(e),
+        };
         if result.is_err() {
-            // Next publish starts from a fresh channel.
-            *self.link.write().await = None;
+            self.reset().await;
         }
-        result
+        drop(slot);
+        for job in jobs {
+            let _ = job.done.send(result.clone());
+        }
     }
 }
 

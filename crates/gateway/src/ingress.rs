@@ -74,13 +74,7 @@ async fn accept_one(s: &AppState, ev: &InboundEvent) -> Result<Accepted, ApiErro
             }
             (Ok(()), claim) => {
                 if claim.is_some() {
-                    let (dedup, channel_id, id) =
-                        (s.dedup.clone(), ev.channel_id, ev.provider_event_id.clone());
-                    tokio::spawn(async move {
-                        if let Err(e) = dedup.confirm(channel_id, &id).await {
-                            tracing::debug!(error = %error_chain(&e), "dedup confirm skipped");
-                        }
-                    });
+                    s.dedup.confirm(ev.channel_id, &ev.provider_event_id);
                 }
                 count(channel, "queued");
                 tracing::debug!(trace_id = %env.trace_id, "queued");

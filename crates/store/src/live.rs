@@ -8,6 +8,7 @@ use futures::{Stream, StreamExt};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use switchboard_core::{LiveFeed, SendError};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::Result;
@@ -24,19 +25,38 @@ pub enum DedupClaim {
     InFlight,
 }
 
+/// Writes the marks that came meanwhile as one pipeline: one Redis round trip for many
+/// webhooks under load.
+async fn mark_queued(mut redis: ConnectionManager, mut marks: mpsc::UnboundedReceiver<String>) {
+    let mut keys = Vec::new();
+    while marks.recv_many(&mut keys, 256).await > 0 {
+        let mut pipe = redis::pipe();
+        for key in keys.drain(..) {
+            pipe.set_ex(key, "queued", QUEUED_TTL_SECS).ignore();
+        }
+        if let Err(e) = pipe.query_async::<()>(&mut redis).await {
+            tracing::debug!(error = %switchboard_core::error_chain(&e), "dedup marks skipped");
+        }
+    }
+}
+
 /// The fast path of ingress dedup. The database's `inbound_receipts` stays the truth;
 /// this only saves a broker round trip for the retries platforms send all day.
 #[derive(Clone)]
 pub struct Dedup {
     redis: ConnectionManager,
+    queued: mpsc::UnboundedSender<String>,
 }
 
 const PENDING_TTL_SECS: u64 = 30;
 const QUEUED_TTL_SECS: u64 = 7 * 24 * 3600;
 
 impl Dedup {
+    /// Starts the task that marks events queued, so call it inside the runtime.
     pub fn new(redis: ConnectionManager) -> Self {
-        Self { redis }
+        let (queued, marks) = mpsc::unbounded_channel();
+        tokio::spawn(mark_queued(redis.clone(), marks));
+        Self { redis, queued }
     }
 
     fn key(channel_id: Uuid, event_id: &str) -> String {
@@ -62,12 +82,10 @@ impl Dedup {
         })
     }
 
-    pub async fn confirm(&self, channel_id: Uuid, event_id: &str) -> Result<()> {
-        let mut r = self.redis.clone();
-        let _: () = r
-            .set_ex(Self::key(channel_id, event_id), "queued", QUEUED_TTL_SECS)
-            .await?;
-        Ok(())
+    /// Marks a claimed event as durably queued, in the background. A mark that is lost
+    /// only lets the claim expire, and the worker's receipt drops the next copy.
+    pub fn confirm(&self, channel_id: Uuid, event_id: &str) {
+        let _ = self.queued.send(Self::key(channel_id, event_id));
     }
 
     pub async fn release(&self, channel_id: Uuid, event_id: &str) -> Result<()> {
