@@ -295,3 +295,22 @@ async fn a_damaged_shared_message_goes_to_the_dead_letters_with_the_reason() {
     assert_eq!(body, b"\x00\x00");
     assert_eq!(error, "a batch ends inside a length");
 }
+
+#[tokio::test]
+async fn every_job_hears_when_the_broker_is_down() {
+    let cfg = BusConfig {
+        url: "amqp://guest:guest@127.0.0.1:1/%2f".into(),
+        ..config(5)
+    };
+    let publisher = Publisher::new(cfg);
+    for _ in 0..2 {
+        let bodies: Vec<Vec<u8>> = (0..20).map(|n| format!("{n}").into_bytes()).collect();
+        let results = tokio::time::timeout(
+            Duration::from_secs(20),
+            join_all(bodies.iter().map(|b| publisher.publish(INBOUND, b))),
+        )
+        .await
+        .expect("no publish hangs");
+        assert!(results.iter().all(Result::is_err), "{results:?}");
+    }
+}
