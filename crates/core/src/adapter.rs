@@ -60,6 +60,13 @@ pub trait ChannelAdapter: Send + Sync {
     fn rate_limits(&self, _message: &OutboundMessage) -> Vec<RateLimit> {
         Vec::new()
     }
+
+    /// The longest text one message may carry, where the platform has a limit. The
+    /// dispatcher sends longer replies in parts, each within the limits, and resumes after
+    /// the last part that went out.
+    fn max_text(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Fan-out of live events (web-chat transcripts, operator feeds) to whichever gateway

@@ -28,6 +28,9 @@ pub struct OutboxItem {
     /// may no longer speak in the conversation.
     pub stale_reason: Option<String>,
     pub message: OutboundMessage,
+    /// Parts of a long reply that went out on earlier attempts, and the first one's id.
+    pub parts_sent: usize,
+    pub first_external_id: Option<String>,
 }
 
 pub struct Claim {
@@ -55,6 +58,8 @@ struct Row {
     choices: sqlx::types::Json<Vec<String>>,
     human_sent: bool,
     reply_context: Option<serde_json::Value>,
+    parts_sent: i32,
+    first_external_id: Option<String>,
 }
 
 impl Row {
@@ -87,6 +92,8 @@ impl Row {
                 role: self.role.clone(),
                 reply_context: self.reply_context.unwrap_or_default(),
             },
+            parts_sent: usize::try_from(self.parts_sent).unwrap_or(0),
+            first_external_id: self.first_external_id,
         })
     }
 }
@@ -97,9 +104,11 @@ const SELECT: &str = "
            o.role, o.body, o.attempts, ch.kind, ch.config, ch.credentials,
            cu.external_id AS recipient, m.external_id AS reply_to, o.choices,
            o.approved_by IS NOT NULL AS human_sent, m.metadata AS reply_context,
+           o.parts_sent, o.first_external_id,
            CASE
-             -- An operator's decision stands, except against a customer who opted out.
-             WHEN o.approved_by IS NOT NULL THEN
+             -- An operator's decision, or a reply that has begun to go out, stands, except
+             -- against a customer who opted out.
+             WHEN o.approved_by IS NOT NULL OR o.parts_sent > 0 THEN
                CASE WHEN EXISTS (SELECT 1 FROM consents k WHERE k.customer_id = c.customer_id
                                  AND k.channel_id = c.channel_id AND k.status = 'revoked')
                  THEN 'the customer revoked consent' END
@@ -223,6 +232,21 @@ impl Claim {
     }
 
     /// Tries again after `after`, or gives up into the dead letters.
+    /// The first `parts_sent` parts of a long reply went out; a retry starts after them.
+    /// Kept with the attempt's outcome when it commits.
+    pub async fn part_sent(&mut self, parts_sent: usize, external_id: Option<&str>) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET parts_sent = $2, first_external_id = COALESCE(first_external_id, $3)
+             WHERE id = $1",
+        )
+        .bind(self.item.id)
+        .bind(i32::try_from(parts_sent).unwrap_or(i32::MAX))
+        .bind(external_id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
     pub async fn retry(mut self, error: &str, after: Duration, give_up: bool) -> Result<()> {
         sqlx::query(
             "UPDATE outbox SET attempts = attempts + 1, last_error = $2,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use switchboard_core::{SendError, error_chain};
+use switchboard_core::{OutboundMessage, SendError, error_chain};
 use switchboard_runtime::{DispatcherConfig, Services};
 use switchboard_store::{Claim, StoreError};
 use tokio::task::JoinSet;
@@ -96,7 +96,7 @@ async fn deliver(
     s: &Services,
     adapters: &Adapters,
     limits: &Limits,
-    claim: Claim,
+    mut claim: Claim,
 ) -> Result<(), StoreError> {
     let cfg = &s.config.dispatcher;
     if let Some(reason) = &claim.item.stale_reason {
@@ -108,30 +108,50 @@ async fn deliver(
         Ok(b) => b,
         Err(reason) => return claim.fail(&reason).await,
     };
-    let wait = limits
-        .acquire(
-            claim.item.channel.id,
-            &built.adapter.rate_limits(&claim.item.message),
-        )
-        .await?;
-    if wait > MAX_INLINE_WAIT {
-        return claim.defer(wait).await;
+    // A reply over the platform's limit goes out in parts, each a send of its own within
+    // the rate limits; a retry resumes after the last part that went out.
+    let parts = match built.adapter.max_text() {
+        Some(max) => switchboard_channels::split_message(&claim.item.message.text, max),
+        None => vec![claim.item.message.text.clone()],
+    };
+    let mut first_id = claim.item.first_external_id.clone();
+    let mut result = Ok(());
+    for (i, text) in parts.iter().enumerate().skip(claim.item.parts_sent) {
+        let part = part_of(&claim.item.message, text, i, parts.len());
+        let wait = limits
+            .acquire(claim.item.channel.id, &built.adapter.rate_limits(&part))
+            .await?;
+        if wait > MAX_INLINE_WAIT {
+            return claim.defer(wait).await;
+        }
+        tokio::time::sleep(wait).await;
+        let started = Instant::now();
+        let sent = built.adapter.send(&part).await;
+        metrics::histogram!("sb_send_seconds", "channel" => kind)
+            .record(started.elapsed().as_secs_f64());
+        match sent {
+            Ok(receipt) => {
+                first_id = first_id.or(receipt.external_id);
+                if i + 1 < parts.len() {
+                    claim.part_sent(i + 1, first_id.as_deref()).await?;
+                }
+            }
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
     }
-    tokio::time::sleep(wait).await;
-    let started = Instant::now();
-    let result = built.adapter.send(&claim.item.message).await;
-    metrics::histogram!("sb_send_seconds", "channel" => kind)
-        .record(started.elapsed().as_secs_f64());
     let attempts = u32::try_from(claim.item.attempts).unwrap_or(0) + 1;
     let count = |result: &'static str| {
         metrics::counter!("sb_sent_total", "channel" => kind, "result" => result).increment(1)
     };
     match result {
-        Ok(receipt) => {
+        Ok(()) => {
             count("sent");
-            tracing::info!("sent");
+            tracing::info!(parts = parts.len(), "sent");
             let m = claim.item.message.clone();
-            claim.sent(receipt.external_id.as_deref()).await?;
+            claim.sent(first_id.as_deref()).await?;
             operators::announce(
                 s,
                 m.tenant_id,
@@ -187,6 +207,21 @@ async fn deliver(
             }
             Ok(())
         }
+    }
+}
+
+/// Part `i` of `total` of a reply: only the first answers the customer's message, and only
+/// the last carries the offered choices.
+fn part_of(message: &OutboundMessage, text: &str, i: usize, total: usize) -> OutboundMessage {
+    OutboundMessage {
+        text: text.to_owned(),
+        reply_to_external_id: message.reply_to_external_id.clone().filter(|_| i == 0),
+        choices: if i + 1 == total {
+            message.choices.clone()
+        } else {
+            Vec::new()
+        },
+        ..message.clone()
     }
 }
 

@@ -221,6 +221,10 @@ impl ChannelAdapter for TelegramAdapter {
 
     /// About 30 messages a second per bot, one a second per chat, 20 a minute per group
     /// (group and supergroup ids are negative).
+    fn max_text(&self) -> Option<usize> {
+        Some(MAX_TEXT)
+    }
+
     fn rate_limits(&self, message: &OutboundMessage) -> Vec<RateLimit> {
         let per_chat = if message.recipient.starts_with('-') {
             Duration::from_secs(3)

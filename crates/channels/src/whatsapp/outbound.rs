@@ -212,6 +212,10 @@ impl ChannelAdapter for WhatsappAdapter {
     }
 
     /// 80 messages a second per business phone number by default.
+    fn max_text(&self) -> Option<usize> {
+        Some(MAX_TEXT)
+    }
+
     fn rate_limits(&self, _message: &OutboundMessage) -> Vec<RateLimit> {
         vec![RateLimit {
             scope: "number".into(),

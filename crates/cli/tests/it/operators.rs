@@ -1111,3 +1111,73 @@ async fn approved_sends_go_out_at_once_unless_the_tenant_wants_a_delay() {
         "the tenant's delay applies: {waited}"
     );
 }
+
+/// A reply over Telegram's 4096 characters goes out in parts; when a later part fails, the
+/// retry sends only what had not gone out.
+#[tokio::test]
+async fn a_long_reply_resumes_after_the_parts_that_went_out() {
+    let app = TestApp::spawn().await;
+    let fake = FakePlatform::telegram().await;
+    let channel = telegram_channel(&app, &fake).await;
+    post_tg(
+        &app,
+        channel,
+        Some(SECRET),
+        &json!({"update_id": 1, "message": {"message_id": 1, "date": 1_700_000_000,
+            "chat": {"id": 300, "type": "private", "first_name": "Customer"},
+            "from": {"id": 300, "is_bot": false, "first_name": "Customer"},
+            "text": "Do you ship to Berlin?"}}),
+    )
+    .await;
+    fake.wait_for("sendmessage", 1, WAIT).await;
+    let conv: Uuid = sqlx::query_scalar("SELECT id FROM conversations")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+
+    let text = format!(
+        "{}{}",
+        "We ship to Berlin. ".repeat(200),
+        "Parcels take two days. ".repeat(100)
+    );
+    fake.script(
+        "sendmessage",
+        200,
+        json!({"ok": true, "result": {"message_id": 77, "date": 1_700_000_000, "text": "…",
+            "chat": {"id": 300, "type": "private", "first_name": "Customer"}}}),
+    );
+    fake.script(
+        "sendmessage",
+        429,
+        json!({"ok": false, "error_code": 429,
+        "description": "Too Many Requests: retry after 1", "parameters": {"retry_after": 1}}),
+    );
+    let (status, _) = operator(&app)
+        .await
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            json!({"text": text}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    let sent = fake.wait_for("sendmessage", 4, WAIT).await;
+    let parts: Vec<&str> = sent[1..]
+        .iter()
+        .map(|r| r.body["text"].as_str().unwrap())
+        .collect();
+    assert_ne!(parts[0], parts[1]);
+    assert_eq!(
+        parts[1], parts[2],
+        "the retry sent only the part that failed"
+    );
+    assert_eq!(format!("{} {}", parts[0], parts[1]), text.trim());
+    assert!(parts.iter().all(|p| p.encode_utf16().count() <= 4096));
+    app.wait_count(
+        "SELECT count(*) FROM messages WHERE role = 'operator' AND external_id = '300:77'",
+        1,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(fake.requests("sendmessage").len(), 4, "nothing went twice");
+}
