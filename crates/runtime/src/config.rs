@@ -16,6 +16,7 @@ pub struct Config {
     pub redis: RedisConfig,
     pub amqp: BusConfig,
     pub dispatcher: DispatcherConfig,
+    pub ai_worker: AiWorkerConfig,
     pub llm: LlmConfig,
     pub admin: AdminConfig,
     pub security: SecurityConfig,
@@ -80,6 +81,14 @@ pub struct DispatcherConfig {
     pub max_attempts: u32,
     pub backoff_base_ms: u64,
     pub backoff_max_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AiWorkerConfig {
+    /// Drafts one worker makes at once. Each holds a database connection for its whole
+    /// drafting transaction and takes another for the knowledge search.
+    pub draft_concurrency: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -12,8 +12,8 @@ use switchboard_store::Store;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{
-    AdminConfig, Config, ConfigError, DatabaseConfig, DispatcherConfig, LogConfig, RedisConfig,
-    ServerConfig,
+    AdminConfig, AiWorkerConfig, Config, ConfigError, DatabaseConfig, DispatcherConfig, LogConfig,
+    RedisConfig, ServerConfig,
 };
 pub use telemetry::init_tracing;
 

@@ -13,6 +13,7 @@ mod live;
 mod notify;
 mod outbox;
 mod ratelimit;
+mod schedule;
 mod seed;
 mod settings;
 mod tenants;
@@ -36,6 +37,7 @@ pub use live::{Dedup, DedupClaim, RedisLiveFeed, subscribe_live};
 pub use notify::{Notification, NotificationClaim, OperatorChat, Swept};
 pub use outbox::{ChannelInfo, Claim, OutboxItem};
 pub use ratelimit::SharedRateLimiter;
+pub use schedule::DueDraft;
 pub use seed::DEMO_SLUG;
 pub use settings::{
     ConversationSettings, InvalidSettingsDoc, LlmSettingsDoc, OperatorSettings, SettingsDoc,

@@ -3,13 +3,13 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde_json::json;
 use switchboard_ai::{DraftRequest, LlmConfig, OpenAiProvider, Persona, ProviderKind, Turn};
-use switchboard_core::{ChannelKind, ConversationStatus, LiveFeed};
+use switchboard_core::{ChannelKind, ConversationStatus};
 use switchboard_engine::{
     Case, ChannelState, ConversationState, Decision, DraftSignals, Verdict, may_speak,
 };
 use switchboard_runtime::Services;
 use switchboard_store::crypto::Cipher;
-use switchboard_store::{NewSuggestion, RedisLiveFeed, StoreError, TenantSettings};
+use switchboard_store::{NewSuggestion, StoreError, TenantSettings};
 use uuid::Uuid;
 
 /// What the engine needs to know about the conversation besides the draft.
@@ -333,12 +333,7 @@ pub async fn draft_and_decide(
             "suggestion"
         };
         let event = json!({"type": kind, "conversation_id": conversation_id, "suggestion_id": suggestion_id});
-        if let Err(e) = RedisLiveFeed::new(s.redis.clone())
-            .publish(&format!("operators:{tenant_id}"), &event)
-            .await
-        {
-            tracing::warn!(error = %switchboard_core::error_chain(&e), "operators were not notified live; the console still lists it");
-        }
+        crate::tell_operators(s, tenant_id, &event).await;
     }
     Ok(())
 }

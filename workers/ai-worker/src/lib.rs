@@ -1,11 +1,14 @@
-//! Consumes inbound jobs: stores the message once, waits for the conversation to go quiet,
-//! drafts one reply for the whole burst and lets the decision engine choose what happens
-//! to it. Stateless: every fact it needs is in PostgreSQL.
+//! Consumes inbound jobs: stores the message once and schedules a look at the conversation
+//! for when it has gone quiet; the draft loop then drafts one reply for the whole burst and
+//! lets the decision engine choose what happens to it. Stateless: every fact it needs,
+//! the schedule included, is in PostgreSQL.
 
 mod consent;
 mod draft;
 mod operator_chat;
+mod schedule;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -16,27 +19,41 @@ use switchboard_core::{
 };
 use switchboard_runtime::Services;
 use switchboard_store::{RedisLiveFeed, StoreError};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, field};
+use uuid::Uuid;
 
 pub use draft::{Drafted, Situation, draft_and_decide, evaluate};
 
 pub async fn run(services: Services, shutdown: CancellationToken) {
+    // Wakes this worker's draft loop when its own handler schedules a conversation; rows
+    // scheduled by other workers are seen within the loop's idle time.
+    let wake = Arc::new(Notify::new());
+    let drafts = tokio::spawn(schedule::draft_loop(
+        services.clone(),
+        wake.clone(),
+        shutdown.clone(),
+    ));
     let cfg = services.config.amqp.clone();
     consume(
         cfg,
         switchboard_bus::INBOUND,
         move |d| {
-            let s = services.clone();
-            async move { handle(&s, d).await }
+            let (s, wake) = (services.clone(), wake.clone());
+            async move { handle(&s, &wake, d).await }
         },
         shutdown,
     )
     .await;
+    if let Err(e) = drafts.await {
+        tracing::error!(error = %e, "the draft loop stopped");
+    }
 }
 
-/// One delivery of the inbound queue, start to finish.
-pub async fn handle(s: &Services, d: Delivery) -> Outcome {
+/// One delivery of the inbound queue, start to finish: acknowledged once the message is
+/// stored and its conversation scheduled, never held while the conversation goes quiet.
+pub async fn handle(s: &Services, wake: &Notify, d: Delivery) -> Outcome {
     let env: Envelope<InboundEvent> = match serde_json::from_slice(&d.body) {
         Ok(env) => env,
         Err(e) => return Outcome::Dead(format!("unparsable envelope: {e}")),
@@ -53,7 +70,10 @@ pub async fn handle(s: &Services, d: Delivery) -> Outcome {
         message_id = field::Empty,
         attempt = d.attempt,
     );
-    match process(s, &env.payload).instrument(span.clone()).await {
+    match process(s, wake, &env.payload)
+        .instrument(span.clone())
+        .await
+    {
         Ok(()) => Outcome::Ack,
         Err(e) => {
             let _g = span.enter();
@@ -63,9 +83,9 @@ pub async fn handle(s: &Services, d: Delivery) -> Outcome {
     }
 }
 
-async fn process(s: &Services, ev: &InboundEvent) -> Result<(), StoreError> {
+async fn process(s: &Services, wake: &Notify, ev: &InboundEvent) -> Result<(), StoreError> {
     let applied = match &ev.body {
-        InboundBody::Message(msg) => return process_message(s, ev, msg).await,
+        InboundBody::Message(msg) => return process_message(s, wake, ev, msg).await,
         InboundBody::Edit {
             external_message_id,
             text,
@@ -89,6 +109,7 @@ async fn process(s: &Services, ev: &InboundEvent) -> Result<(), StoreError> {
 
 async fn process_message(
     s: &Services,
+    wake: &Notify,
     ev: &InboundEvent,
     msg: &CustomerMessage,
 ) -> Result<(), StoreError> {
@@ -104,14 +125,8 @@ async fn process_message(
     } else {
         metrics::counter!("sb_inbound_stored_total", "channel" => ev.channel_kind.as_str(), "kind" => "message")
             .increment(1);
-        let feed = RedisLiveFeed::new(s.redis.clone());
         let event = json!({"type": "message", "conversation_id": stored.conversation_id, "message_id": stored.message_id});
-        if let Err(e) = feed
-            .publish(&format!("operators:{}", ev.tenant_id), &event)
-            .await
-        {
-            tracing::debug!(error = %switchboard_core::error_chain(&e), "live operator event skipped");
-        }
+        tell_operators(s, ev.tenant_id, &event).await;
         if ev.channel_kind == ChannelKind::Webchat {
             // Other tabs of the same visitor see the message too; losing this is harmless.
             let event = json!({"type": "message", "id": stored.message_id, "role": "customer",
@@ -148,34 +163,33 @@ async fn process_message(
     {
         return Ok(());
     }
-    // Debounce: only the job of the newest message in a burst drafts, once the
-    // conversation has been quiet for the window (or the cap since the first message).
-    loop {
-        let Some(q) = s.store.quiet(stored.conversation_id).await? else {
-            return Ok(());
-        };
-        if q.newest_customer_message != stored.message_id {
-            tracing::debug!("a newer message will be answered with this one");
-            return Ok(());
-        }
-        let quiet_left = settings.debounce_quiet_ms.saturating_sub(q.since_newest_ms);
-        let cap_left = settings
-            .debounce_cap_ms
-            .saturating_sub(q.since_first_unanswered_ms);
-        let wait = quiet_left.min(cap_left);
-        if wait == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(wait)).await;
+    // Debounce: the burst is drafted once the conversation has been quiet for the window
+    // (or the cap since its first unanswered message). Redeliveries schedule again, so a
+    // worker that died before this line loses nothing.
+    let Some(q) = s.store.quiet(stored.conversation_id).await? else {
+        return Ok(());
+    };
+    let wait = schedule::quiet_left(&settings, &q);
+    s.store
+        .schedule_draft(
+            ev.tenant_id,
+            stored.conversation_id,
+            Duration::from_millis(wait),
+        )
+        .await?;
+    wake.notify_one();
+    Ok(())
+}
+
+/// Tells the tenant's open consoles at once. Losing this is harmless: the console lists
+/// the same from PostgreSQL when it loads.
+pub(crate) async fn tell_operators(s: &Services, tenant_id: Uuid, event: &serde_json::Value) {
+    if let Err(e) = RedisLiveFeed::new(s.redis.clone())
+        .publish(&format!("operators:{tenant_id}"), event)
+        .await
+    {
+        tracing::warn!(error = %error_chain(&e), "live operator event skipped");
     }
-    draft_and_decide(
-        s,
-        ev.tenant_id,
-        stored.conversation_id,
-        stored.message_id,
-        &settings,
-    )
-    .await
 }
 
 /// Mail a robot sent (auto-replies, bounces, lists, our own) is stored and never answered,
@@ -207,12 +221,7 @@ async fn mail_needs_no_draft(
             .await?;
         tracing::info!(%escalation, "mail over the size limit: handed to an operator");
         let event = json!({"type": "escalation", "conversation_id": stored.conversation_id, "escalation_id": escalation});
-        if let Err(e) = RedisLiveFeed::new(s.redis.clone())
-            .publish(&format!("operators:{}", ev.tenant_id), &event)
-            .await
-        {
-            tracing::debug!(error = %error_chain(&e), "live operator event skipped");
-        }
+        tell_operators(s, ev.tenant_id, &event).await;
     }
     Ok(true)
 }

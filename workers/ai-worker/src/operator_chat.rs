@@ -5,10 +5,10 @@
 use serde_json::json;
 use switchboard_channels::telegram;
 use switchboard_channels::telegram::outbound::TelegramAdapter;
-use switchboard_core::{CustomerMessage, InboundEvent, LiveFeed, error_chain};
+use switchboard_core::{CustomerMessage, InboundEvent, error_chain};
 use switchboard_runtime::Services;
 use switchboard_store::crypto::Cipher;
-use switchboard_store::{ConversationAction, Notification, RedisLiveFeed, StoreError, User};
+use switchboard_store::{ConversationAction, Notification, StoreError, User};
 
 /// Handles `msg` if it comes from the tenant's operators' chat; false means it is an
 /// ordinary customer message.
@@ -115,12 +115,7 @@ async fn press(
 async fn announce(s: &Services, ev: &InboundEvent, n: &Notification) {
     let event =
         json!({"type": "conversation", "conversation_id": n.conversation_id, "action": "telegram"});
-    if let Err(e) = RedisLiveFeed::new(s.redis.clone())
-        .publish(&format!("operators:{}", ev.tenant_id), &event)
-        .await
-    {
-        tracing::debug!(error = %error_chain(&e), "live operator event skipped");
-    }
+    crate::tell_operators(s, ev.tenant_id, &event).await;
 }
 
 /// Shows in the chat who did what. Best effort: the action itself is already committed.

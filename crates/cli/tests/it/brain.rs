@@ -6,7 +6,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use reqwest::StatusCode;
 
-use crate::helpers::{TestApp, by_role};
+use switchboard::Parts;
+
+use crate::helpers::{TestApp, by_role, test_config};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -193,6 +195,124 @@ async fn three_quick_messages_get_one_reply() {
     .unwrap();
     assert!(newest);
     assert_eq!(app.count("SELECT count(*) FROM ai_suggestions").await, 1);
+}
+
+/// With one delivery and one draft at a time, a conversation waiting out its quiet window
+/// still does not hold up the next customer: the wait is a row in PostgreSQL, and the
+/// delivery was acknowledged when the message was stored.
+#[tokio::test]
+async fn a_conversation_waiting_to_go_quiet_holds_up_no_one() {
+    let mut config = test_config();
+    config.amqp.prefetch = 1;
+    config.ai_worker.draft_concurrency = 1;
+    let app = TestApp::spawn_with(config, Parts::ALL).await;
+    exec(
+        &app,
+        "UPDATE decision_settings SET debounce_quiet_ms = 8000, debounce_cap_ms = 8000",
+    )
+    .await;
+    app.post_chat("q1", "c1", "Do you ship to Berlin?").await;
+    app.wait_count("SELECT count(*) FROM pending_drafts", 1)
+        .await;
+    app.post_chat("q2", "c1", "How much is shipping to Berlin?")
+        .await;
+    app.wait_count("SELECT count(*) FROM pending_drafts", 2)
+        .await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM ai_suggestions").await,
+        0,
+        "the second customer was stored while the first conversation still waited"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM messages WHERE role = 'customer'")
+            .await,
+        2
+    );
+    for visitor in ["q1", "q2"] {
+        app.wait_transcript(visitor, Duration::from_secs(30), |t| {
+            by_role(t, "assistant").len() == 1
+        })
+        .await;
+    }
+    let mut left = -1;
+    for _ in 0..100 {
+        left = app.count("SELECT count(*) FROM pending_drafts").await;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(left, 0, "settled conversations leave the schedule");
+}
+
+/// A worker that died holding a conversation's lease delays its draft until the lease
+/// runs out; then another worker drafts it, once.
+#[tokio::test]
+async fn a_lease_left_by_a_dead_worker_runs_out_and_another_drafts() {
+    let app = TestApp::spawn_with(
+        test_config(),
+        Parts {
+            ai_worker: false,
+            ..Parts::ALL
+        },
+    )
+    .await;
+    // A long window, so the first worker only stores and schedules.
+    exec(
+        &app,
+        "UPDATE decision_settings SET debounce_quiet_ms = 8000, debounce_cap_ms = 8000",
+    )
+    .await;
+    let conversation = {
+        app.post_chat("l1", "c1", "Do you ship to Berlin?").await;
+        let worker = app.services.clone();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let run = tokio::spawn(switchboard_ai_worker::run(worker, shutdown.clone()));
+        app.wait_count("SELECT count(*) FROM pending_drafts", 1)
+            .await;
+        shutdown.cancel();
+        run.await.unwrap();
+        sqlx::query_scalar::<_, uuid::Uuid>("SELECT conversation_id FROM pending_drafts")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+    };
+    // Then it claimed the row, now due, and died holding the lease.
+    exec(
+        &app,
+        "UPDATE decision_settings SET debounce_quiet_ms = 0, debounce_cap_ms = 0",
+    )
+    .await;
+    sqlx::query(
+        "UPDATE pending_drafts SET due_at = now(), lease = gen_random_uuid(),
+                leased_until = clock_timestamp() + interval '2 seconds', attempts = 1",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let expiry: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT leased_until FROM pending_drafts")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+
+    tokio::spawn(switchboard_ai_worker::run(
+        app.services.clone(),
+        app.shutdown.clone(),
+    ));
+    app.wait_transcript("l1", WAIT, |t| by_role(t, "assistant").len() == 1)
+        .await;
+    let drafted: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT created_at FROM ai_suggestions WHERE conversation_id = $1")
+            .bind(conversation)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(
+        drafted >= expiry,
+        "drafted at {drafted}, lease ran until {expiry}"
+    );
+    assert_eq!(app.count("SELECT count(*) FROM pending_drafts").await, 0);
 }
 
 #[tokio::test]

@@ -250,6 +250,7 @@ async fn a_worker_killed_between_commit_and_ack_still_gives_one_reply() {
         .expect("the message is queued");
     let outcome = switchboard_ai_worker::handle(
         &app.services,
+        &tokio::sync::Notify::new(),
         Delivery {
             body: got.delivery.data.clone(),
             attempt: 0,
@@ -259,12 +260,16 @@ async fn a_worker_killed_between_commit_and_ack_still_gives_one_reply() {
     .await;
     assert_eq!(outcome, switchboard_bus::Outcome::Ack);
     conn.close(320, "worker killed".into()).await.unwrap();
-    app.wait_transcript("v6", WAIT, |t| by_role(t, "assistant").len() == 1)
-        .await;
+    // What it committed includes when to draft: the wait is in PostgreSQL, not in the
+    // delivery that went back to the queue.
+    assert_eq!(app.count("SELECT count(*) FROM pending_drafts").await, 1);
 
-    // The restarted worker gets the redelivery, recognises it, and acks it.
+    // The restarted worker drafts the scheduled conversation, gets the redelivery,
+    // recognises it, and acks it.
     let shutdown = app.shutdown.clone();
     tokio::spawn(switchboard_ai_worker::run(app.services.clone(), shutdown));
+    app.wait_transcript("v6", WAIT, |t| by_role(t, "assistant").len() == 1)
+        .await;
     let check = lapin::Connection::connect(&config.amqp.url, Default::default())
         .await
         .unwrap();

@@ -1,0 +1,159 @@
+//! Drafts conversations whose quiet window is over. The inbound handler only writes when to
+//! look (`pending_drafts`) and acknowledges; this loop leases what is due, a few at a time,
+//! so a thousand conversations waiting out their window cost a worker nothing.
+
+use std::time::Duration;
+
+use serde_json::json;
+use switchboard_core::error_chain;
+use switchboard_runtime::Services;
+use switchboard_store::{DueDraft, Quiet, StoreError, TenantSettings};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, field};
+
+use crate::{draft_and_decide, tell_operators};
+
+/// The longest the loop sleeps without looking: a row another worker scheduled, or a lease
+/// that ran out, is seen within this.
+const MAX_IDLE: Duration = Duration::from_secs(1);
+/// A row that is due but locked by another worker's claim is looked at again after this.
+const MIN_IDLE: Duration = Duration::from_millis(50);
+
+/// Milliseconds until the conversation's burst may be drafted: the quiet window since the
+/// newest message, or the cap since the first unanswered one, whichever ends first.
+pub(crate) fn quiet_left(settings: &TenantSettings, q: &Quiet) -> u64 {
+    let quiet_left = settings.debounce_quiet_ms.saturating_sub(q.since_newest_ms);
+    let cap_left = settings
+        .debounce_cap_ms
+        .saturating_sub(q.since_first_unanswered_ms);
+    quiet_left.min(cap_left)
+}
+
+/// A lease outlasts the longest a draft can take (every LLM attempt timing out), so a live
+/// worker never loses its conversation to another.
+fn lease(s: &Services) -> Duration {
+    let llm = &s.config.llm;
+    let attempts = u64::from(llm.max_retries) + 1;
+    Duration::from_millis(llm.timeout_ms.saturating_mul(attempts).saturating_mul(2))
+        + Duration::from_secs(30)
+}
+
+pub(crate) async fn draft_loop(
+    s: Services,
+    wake: std::sync::Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    let concurrency = s.config.ai_worker.draft_concurrency.max(1);
+    let lease = lease(&s);
+    let mut drafts = JoinSet::new();
+    while !shutdown.is_cancelled() {
+        if drafts.len() >= concurrency {
+            tokio::select! {
+                _ = drafts.join_next() => {}
+                _ = shutdown.cancelled() => {}
+            }
+            continue;
+        }
+        while drafts.try_join_next().is_some() {}
+        let idle = match s
+            .store
+            .claim_due_drafts(lease, concurrency - drafts.len())
+            .await
+        {
+            Ok(due) if !due.is_empty() => {
+                for d in due {
+                    let s = s.clone();
+                    let span = tracing::info_span!("draft", tenant_id = %d.tenant_id,
+                        conversation_id = %d.conversation_id, message_id = field::Empty, attempt = d.attempts);
+                    drafts.spawn(async move { settle(&s, d).await }.instrument(span));
+                }
+                continue;
+            }
+            Ok(_) => match s.store.next_draft_due().await {
+                Ok(next) => next.unwrap_or(MAX_IDLE).clamp(MIN_IDLE, MAX_IDLE),
+                Err(_) => MAX_IDLE,
+            },
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "cannot claim due drafts");
+                MAX_IDLE
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(idle) => {}
+            _ = wake.notified() => {}
+            _ = shutdown.cancelled() => {}
+        }
+    }
+    // Drafts under way get the grace period; any left then are picked up by another worker
+    // when their lease runs out.
+    let grace = Duration::from_secs(s.config.amqp.shutdown_grace_secs);
+    let _ =
+        tokio::time::timeout(grace, async { while drafts.join_next().await.is_some() {} }).await;
+}
+
+/// One leased conversation: drafted if it is quiet now, put back if it is not, and handed
+/// to an operator if drafting keeps failing.
+async fn settle(s: &Services, d: DueDraft) {
+    let max = s.config.amqp.max_attempts.max(1);
+    let result = if d.attempts > max {
+        give_up(s, &d).await
+    } else {
+        try_settle(s, &d).await
+    };
+    let Err(e) = result else { return };
+    tracing::warn!(error = %error_chain(&e), "drafting failed; trying again");
+    let delays = &s.config.amqp.retry_delays_ms;
+    let step = usize::try_from(d.attempts.saturating_sub(1)).unwrap_or(usize::MAX);
+    let delay = delays.get(step).or(delays.last()).copied().unwrap_or(1000);
+    if let Err(e) = s
+        .store
+        .release_draft(&d, Duration::from_millis(delay), true)
+        .await
+    {
+        tracing::warn!(error = %error_chain(&e), "cannot release the draft; its lease will run out");
+    }
+}
+
+async fn try_settle(s: &Services, d: &DueDraft) -> Result<(), StoreError> {
+    let settings = s.store.tenant_settings(d.tenant_id).await?;
+    let Some(q) = s.store.quiet(d.conversation_id).await? else {
+        return s.store.finish_draft(d).await;
+    };
+    let wait = quiet_left(&settings, &q);
+    if wait > 0 {
+        return s
+            .store
+            .release_draft(d, Duration::from_millis(wait), false)
+            .await;
+    }
+    tracing::Span::current().record("message_id", field::display(q.newest_customer_message));
+    draft_and_decide(
+        s,
+        d.tenant_id,
+        d.conversation_id,
+        q.newest_customer_message,
+        &settings,
+    )
+    .await?;
+    s.store.finish_draft(d).await
+}
+
+/// Drafting failed on every attempt: the customer still gets a person rather than silence.
+async fn give_up(s: &Services, d: &DueDraft) -> Result<(), StoreError> {
+    let escalation = s
+        .store
+        .escalate_without_draft(
+            d.tenant_id,
+            d.conversation_id,
+            "drafting failed on every attempt",
+            "The assistant could not draft a reply to the customer's latest messages; please answer them.",
+        )
+        .await?;
+    metrics::counter!("sb_drafts_abandoned_total").increment(1);
+    tracing::error!(%escalation, "drafting failed on every attempt: handed to an operator");
+    let event = json!({"type": "escalation", "conversation_id": d.conversation_id, "escalation_id": escalation});
+    tell_operators(s, d.tenant_id, &event).await;
+    s.store.finish_draft(d).await
+}
