@@ -37,7 +37,7 @@ pub struct Delivery {
     pub redelivered: bool,
 }
 
-fn attempt_of(headers: Option<&FieldTable>) -> u32 {
+pub(crate) fn attempt_of(headers: Option<&FieldTable>) -> u32 {
     match headers.and_then(|h| h.inner().get("x-sb-attempt")) {
         Some(AMQPValue::LongUInt(n)) => *n,
         Some(AMQPValue::LongInt(n)) => u32::try_from(*n).unwrap_or(0),

@@ -3,10 +3,12 @@
 
 mod batch;
 mod consumer;
+mod dead;
 mod publisher;
 mod topology;
 
 pub use consumer::{Delivery, Outcome, consume};
+pub use dead::{DeadLetter, Replayed, dead_letters, replay_dead};
 pub use publisher::Publisher;
 pub use topology::{BusConfig, QueueStats, queue_stats};
 

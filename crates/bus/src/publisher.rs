@@ -12,7 +12,7 @@ use crate::topology::{connect, declare};
 use crate::{BusConfig, BusError};
 
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
-const JSON: &str = "application/json";
+pub(crate) const JSON: &str = "application/json";
 
 /// Full messages may overlap up to this many confirms; see `Lane`.
 const MAX_IN_FLIGHT: usize = 8;
@@ -245,7 +245,7 @@ impl Inner {
     }
 }
 
-async fn confirmed_publish(
+pub(crate) async fn confirmed_publish(
     ch: &Channel,
     exchange: &str,
     routing_key: &str,

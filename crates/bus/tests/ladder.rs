@@ -9,7 +9,9 @@ use futures::future::join_all;
 use lapin::BasicProperties;
 use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use switchboard_bus::{BusConfig, Delivery, INBOUND, Outcome, Publisher, consume};
+use switchboard_bus::{
+    BusConfig, Delivery, INBOUND, Outcome, Publisher, Replayed, consume, dead_letters, replay_dead,
+};
 use tokio_util::sync::CancellationToken;
 
 fn config(max_attempts: u32) -> BusConfig {
@@ -268,6 +270,22 @@ async fn a_damaged_shared_message_goes_to_the_dead_letters_with_the_reason() {
         Publisher::new(cfg.clone()).ready().await,
         "topology declared"
     );
+    publish_damaged(&cfg).await;
+    let start = Instant::now();
+    let seen = run(
+        &cfg,
+        |_, _| Outcome::Ack,
+        |_| start.elapsed() > Duration::from_secs(1),
+    )
+    .await;
+    assert!(seen.is_empty(), "no job reached the handler");
+    let (body, error) = dead_letter(&cfg).await.expect("dead-lettered");
+    assert_eq!(body, b"\x00\x00");
+    assert_eq!(error, "a batch ends inside a length");
+}
+
+/// Puts a shared message on the queue that says it holds two jobs but does not.
+async fn publish_damaged(cfg: &BusConfig) {
     let conn = lapin::Connection::connect(&cfg.url, Default::default())
         .await
         .unwrap();
@@ -283,17 +301,68 @@ async fn a_damaged_shared_message_goes_to_the_dead_letters_with_the_reason() {
     )
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn dead_letters_are_listed_in_place_and_replayed_once_the_cause_is_fixed() {
+    let cfg = config(5);
+    let publisher = Publisher::new(cfg.clone());
+    publisher.publish(INBOUND, b"a").await.unwrap();
+    publisher.publish(INBOUND, b"b").await.unwrap();
+    publish_damaged(&cfg).await;
     let start = Instant::now();
-    let seen = run(
+    run(
         &cfg,
-        |_, _| Outcome::Ack,
-        |_| start.elapsed() > Duration::from_secs(1),
+        |_, _| Outcome::Dead("tenant not found".into()),
+        |s| s.len() >= 2 && start.elapsed() > Duration::from_secs(1),
     )
     .await;
-    assert!(seen.is_empty(), "no job reached the handler");
-    let (body, error) = dead_letter(&cfg).await.expect("dead-lettered");
-    assert_eq!(body, b"\x00\x00");
-    assert_eq!(error, "a batch ends inside a length");
+
+    let mut letters = dead_letters(&cfg, INBOUND, 10).await.unwrap();
+    letters.sort_by(|a, b| a.jobs.cmp(&b.jobs));
+    let summary: Vec<(String, Vec<Vec<u8>>)> = letters
+        .iter()
+        .map(|l| (l.reason.clone(), l.jobs.clone()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "a batch ends inside a length".to_owned(),
+                vec![b"\x00\x00".to_vec()]
+            ),
+            ("tenant not found".to_owned(), vec![b"a".to_vec()]),
+            ("tenant not found".to_owned(), vec![b"b".to_vec()]),
+        ]
+    );
+    assert_eq!(
+        dead_letters(&cfg, INBOUND, 10).await.unwrap().len(),
+        3,
+        "reading leaves them in place"
+    );
+    assert_eq!(dead_letters(&cfg, INBOUND, 1).await.unwrap().len(), 1);
+
+    // The cause is fixed: every job comes back with its attempts reset, once.
+    let done = replay_dead(&cfg, INBOUND, 100).await.unwrap();
+    assert_eq!(
+        done,
+        Replayed {
+            letters: 3,
+            jobs: 3
+        }
+    );
+    let seen = run(&cfg, |_, _| Outcome::Ack, |s| s.len() >= 3).await;
+    let mut bodies: Vec<(u32, Vec<u8>)> = seen.into_iter().map(|(a, _, b)| (a, b)).collect();
+    bodies.sort();
+    assert_eq!(
+        bodies,
+        [
+            (0, b"\x00\x00".to_vec()),
+            (0, b"a".to_vec()),
+            (0, b"b".to_vec())
+        ]
+    );
+    assert!(dead_letters(&cfg, INBOUND, 10).await.unwrap().is_empty());
 }
 
 #[tokio::test]
