@@ -1,4 +1,5 @@
 mod channel_cmd;
+mod dlq_cmd;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -42,6 +43,11 @@ enum Command {
     },
     /// Depth and consumers of the work queues.
     Queues,
+    /// Failed sends and dead inbound jobs: list them, or replay them once the cause is fixed.
+    Dlq {
+        #[command(subcommand)]
+        action: dlq_cmd::DlqAction,
+    },
     /// Read or change a tenant's decision, conversation, human-delay, flag and policy settings.
     Settings {
         #[command(subcommand)]
@@ -163,6 +169,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Settings { action } => settings(config, action).await,
         Command::User { action } => user(config, action).await,
         Command::Flag { key, value, tenant } => flag(config, &key, &value, tenant.as_deref()).await,
+        Command::Dlq { action } => dlq_cmd::run(config, action).await,
         Command::Queues => {
             let stats =
                 switchboard_bus::queue_stats(&config.amqp, switchboard_bus::INBOUND).await?;

@@ -8,7 +8,7 @@ use sqlx::{PgConnection, Postgres, Transaction};
 use switchboard_core::ConversationStatus;
 use uuid::Uuid;
 
-use crate::users::{User, audit};
+use crate::users::{User, audit, audit_admin};
 use crate::{Result, Store, StoreError};
 
 /// Why a pending draft can no longer be sent, as a SQL expression over `s` (suggestion),
@@ -537,41 +537,76 @@ impl Store {
     /// Queues a dead letter again; the dispatcher sends it as if new.
     pub async fn replay_dead_letter(&self, user: &User, id: Uuid) -> Result<Uuid> {
         let mut tx = self.pool.begin().await?;
-        let row: Option<(String, Uuid)> = sqlx::query_as(
-            "SELECT status, conversation_id FROM outbox WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
-        )
-        .bind(id)
-        .bind(user.tenant_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (status, conversation_id) = row.ok_or(StoreError::NotFound {
-            what: "dead letter",
-        })?;
-        if !matches!(status.as_str(), "failed" | "dead") {
-            return Err(StoreError::Conflict(format!(
-                "this send is {status}, not a dead letter"
-            )));
-        }
-        sqlx::query(
-            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = now(),
-                               last_error = NULL, approved_by = $2 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(user.id)
-        .execute(&mut *tx)
-        .await?;
-        audit(
+        let dead = requeue_dead(&mut tx, id, Some(user)).await?;
+        let details = json!({"conversation_id": dead.conversation_id, "was": dead.status});
+        audit(&mut *tx, user, "replay", "outbox", Some(id), details).await?;
+        tx.commit().await?;
+        Ok(dead.conversation_id)
+    }
+
+    /// The same for an admin at the command line, in any tenant. Returns the tenant and the
+    /// conversation.
+    pub async fn replay_dead_letter_as_admin(&self, actor: &str, id: Uuid) -> Result<(Uuid, Uuid)> {
+        let mut tx = self.pool.begin().await?;
+        let dead = requeue_dead(&mut tx, id, None).await?;
+        let details = json!({"conversation_id": dead.conversation_id, "was": dead.status});
+        audit_admin(
             &mut *tx,
-            user,
+            dead.tenant_id,
+            actor,
             "replay",
-            "outbox",
-            Some(id),
-            json!({"conversation_id": conversation_id, "was": status}),
+            ("outbox", Some(id)),
+            details,
         )
         .await?;
         tx.commit().await?;
-        Ok(conversation_id)
+        Ok((dead.tenant_id, dead.conversation_id))
     }
+}
+
+struct Requeued {
+    tenant_id: Uuid,
+    conversation_id: Uuid,
+    status: String,
+}
+
+/// Puts a failed or dead send back to pending; an operator's replay counts as their
+/// approval, and only reaches their own tenant's sends.
+async fn requeue_dead(
+    tx: &mut Transaction<'_, Postgres>,
+    id: Uuid,
+    user: Option<&User>,
+) -> Result<Requeued> {
+    let row: Option<(String, Uuid, Uuid)> = sqlx::query_as(
+        "SELECT status, conversation_id, tenant_id FROM outbox
+         WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2) FOR UPDATE",
+    )
+    .bind(id)
+    .bind(user.map(|u| u.tenant_id))
+    .fetch_optional(&mut **tx)
+    .await?;
+    let (status, conversation_id, tenant_id) = row.ok_or(StoreError::NotFound {
+        what: "dead letter",
+    })?;
+    if !matches!(status.as_str(), "failed" | "dead") {
+        return Err(StoreError::Conflict(format!(
+            "this send is {status}, not a dead letter"
+        )));
+    }
+    sqlx::query(
+        "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = now(),
+                           last_error = NULL, approved_by = COALESCE($2, approved_by)
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(user.map(|u| u.id))
+    .execute(&mut **tx)
+    .await?;
+    Ok(Requeued {
+        tenant_id,
+        conversation_id,
+        status,
+    })
 }
 
 impl Store {

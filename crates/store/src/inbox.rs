@@ -93,6 +93,7 @@ pub struct EscalationView {
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct DeadLetterView {
     pub id: Uuid,
+    pub tenant_id: Uuid,
     pub conversation_id: Uuid,
     pub channel_kind: String,
     pub role: String,
@@ -271,13 +272,13 @@ impl Store {
             .ok_or(StoreError::NotFound { what: "escalation" })
     }
 
-    /// Sends that failed for good: kept, visible and replayable.
-    pub async fn dead_letters(&self, tenant_id: Uuid) -> Result<Vec<DeadLetterView>> {
+    /// Sends that failed for good, of one tenant or of all: kept, visible and replayable.
+    pub async fn dead_letters(&self, tenant_id: Option<Uuid>) -> Result<Vec<DeadLetterView>> {
         Ok(sqlx::query_as(
-            "SELECT o.id, o.conversation_id, ch.kind AS channel_kind, o.role, o.body AS text,
-                    o.status, o.attempts, o.last_error, o.created_at
+            "SELECT o.id, o.tenant_id, o.conversation_id, ch.kind AS channel_kind, o.role,
+                    o.body AS text, o.status, o.attempts, o.last_error, o.created_at
              FROM outbox o JOIN channels ch ON ch.id = o.channel_id
-             WHERE o.tenant_id = $1 AND o.status IN ('failed', 'dead')
+             WHERE ($1::uuid IS NULL OR o.tenant_id = $1) AND o.status IN ('failed', 'dead')
              ORDER BY o.created_at DESC LIMIT 200",
         )
         .bind(tenant_id)

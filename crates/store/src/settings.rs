@@ -390,15 +390,14 @@ impl Store {
         for (key, value) in doc.flags.iter().flatten() {
             set_flag(&mut tx, Some(tenant_id), key, *value).await?;
         }
-        sqlx::query(
-            "INSERT INTO audit_events (id, tenant_id, actor_type, actor_id, action, target_type, target_id, details)
-             VALUES ($1, $2, 'admin', $3, 'settings.update', 'tenant', $2, $4)",
+        crate::users::audit_admin(
+            &mut *tx,
+            tenant_id,
+            actor,
+            "settings.update",
+            ("tenant", Some(tenant_id)),
+            json!(redacted(doc)),
         )
-        .bind(Uuid::now_v7())
-        .bind(tenant_id)
-        .bind(actor)
-        .bind(json!(redacted(doc)))
-        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(())

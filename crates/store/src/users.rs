@@ -376,6 +376,31 @@ impl Store {
     }
 }
 
+/// Writes one audit line for what an admin did from the command line or the admin API.
+pub(crate) async fn audit_admin<'e, E: sqlx::PgExecutor<'e>>(
+    db: E,
+    tenant_id: Uuid,
+    actor: &str,
+    action: &str,
+    target: (&str, Option<Uuid>),
+    details: serde_json::Value,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_events (id, tenant_id, actor_type, actor_id, action, target_type, target_id, details)
+         VALUES ($1, $2, 'admin', $3, $4, $5, $6, $7)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(tenant_id)
+    .bind(actor)
+    .bind(action)
+    .bind(target.0)
+    .bind(target.1)
+    .bind(details)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 pub(crate) async fn audit<'e, E: sqlx::PgExecutor<'e>>(
     db: E,
     actor: &User,

@@ -85,7 +85,7 @@ fn decide_refuses_bad_cases_with_the_reason() {
 }
 
 /// Runs the binary off the test's runtime, which serves the fake platform it may call.
-async fn switchboard(
+pub(crate) async fn switchboard(
     args: &[&str],
     config: &switchboard_runtime::Config,
 ) -> (bool, String, String) {
@@ -106,6 +106,15 @@ fn run_binary(args: &[String], config: &switchboard_runtime::Config) -> (bool, S
             &config.security.master_key,
         )
         .env("SWITCHBOARD__SERVER__PUBLIC_URL", "https://shop.example")
+        .env("SWITCHBOARD__AMQP__NAMESPACE", &config.amqp.namespace)
+        .env(
+            "SWITCHBOARD__AMQP__QUEUE_EXPIRES_MS",
+            config.amqp.queue_expires_ms.to_string(),
+        )
+        .env(
+            "SWITCHBOARD__AMQP__RETRY_DELAYS_MS",
+            format!("{:?}", config.amqp.retry_delays_ms),
+        )
         .env("SWITCHBOARD__LOG__FILTER", "error")
         .output()
         .unwrap();

@@ -833,18 +833,15 @@ async fn the_event_stream_shows_only_the_callers_tenant() {
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
-#[tokio::test]
-async fn a_dead_letter_is_listed_and_a_replay_really_sends() {
-    let app = TestApp::spawn().await;
-    approvals_only(&app).await;
-    let fake = FakePlatform::telegram().await;
-    let channel = telegram_channel(&app, &fake).await;
-    let op = operator(&app).await;
+/// A Telegram customer's draft, approved by `op`, which Telegram refuses for good: a
+/// failed send in the outbox.
+async fn fail_a_send(app: &TestApp, op: &Api<'_>, fake: &FakePlatform) {
+    let channel = telegram_channel(app, fake).await;
     let update = json!({"update_id": 1, "message": {"message_id": 5, "date": 1_700_000_000,
         "text": "Do you ship to Berlin?", "from": {"id": 77, "is_bot": false, "first_name": "Ada"},
         "chat": {"id": 77, "type": "private", "first_name": "Ada"}}});
     assert_eq!(
-        post_tg(&app, channel, Some(SECRET), &update).await,
+        post_tg(app, channel, Some(SECRET), &update).await,
         StatusCode::OK
     );
     app.wait_count(
@@ -856,8 +853,6 @@ async fn a_dead_letter_is_listed_and_a_replay_really_sends() {
         .fetch_one(&app.pool)
         .await
         .unwrap();
-
-    // Telegram refuses the send for good: a dead letter, visible with its error.
     fake.script("sendmessage", 400, json!({"ok": false, "error_code": 400, "description": "Bad Request: message text is empty"}));
     let (status, _) = op
         .post(&format!("/api/v1/suggestions/{id}/approve"), json!({}))
@@ -865,6 +860,16 @@ async fn a_dead_letter_is_listed_and_a_replay_really_sends() {
     assert_eq!(status, StatusCode::OK);
     app.wait_count("SELECT count(*) FROM outbox WHERE status = 'failed'", 1)
         .await;
+}
+
+#[tokio::test]
+async fn a_dead_letter_is_listed_and_a_replay_really_sends() {
+    let app = TestApp::spawn().await;
+    approvals_only(&app).await;
+    let fake = FakePlatform::telegram().await;
+    let op = operator(&app).await;
+    // Telegram refuses the send for good: a dead letter, visible with its error.
+    fail_a_send(&app, &op, &fake).await;
     let (_, dead) = op.get("/api/v1/dead-letters").await;
     let dead = dead["dead_letters"].as_array().unwrap().clone();
     assert_eq!(dead.len(), 1);
@@ -1180,4 +1185,94 @@ async fn a_long_reply_resumes_after_the_parts_that_went_out() {
     .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(fake.requests("sendmessage").len(), 4, "nothing went twice");
+}
+
+#[tokio::test]
+async fn the_cli_lists_and_replays_failed_sends_and_dead_inbound_jobs() {
+    let app = TestApp::spawn().await;
+    approvals_only(&app).await;
+    let fake = FakePlatform::telegram().await;
+    let op = operator(&app).await;
+    fail_a_send(&app, &op, &fake).await;
+    // A job no worker can read dies on the broker.
+    app.services
+        .publisher
+        .publish(switchboard_bus::INBOUND, b"not an envelope")
+        .await
+        .unwrap();
+    let mut inbound = vec![];
+    for _ in 0..100 {
+        inbound = switchboard_bus::dead_letters(&app.config.amqp, switchboard_bus::INBOUND, 10)
+            .await
+            .unwrap();
+        if !inbound.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(inbound.len(), 1);
+
+    let list = |args: &'static [&'static str]| {
+        let config = app.config.clone();
+        async move {
+            let (ok, out, err) = crate::cli::switchboard(args, &config).await;
+            assert!(ok, "{err}");
+            serde_json::from_str::<Value>(&out).unwrap()
+        }
+    };
+    let all = list(&["dlq", "list"]).await;
+    assert_eq!(all["outbound"].as_array().unwrap().len(), 1, "{all}");
+    let failed = &all["outbound"][0];
+    assert!(failed["last_error"].as_str().unwrap().contains("empty"));
+    assert_eq!(failed["channel"], "telegram");
+    assert!(failed.get("text").is_none(), "no message text is printed");
+    assert_eq!(all["inbound"].as_array().unwrap().len(), 1, "{all}");
+    assert!(
+        all["inbound"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unparsable envelope")
+    );
+    assert_eq!(all["inbound"][0]["jobs"][0]["unparsable"], true);
+    // The unreadable job names no tenant, so the demo shop's list leaves it out.
+    let demo = list(&["dlq", "list", "--tenant", "demo"]).await;
+    assert_eq!(demo["outbound"].as_array().unwrap().len(), 1);
+    assert!(demo["inbound"].as_array().unwrap().is_empty(), "{demo}");
+
+    // Replayed from the command line, the send really goes out, audited as the admin's.
+    let failed_id = failed["id"].as_str().unwrap().to_owned();
+    let (ok, out, err) = crate::cli::switchboard(&["dlq", "replay", &failed_id], &app.config).await;
+    assert!(ok, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["replayed"],
+        failed_id.as_str()
+    );
+    let sent = fake.wait_for("sendmessage", 2, WAIT).await;
+    assert_eq!(sent[1].body["chat_id"], 77);
+    app.wait_count("SELECT count(*) FROM outbox WHERE status = 'sent'", 1)
+        .await;
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM audit_events WHERE actor_type = 'admin' AND action = 'replay'"
+        )
+        .await,
+        1
+    );
+    let (ok, _, err) = crate::cli::switchboard(&["dlq", "replay", &failed_id], &app.config).await;
+    assert!(!ok && err.contains("not a dead letter"), "{err}");
+
+    // The inbound job goes back on the work queue, and dies again for the same reason.
+    let (ok, out, err) =
+        crate::cli::switchboard(&["dlq", "replay", "--inbound"], &app.config).await;
+    assert!(ok, "{err}");
+    let done: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (
+            done["replayed_messages"].as_u64(),
+            done["replayed_jobs"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    let (ok, _, err) = crate::cli::switchboard(&["dlq", "replay"], &app.config).await;
+    assert!(!ok && err.contains("required"), "{err}");
 }

@@ -89,7 +89,7 @@ async fn dead_letters(State(s): State<AppState>, caller: Caller) -> Result<Json<
     let list = s
         .services
         .store
-        .dead_letters(caller.user().tenant_id)
+        .dead_letters(Some(caller.user().tenant_id))
         .await?;
     Ok(Json(json!({ "dead_letters": list })))
 }
