@@ -98,6 +98,9 @@ pub struct AddArgs {
     /// Mail over this size is stored truncated and handed to an operator.
     #[arg(long, default_value_t = 1024 * 1024)]
     max_bytes: usize,
+    /// PEM file of a private CA that signed the mail servers' certificates.
+    #[arg(long)]
+    tls_ca_file: Option<std::path::PathBuf>,
 }
 
 fn need(v: &Option<String>, flag: &str) -> anyhow::Result<String> {
@@ -183,6 +186,13 @@ pub fn build(a: &AddArgs) -> anyhow::Result<(ChannelKind, serde_json::Value, ser
                 from: from.clone(),
                 max_bytes: a.max_bytes,
                 poll_secs: 30,
+                tls_ca_pem: match &a.tls_ca_file {
+                    Some(path) => Some(
+                        std::fs::read_to_string(path)
+                            .with_context(|| format!("--tls-ca-file {}", path.display()))?,
+                    ),
+                    None => None,
+                },
             };
             config.validate().map_err(anyhow::Error::msg)?;
             let secrets = email::Secrets {

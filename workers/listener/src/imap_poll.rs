@@ -87,12 +87,12 @@ impl Poller {
         let tcp = TcpStream::connect((c.imap_host.as_str(), c.imap_port)).await?;
         let stream: Conn = match c.imap_tls {
             email::Tls::None => Box::new(tcp),
-            email::Tls::Tls => Box::new(tls(&c.imap_host, tcp).await?),
+            email::Tls::Tls => Box::new(tls(c, tcp).await?),
             email::Tls::Starttls => {
                 let mut client = async_imap::Client::new(tcp);
                 greeting(&mut client).await?;
                 client.run_command_and_check_ok("STARTTLS", None).await?;
-                Box::new(tls(&c.imap_host, client.into_inner()).await?)
+                Box::new(tls(c, client.into_inner()).await?)
             }
         };
         let mut client = async_imap::Client::new(stream);
@@ -263,14 +263,26 @@ async fn greeting(client: &mut async_imap::Client<impl Io>) -> Result<(), PollEr
     Ok(())
 }
 
+/// TLS to the IMAP server, trusting the public web roots and the channel's private CA.
 async fn tls(
-    host: &str,
+    c: &email::Config,
     tcp: TcpStream,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, PollError> {
     use tokio_rustls::rustls;
-    let roots = rustls::RootCertStore {
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
+    if let Some(pem) = &c.tls_ca_pem {
+        for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            let cert =
+                cert.map_err(|e| PollError::Other(format!("the CA file is unusable: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| PollError::Other(format!("the CA file is unusable: {e}")))?;
+        }
+    }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::aws_lc_rs::default_provider(),
     ))
@@ -278,9 +290,55 @@ async fn tls(
     .map_err(|e| PollError::Other(e.to_string()))?
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+    let name = rustls::pki_types::ServerName::try_from(c.imap_host.clone())
         .map_err(|e| PollError::Other(format!("bad IMAP host name: {e}")))?;
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
         .await?)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    /// Dovecot's IMAPS port, with a certificate signed by the test CA (`.ci/mail-servers`).
+    fn imaps(ca: Option<String>) -> email::Config {
+        email::Config {
+            imap_host: "127.0.0.1".into(),
+            imap_port: 10993,
+            imap_tls: email::Tls::Tls,
+            mailbox: "INBOX".into(),
+            smtp_host: "127.0.0.1".into(),
+            smtp_port: 10465,
+            smtp_tls: email::Tls::Tls,
+            from: "Shop <support@shop.example>".into(),
+            max_bytes: 1000,
+            poll_secs: 30,
+            tls_ca_pem: ca,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_imap_server_certificate_must_chain_to_a_trusted_root() {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ci/mail-servers");
+        let out = std::process::Command::new("bash")
+            .arg(script)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let connect = || TcpStream::connect(("127.0.0.1", 10993));
+
+        let untrusted = tls(&imaps(None), connect().await.unwrap()).await;
+        let err = untrusted.map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("certificate"), "{err}");
+
+        let ca = std::fs::read_to_string("/var/lib/switchboard-mail/tls/ca.pem").unwrap();
+        let trusted = tls(&imaps(Some(ca)), connect().await.unwrap()).await;
+        assert!(trusted.is_ok(), "{:?}", trusted.map(|_| ()));
+    }
 }

@@ -55,6 +55,10 @@ pub struct Config {
     /// Seconds between polls on servers without IDLE.
     #[serde(default = "default_poll_secs")]
     pub poll_secs: u64,
+    /// Certificates (PEM) of a private CA that signed the mail servers' certificates; the
+    /// public web roots are trusted either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca_pem: Option<String>,
 }
 
 fn default_mailbox() -> String {
@@ -101,6 +105,9 @@ impl Config {
             .map_err(|e| format!("--from {:?} is not an address: {e}", self.from))?;
         if self.imap_host.is_empty() || self.smtp_host.is_empty() {
             return Err("the IMAP and SMTP hosts are required".into());
+        }
+        if let Some(pem) = &self.tls_ca_pem {
+            outbound::ca_certificate(pem)?;
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls as SmtpTls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls as SmtpTls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use switchboard_core::{ChannelAdapter, ChannelKind, OutboundMessage, SendError, SendReceipt};
 
@@ -38,6 +38,14 @@ impl Header for AutoSubmitted {
     }
 }
 
+/// The private CA's certificates, or why they are unusable.
+pub(crate) fn ca_certificate(pem: &str) -> Result<Certificate, String> {
+    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+        return Err("the CA file holds no PEM certificate".into());
+    }
+    Certificate::from_pem(pem.as_bytes()).map_err(|e| format!("the CA file is unusable: {e}"))
+}
+
 impl EmailAdapter {
     pub fn new(cfg: &Config, secrets: &Secrets) -> Result<Self, String> {
         let from: Mailbox = cfg
@@ -45,7 +53,13 @@ impl EmailAdapter {
             .parse()
             .map_err(|e| format!("bad from address {:?}: {e}", cfg.from))?;
         let tls = |host: &str| {
-            TlsParameters::new(host.to_owned()).map_err(|e| format!("TLS setup for {host}: {e}"))
+            let mut params = TlsParameters::builder(host.to_owned());
+            if let Some(pem) = &cfg.tls_ca_pem {
+                params = params.add_root_certificate(ca_certificate(pem)?);
+            }
+            params
+                .build()
+                .map_err(|e| format!("TLS setup for {host}: {e}"))
         };
         let tls = match cfg.smtp_tls {
             Tls::None => SmtpTls::None,
@@ -231,6 +245,20 @@ mod tests {
     }
 
     #[test]
+    fn a_ca_file_without_a_usable_certificate_is_refused() {
+        assert_eq!(
+            ca_certificate("hello").err().as_deref(),
+            Some("the CA file holds no PEM certificate")
+        );
+        let damaged = "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n";
+        assert!(
+            ca_certificate(damaged)
+                .err()
+                .is_some_and(|e| e.starts_with("the CA file is unusable")),
+        );
+    }
+
+    #[test]
     fn only_what_the_bot_sent_alone_is_marked_auto_submitted() {
         let cfg = Config {
             imap_host: "imap.example".into(),
@@ -243,6 +271,7 @@ mod tests {
             from: "Shop <support@shop.example>".into(),
             max_bytes: 1000,
             poll_secs: 30,
+            tls_ca_pem: None,
         };
         let secrets = Secrets {
             imap_user: "u".into(),

@@ -14,8 +14,13 @@ use crate::helpers::{TestApp, test_config};
 
 const WAIT: Duration = Duration::from_secs(20);
 const IMAP_PORT: u16 = 10143;
+const IMAPS_PORT: u16 = 10993;
 const SMTP_PORT: u16 = 10025;
+const SUBMISSION_PORT: u16 = 10587;
+const SMTPS_PORT: u16 = 10465;
 const RECEIVED: &str = "/var/lib/switchboard-mail/smtp";
+/// The CA of our own that signed the test servers' certificate.
+const TEST_CA: &str = "/var/lib/switchboard-mail/tls/ca.pem";
 
 async fn mail_servers() {
     static STARTED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
@@ -162,13 +167,22 @@ async fn email_channel(app: &TestApp, mailbox: &Mailbox) -> Uuid {
 /// A second email channel of the demo tenant (channel names are unique per tenant).
 async fn email_channel_named(app: &TestApp, mailbox: &Mailbox, name: &str) -> Uuid {
     let (config, secrets) = mailbox.channel_config();
+    add_email_channel(app, name, &config, &secrets).await
+}
+
+async fn add_email_channel(
+    app: &TestApp,
+    name: &str,
+    config: &serde_json::Value,
+    secrets: &serde_json::Value,
+) -> Uuid {
     let cipher =
         switchboard_store::crypto::Cipher::from_base64(&app.config.security.master_key).unwrap();
     let tenant = app.services.store.tenant_id("demo").await.unwrap();
     let blob = cipher.encrypt(secrets.to_string().as_bytes());
     app.services
         .store
-        .create_channel(tenant, ChannelKind::Email, name, &config, Some(&blob))
+        .create_channel(tenant, ChannelKind::Email, name, config, Some(&blob))
         .await
         .unwrap()
 }
@@ -179,6 +193,76 @@ fn customer_mail(customer: &str, id: &str, subject: &str, extra: &str, body: &st
          Message-ID: <{id}>\nDate: Sun, 22 Nov 2026 09:00:00 +0000\n{extra}MIME-Version: 1.0\n\
          Content-Type: text/plain; charset=utf-8\n\n{body}\n"
     )
+}
+
+/// Both ways of securing each protocol, verified against the channel's private CA: IMAPS
+/// with SMTP STARTTLS, and IMAP STARTTLS with SMTPS.
+#[tokio::test]
+async fn mail_over_tls_and_starttls_is_answered() {
+    let implicit = Mailbox::for_customer("tls").await;
+    let upgraded = Mailbox::for_customer("starttls").await;
+    let app = TestApp::spawn().await;
+    let ca = std::fs::read_to_string(TEST_CA).unwrap();
+    for (mailbox, name, imap, smtp) in [
+        (
+            &implicit,
+            "tls",
+            ("tls", IMAPS_PORT),
+            ("starttls", SUBMISSION_PORT),
+        ),
+        (
+            &upgraded,
+            "starttls",
+            ("starttls", IMAP_PORT),
+            ("tls", SMTPS_PORT),
+        ),
+    ] {
+        let (mut config, secrets) = mailbox.channel_config();
+        config["imap_tls"] = imap.0.into();
+        config["imap_port"] = imap.1.into();
+        config["smtp_tls"] = smtp.0.into();
+        config["smtp_port"] = smtp.1.into();
+        config["tls_ca_pem"] = ca.clone().into();
+        add_email_channel(&app, name, &config, &secrets).await;
+        let id = format!("{name}.{}@customer.example", Uuid::new_v4().simple());
+        mailbox
+            .deliver(&customer_mail(
+                &mailbox.customer,
+                &id,
+                "Shipping to Berlin",
+                "",
+                "Do you ship to Berlin?",
+            ))
+            .await;
+    }
+    for mailbox in [&implicit, &upgraded] {
+        let replies = mailbox.wait_replies(1).await;
+        assert_eq!(header(&replies[0], "Subject"), "Re: Shipping to Berlin");
+    }
+
+    // Without the CA the SMTP server's certificate is refused, and the reply waits.
+    let untrusted = Mailbox::for_customer("untrusted").await;
+    let (mut config, secrets) = untrusted.channel_config();
+    config["smtp_tls"] = "tls".into();
+    config["smtp_port"] = SMTPS_PORT.into();
+    let channel = add_email_channel(&app, "untrusted", &config, &secrets).await;
+    untrusted
+        .deliver(&customer_mail(
+            &untrusted.customer,
+            &format!("u.{}@customer.example", Uuid::new_v4().simple()),
+            "Shipping to Berlin",
+            "",
+            "Do you ship to Berlin?",
+        ))
+        .await;
+    app.wait_count(
+        &format!(
+            "SELECT count(*) FROM outbox WHERE channel_id = '{channel}' AND last_error LIKE '%certificate%'"
+        ),
+        1,
+    )
+    .await;
+    assert!(untrusted.replies().is_empty());
 }
 
 #[tokio::test]
