@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::batch;
-use crate::publisher::attempt_headers;
+use crate::publisher::{PUBLISHED_MS, attempt_headers, now_ms};
 use crate::topology::{connect, declare};
 use crate::{BusConfig, Publisher};
 
@@ -43,6 +43,14 @@ pub(crate) fn attempt_of(headers: Option<&FieldTable>) -> u32 {
         Some(AMQPValue::LongInt(n)) => u32::try_from(*n).unwrap_or(0),
         Some(AMQPValue::LongLongInt(n)) => u32::try_from(*n).unwrap_or(0),
         _ => 0,
+    }
+}
+
+/// Seconds between the publish and now, if the message says when it was published.
+fn lag_of(headers: Option<&FieldTable>, now_ms: i64) -> Option<f64> {
+    match headers?.inner().get(PUBLISHED_MS)? {
+        AMQPValue::LongLongInt(at) => Some((now_ms - at).max(0) as f64 / 1000.0),
+        _ => None,
     }
 }
 
@@ -119,6 +127,10 @@ where
                 Some(Ok(d)) => {
                     let lapin::message::Delivery { data, acker, redelivered, properties, .. } = d;
                     let attempt = attempt_of(properties.headers().as_ref());
+                    // A retry's wait on its ladder is not lag: only first deliveries count.
+                    if attempt == 0 && let Some(lag) = lag_of(properties.headers().as_ref(), now_ms()) {
+                        metrics::histogram!("sb_queue_lag_seconds", "queue" => queue).record(lag);
+                    }
                     let jobs = batch::count(properties.headers().as_ref())
                         .map(|n| batch::decode(&data, n).map(|jobs| jobs.into_iter().map(<[u8]>::to_vec).collect::<Vec<_>>()));
                     let (handler, publisher, cfg, running) =
@@ -248,5 +260,22 @@ async fn settle(
             tracing::warn!(error = %switchboard_core::error_chain(&e), queue, "could not move the message; leaving it on its queue");
             false
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_is_the_time_since_the_publish() {
+        let mut h = FieldTable::default();
+        assert_eq!(lag_of(Some(&h), 5_000), None);
+        h.insert(PUBLISHED_MS.into(), AMQPValue::LongLongInt(1_500));
+        assert_eq!(lag_of(Some(&h), 5_000), Some(3.5));
+        // A publisher's clock ahead of ours is no lag, not a negative one.
+        assert_eq!(lag_of(Some(&h), 1_000), Some(0.0));
+        assert_eq!(lag_of(None, 5_000), None);
     }
 }

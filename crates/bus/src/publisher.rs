@@ -253,6 +253,8 @@ pub(crate) async fn confirmed_publish(
     headers: FieldTable,
     content_type: &str,
 ) -> Result<(), BusError> {
+    let mut headers = headers;
+    headers.insert(PUBLISHED_MS.into(), AMQPValue::LongLongInt(now_ms()));
     let props = BasicProperties::default()
         .with_delivery_mode(2)
         .with_content_type(content_type.into())
@@ -287,6 +289,15 @@ pub(crate) async fn confirmed_publish(
     tokio::time::timeout(CONFIRM_TIMEOUT, publish)
         .await
         .map_err(|_| BusError::Timeout(CONFIRM_TIMEOUT))?
+}
+
+/// When a message was put on its queue, in Unix milliseconds: the consumer's queue lag.
+pub(crate) const PUBLISHED_MS: &str = "x-sb-published-ms";
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 pub(crate) fn attempt_headers(attempt: u32, error: Option<&str>) -> FieldTable {

@@ -21,6 +21,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub security: SecurityConfig,
     pub log: LogConfig,
+    pub metrics: MetricsConfig,
 }
 
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -89,6 +90,13 @@ pub struct AiWorkerConfig {
     /// Drafts one worker makes at once. Each holds a database connection for its whole
     /// drafting transaction and takes another for the knowledge search.
     pub draft_concurrency: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where a worker process serves Prometheus metrics; empty serves none.
+    pub listen: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

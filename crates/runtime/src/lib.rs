@@ -13,9 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{
     AdminConfig, AiWorkerConfig, Config, ConfigError, DatabaseConfig, DispatcherConfig, LogConfig,
-    RedisConfig, ServerConfig,
+    MetricsConfig, RedisConfig, ServerConfig,
 };
-pub use telemetry::init_tracing;
+pub use telemetry::{MetricsError, init_tracing, serve_metrics};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

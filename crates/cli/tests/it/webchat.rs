@@ -339,8 +339,14 @@ async fn health_readiness_metrics_and_widget_are_served() {
     let ready = get("/readyz").await.unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
     app.post_chat("v8", "c1", "hello").await;
+    app.wait_count("SELECT count(*) FROM messages WHERE role = 'customer'", 1)
+        .await;
     let metrics = get("/metrics").await.unwrap().text().await.unwrap();
     assert!(metrics.contains("sb_inbound_total"), "{metrics}");
+    assert!(
+        metrics.contains(r#"sb_queue_lag_seconds{queue="inbound""#),
+        "{metrics}"
+    );
     let page = get("/chat/demo").await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
