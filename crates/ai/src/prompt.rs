@@ -1,4 +1,4 @@
-use switchboard_core::knowledge::Source;
+use switchboard_core::knowledge::{Example, Source};
 
 use crate::INTENTS;
 
@@ -28,6 +28,52 @@ pub struct DraftRequest<'a> {
     /// The recent conversation before them, oldest first.
     pub history: &'a [Turn],
     pub sources: &'a [Source],
+    /// What operators made of earlier drafts for similar messages.
+    pub examples: &'a [Example],
+}
+
+/// Longest excerpt of an example's texts in the prompt, in characters.
+const EXAMPLE_CHARS: usize = 600;
+
+fn clip(text: &str) -> String {
+    let mut out: String = text.chars().take(EXAMPLE_CHARS).collect();
+    if out.len() < text.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// Operators' verdicts as guidance. Their facts may be stale (a price has changed since),
+/// so they steer tone and judgement while facts still come only from the knowledge.
+fn examples_block(examples: &[Example]) -> String {
+    let (rejected, approved): (Vec<&Example>, Vec<&Example>) =
+        examples.iter().partition(|e| e.rejected.is_some());
+    let mut out = String::new();
+    if !approved.is_empty() {
+        out.push_str(
+            "\nReplies operators approved for similar messages. Follow their tone and judgement, \
+             but take facts only from the knowledge above, since these may be out of date:",
+        );
+        for e in approved {
+            out.push_str(&format!(
+                "\n- customer: {}\n  approved reply: {}",
+                clip(&e.customer),
+                clip(&e.reply)
+            ));
+        }
+    }
+    if !rejected.is_empty() {
+        out.push_str("\nDrafts operators rejected for similar messages, and why. Do not repeat these mistakes:");
+        for e in rejected {
+            out.push_str(&format!(
+                "\n- customer: {}\n  rejected draft: {}\n  reason: {}",
+                clip(&e.customer),
+                clip(&e.reply),
+                clip(e.rejected.as_deref().unwrap_or_default())
+            ));
+        }
+    }
+    out
 }
 
 fn sources_block(sources: &[Source]) -> String {
@@ -74,9 +120,10 @@ pub fn draft_messages(req: &DraftRequest<'_>) -> (String, String) {
          Classify the intent as one of: {}. intent_score is your confidence in that intent, \
          between 0 and 1. used_sources lists the ids of the knowledge entries your reply relies on. \
          missing_fields lists information you need from the customer. Reply with JSON only.\n\
-         Knowledge:\n{}",
+         Knowledge:\n{}{}",
         INTENTS.join(", "),
-        sources_block(req.sources)
+        sources_block(req.sources),
+        examples_block(req.examples)
     ));
     let history = req
         .history
@@ -108,4 +155,45 @@ pub fn self_check_messages(req: &DraftRequest<'_>, reply: &str) -> (String, Stri
         req.question
     );
     (system, user)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(customer: &str, reply: &str, rejected: Option<&str>) -> Example {
+        Example {
+            customer: customer.into(),
+            reply: reply.into(),
+            rejected: rejected.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn operators_verdicts_guide_but_do_not_inform() {
+        assert_eq!(examples_block(&[]), "");
+        let block = examples_block(&[
+            example("Ship to Berlin?", "Yes, with DHL in 2 days.", None),
+            example(
+                "Ship to Bern?",
+                "Yes, tomorrow.",
+                Some("we do not ship to Switzerland"),
+            ),
+        ]);
+        let approved = block.find("approved reply: Yes, with DHL in 2 days.");
+        let rejected =
+            block.find("rejected draft: Yes, tomorrow.\n  reason: we do not ship to Switzerland");
+        assert!(approved.is_some() && rejected.is_some(), "{block}");
+        assert!(
+            block.contains("take facts only from the knowledge"),
+            "{block}"
+        );
+        let long = "x".repeat(EXAMPLE_CHARS + 10);
+        let block = examples_block(&[example(&long, "ok", None)]);
+        assert!(
+            block.contains(&format!("{}…", "x".repeat(EXAMPLE_CHARS))),
+            "{block}"
+        );
+        assert!(!block.contains(&long));
+    }
 }

@@ -18,3 +18,13 @@ pub struct Product {
     pub currency: String,
     pub stock: i32,
 }
+
+/// What an operator made of an earlier draft for a similar customer message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Example {
+    pub customer: String,
+    /// The reply that went out (as approved or edited), or the draft that was rejected.
+    pub reply: String,
+    /// Why the operator rejected `reply`; `None` when it was approved.
+    pub rejected: Option<String>,
+}

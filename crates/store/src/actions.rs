@@ -707,8 +707,10 @@ async fn training_sample(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO training_samples (id, tenant_id, conversation_id, suggestion_id, intent,
-                                       customer_message, draft, final_text, outcome, reason, user_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                                       customer_message, draft, final_text, outcome, reason, user_id,
+                                       search_config)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, t.text_search_config
+         FROM tenants t WHERE t.id = $2
          ON CONFLICT (suggestion_id) DO NOTHING",
     )
     .bind(Uuid::now_v7())

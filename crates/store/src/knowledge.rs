@@ -1,4 +1,4 @@
-use switchboard_core::knowledge::{Product, Source};
+use switchboard_core::knowledge::{Example, Product, Source};
 use uuid::Uuid;
 
 use crate::{Result, Store};
@@ -12,10 +12,47 @@ const SEARCH: &str = "
     terms AS (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector(q.cfg, $2))) AS term FROM q),
     n AS (SELECT count(*)::float8 AS total FROM terms)";
 
+/// customer message, draft, final text, outcome, reason
+type SampleRow = (String, String, Option<String>, String, Option<String>);
+
 /// sku, name, description, price, currency, stock, coverage, rank
 type ProductRow = (String, String, String, String, String, i32, f64, f32);
 
 impl Store {
+    /// Operators' verdicts on earlier drafts for messages like `question`: the closest
+    /// first, the newest first among equals.
+    pub async fn similar_examples(
+        &self,
+        tenant_id: Uuid,
+        question: &str,
+        limit: i64,
+    ) -> Result<Vec<Example>> {
+        let rows: Vec<SampleRow> = sqlx::query_as(&format!(
+            "{SEARCH}
+                 SELECT s.customer_message, s.draft, s.final_text, s.outcome, s.reason
+                 FROM training_samples s, q
+                 WHERE s.tenant_id = $1 AND q.any_term IS NOT NULL AND s.tsv @@ q.any_term::tsquery
+                 ORDER BY ts_rank_cd(s.tsv, q.any_term::tsquery) DESC, s.created_at DESC LIMIT $3"
+        ))
+        .bind(tenant_id)
+        .bind(question)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(customer, draft, final_text, outcome, reason)| {
+                let rejected = (outcome == "rejected")
+                    .then(|| reason.unwrap_or_else(|| "no reason given".into()));
+                Example {
+                    customer,
+                    reply: final_text.unwrap_or(draft),
+                    rejected,
+                }
+            })
+            .collect())
+    }
+
     /// Full-text search over the tenant's knowledge base and catalogue, best first.
     pub async fn search_knowledge(
         &self,

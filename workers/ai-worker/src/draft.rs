@@ -116,6 +116,7 @@ pub async fn draft(
         formal: settings.formal_address,
         persona: settings.persona.clone(),
     };
+    let examples = s.store.similar_examples(tenant_id, text, 3).await?;
     let (http, breaker) = switchboard_ai::openai::shared(&cfg.base_url);
     let provider = OpenAiProvider::new(http, cfg, breaker);
     let req = DraftRequest {
@@ -123,6 +124,7 @@ pub async fn draft(
         question: text,
         history,
         sources: &sources,
+        examples: &examples,
     };
     let (usage, result) = provider.draft(&req).await;
     if usage.requests > 0

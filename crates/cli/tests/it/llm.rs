@@ -23,6 +23,15 @@ async fn app_with_llm(fake: &FakeLlm) -> TestApp {
     app
 }
 
+/// Sends the tenant's LLM calls to `fake`, once the app has seeded what its script needs.
+async fn point_at(app: &TestApp, fake: &FakeLlm) {
+    sqlx::query("UPDATE llm_settings SET base_url = $1")
+        .bind(&fake.base_url)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+}
+
 async fn shipping_ref(app: &TestApp) -> (String, String) {
     sqlx::query_as(
         "SELECT 'doc:' || id::text, body FROM knowledge_docs WHERE title = 'Shipping and delivery'",
@@ -69,11 +78,7 @@ async fn a_good_answer_is_sent_and_its_tokens_counted() {
     let (doc, body) = shipping_ref(&app).await;
     // The script needs the document id, which exists only once the app has seeded.
     let fake = FakeLlm::start(vec![draft(&body, "shipping", 0.9, &[&doc]), check(0.95)]).await;
-    sqlx::query("UPDATE llm_settings SET base_url = $1")
-        .bind(&fake.base_url)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    point_at(&app, &fake).await;
 
     app.post_chat("l1", "c1", "Do you ship to Berlin?").await;
     let t = app
@@ -203,11 +208,7 @@ async fn a_429_is_retried_then_succeeds() {
         check(0.95),
     ])
     .await;
-    sqlx::query("UPDATE llm_settings SET base_url = $1")
-        .bind(&fake.base_url)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    point_at(&app, &fake).await;
     app.post_chat("l4", "c1", "Do you ship to Berlin?").await;
     let t = app
         .wait_transcript("l4", WAIT, |t| !by_role(t, "assistant").is_empty())
@@ -232,11 +233,7 @@ async fn an_invented_price_is_not_sent_on_its_own() {
         check(1.0),
     ])
     .await;
-    sqlx::query("UPDATE llm_settings SET base_url = $1")
-        .bind(&fake.base_url)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    point_at(&app, &fake).await;
     app.post_chat("l5", "c1", "How much is shipping to Berlin?")
         .await;
     let (decision, _, _) = suggestion(&app).await;
@@ -302,4 +299,83 @@ async fn tenant_llm_settings_keep_the_api_key_encrypted() {
     app.post_chat("k1", "c1", "Do you ship to Berlin?").await;
     suggestion(&app).await;
     assert_eq!(fake.auth()[0].as_deref(), Some("Bearer sk-test-123"));
+}
+
+/// Waits until `n` drafts wait for an operator and returns the newest one's id.
+async fn pending(app: &TestApp, n: i64) -> uuid::Uuid {
+    app.wait_count(
+        "SELECT count(*) FROM ai_suggestions WHERE status = 'pending'",
+        n,
+    )
+    .await;
+    sqlx::query_scalar(
+        "SELECT id FROM ai_suggestions WHERE status = 'pending' ORDER BY created_at DESC LIMIT 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn operators_verdicts_guide_the_next_similar_draft() {
+    let fake = FakeLlm::start(vec![]).await;
+    let app = app_with_llm(&fake).await;
+    app.exec("UPDATE decision_settings SET autosend_allowed = false")
+        .await;
+    let (doc, body) = shipping_ref(&app).await;
+    let fake = FakeLlm::start(vec![
+        draft(&body, "shipping", 0.9, &[&doc]),
+        check(0.95),
+        draft("We ship to Bern tomorrow.", "shipping", 0.9, &[&doc]),
+        check(0.95),
+        draft(&body, "shipping", 0.9, &[&doc]),
+        check(0.95),
+    ])
+    .await;
+    point_at(&app, &fake).await;
+    let op = crate::operators::operator(&app).await;
+
+    app.post_chat("x1", "c1", "Do you ship to Berlin?").await;
+    let first = pending(&app, 1).await;
+    let (status, _) = op
+        .post(
+            &format!("/api/v1/suggestions/{first}/approve"),
+            json!({"text": "Yes, DHL brings it to Berlin in 2 days."}),
+        )
+        .await;
+    assert!(status.is_success());
+    app.post_chat("x2", "c1", "Do you ship to Bern?").await;
+    let second = pending(&app, 1).await;
+    assert_ne!(first, second);
+    let (status, _) = op
+        .post(
+            &format!("/api/v1/suggestions/{second}/reject"),
+            json!({"reason": "we do not ship to Switzerland"}),
+        )
+        .await;
+    assert!(status.is_success());
+    app.post_chat("x3", "c1", "Can you ship to Berlin or Bern?")
+        .await;
+    pending(&app, 1).await;
+
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 6);
+    let system = |i: usize| {
+        requests[i]["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(!system(0).contains("operators approved"), "{}", system(0));
+    let third = system(4);
+    assert!(
+        third.contains("approved reply: Yes, DHL brings it to Berlin in 2 days."),
+        "{third}"
+    );
+    assert!(
+        third.contains(
+            "rejected draft: We ship to Bern tomorrow.\n  reason: we do not ship to Switzerland"
+        ),
+        "{third}"
+    );
 }

@@ -18,13 +18,13 @@ const WAIT: Duration = Duration::from_secs(15);
 const PASSWORD: &str = "correct horse battery";
 
 /// A signed-in API client.
-struct Api<'a> {
+pub(crate) struct Api<'a> {
     app: &'a TestApp,
     token: String,
 }
 
 impl Api<'_> {
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
+    pub(crate) async fn get(&self, path: &str) -> (StatusCode, Value) {
         let res = self
             .app
             .http
@@ -36,7 +36,7 @@ impl Api<'_> {
         (res.status(), res.json().await.unwrap_or(Value::Null))
     }
 
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         let res = self
             .app
             .http
@@ -91,7 +91,7 @@ async fn sign_in<'a>(app: &'a TestApp, tenant: Uuid, email: &str, role: Role) ->
     }
 }
 
-async fn operator(app: &TestApp) -> Api<'_> {
+pub(crate) async fn operator(app: &TestApp) -> Api<'_> {
     sign_in(
         app,
         tenant(app, "demo").await,
