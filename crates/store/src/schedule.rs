@@ -13,6 +13,7 @@ use crate::{Result, Store};
 pub struct DueDraft {
     pub conversation_id: Uuid,
     pub tenant_id: Uuid,
+    pub channel_id: Uuid,
     pub lease: Uuid,
     /// Claims since the customer last wrote, this one included.
     pub attempts: u32,
@@ -49,7 +50,7 @@ impl Store {
     /// that ran out (its worker died) makes the row due again.
     pub async fn claim_due_drafts(&self, lease: Duration, limit: usize) -> Result<Vec<DueDraft>> {
         let token = Uuid::now_v7();
-        let rows: Vec<(Uuid, Uuid, i32)> = sqlx::query_as(
+        let rows: Vec<(Uuid, Uuid, Uuid, i32)> = sqlx::query_as(
             "UPDATE pending_drafts p
              SET lease = $1, leased_until = clock_timestamp() + $2 * interval '1 millisecond',
                  attempts = p.attempts + 1
@@ -58,7 +59,9 @@ impl Store {
                  WHERE due_at <= clock_timestamp()
                    AND (leased_until IS NULL OR leased_until <= clock_timestamp())
                  ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-             RETURNING p.conversation_id, p.tenant_id, p.attempts",
+             RETURNING p.conversation_id, p.tenant_id,
+                       (SELECT c.channel_id FROM conversations c WHERE c.id = p.conversation_id),
+                       p.attempts",
         )
         .bind(token)
         .bind(ms(lease))
@@ -67,12 +70,15 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(conversation_id, tenant_id, attempts)| DueDraft {
-                conversation_id,
-                tenant_id,
-                lease: token,
-                attempts: u32::try_from(attempts).unwrap_or(0),
-            })
+            .map(
+                |(conversation_id, tenant_id, channel_id, attempts)| DueDraft {
+                    conversation_id,
+                    tenant_id,
+                    channel_id,
+                    lease: token,
+                    attempts: u32::try_from(attempts).unwrap_or(0),
+                },
+            )
             .collect())
     }
 

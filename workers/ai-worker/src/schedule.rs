@@ -65,7 +65,7 @@ pub(crate) async fn draft_loop(
             Ok(due) if !due.is_empty() => {
                 for d in due {
                     let s = s.clone();
-                    let span = tracing::info_span!("draft", tenant_id = %d.tenant_id,
+                    let span = tracing::info_span!("draft", tenant_id = %d.tenant_id, channel_id = %d.channel_id,
                         conversation_id = %d.conversation_id, message_id = field::Empty, attempt = d.attempts);
                     drafts.spawn(async move { settle(&s, d).await }.instrument(span));
                 }
