@@ -151,7 +151,11 @@ pub(crate) async fn declare(ch: &Channel, cfg: &BusConfig, name: &str) -> Result
     }
 
     let dead = cfg.dead_queue(name);
-    ch.queue_declare(dead.clone().into(), q_durable, args(cfg, &[]))
+    // Reading the dead letters (`dead_letters`) hands them back, which a quorum queue counts
+    // as a delivery; RabbitMQ 4 drops a message past its default limit of 20. So the limit
+    // here is one no reader reaches.
+    let dead_args = args(cfg, &[("x-delivery-limit", AMQPValue::LongInt(1_000_000))]);
+    ch.queue_declare(dead.clone().into(), q_durable, dead_args)
         .await
         .map_err(err)?;
     ch.queue_bind(

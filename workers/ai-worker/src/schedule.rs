@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, field};
+use uuid::Uuid;
 
 use crate::{draft_and_decide, tell_operators};
 
@@ -31,13 +32,15 @@ pub(crate) fn quiet_left(settings: &TenantSettings, q: &Quiet) -> u64 {
     quiet_left.min(cap_left)
 }
 
-/// A lease outlasts the longest a draft can take (every LLM attempt timing out), so a live
-/// worker never loses its conversation to another.
+/// A lease outlasts the longest a draft can take: the draft call and the self-check, each
+/// with every attempt timing out and every retry waiting its longest, twice over.
 fn lease(s: &Services) -> Duration {
     let llm = &s.config.llm;
-    let attempts = u64::from(llm.max_retries) + 1;
-    Duration::from_millis(llm.timeout_ms.saturating_mul(attempts).saturating_mul(2))
-        + Duration::from_secs(30)
+    let call = Duration::from_millis(
+        llm.timeout_ms
+            .saturating_mul(u64::from(llm.max_retries) + 1),
+    ) + switchboard_ai::openai::MAX_RETRY_WAIT * llm.max_retries;
+    call * 4 + Duration::from_secs(30)
 }
 
 pub(crate) async fn draft_loop(
@@ -46,7 +49,9 @@ pub(crate) async fn draft_loop(
     shutdown: CancellationToken,
 ) {
     let concurrency = s.config.ai_worker.draft_concurrency.max(1);
-    let lease = lease(&s);
+    let hold = lease(&s);
+    // One token for all of this worker's leases, so that stopping frees them at once.
+    let token = Uuid::now_v7();
     let mut drafts = JoinSet::new();
     while !shutdown.is_cancelled() {
         if drafts.len() >= concurrency {
@@ -59,7 +64,7 @@ pub(crate) async fn draft_loop(
         while drafts.try_join_next().is_some() {}
         let idle = match s
             .store
-            .claim_due_drafts(lease, concurrency - drafts.len())
+            .claim_due_drafts(token, hold, concurrency - drafts.len())
             .await
         {
             Ok(due) if !due.is_empty() => {
@@ -86,11 +91,20 @@ pub(crate) async fn draft_loop(
             _ = shutdown.cancelled() => {}
         }
     }
-    // Drafts under way get the grace period; any left then are picked up by another worker
-    // when their lease runs out.
+    // Drafts under way get the grace period; any left then are stopped (their transactions
+    // roll back) and their conversations freed for another worker at once.
     let grace = Duration::from_secs(s.config.amqp.shutdown_grace_secs);
     let _ =
         tokio::time::timeout(grace, async { while drafts.join_next().await.is_some() {} }).await;
+    drafts.abort_all();
+    while drafts.join_next().await.is_some() {}
+    match s.store.release_leases(token).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(conversations = n, "unfinished drafts handed back"),
+        Err(e) => {
+            tracing::warn!(error = %error_chain(&e), "unfinished drafts wait for their leases to run out");
+        }
+    }
 }
 
 /// One leased conversation: drafted if it is quiet now, put back if it is not, and handed
@@ -140,8 +154,16 @@ async fn try_settle(s: &Services, d: &DueDraft) -> Result<(), StoreError> {
     s.store.finish_draft(d).await
 }
 
-/// Drafting failed on every attempt: the customer still gets a person rather than silence.
+/// Drafting failed on every attempt: the customer still gets a person rather than silence,
+/// unless a draft was made after all.
 async fn give_up(s: &Services, d: &DueDraft) -> Result<(), StoreError> {
+    let answered = match s.store.quiet(d.conversation_id).await? {
+        Some(q) => s.store.has_suggestion(q.newest_customer_message).await?,
+        None => true,
+    };
+    if answered {
+        return s.store.finish_draft(d).await;
+    }
     let escalation = s
         .store
         .escalate_without_draft(

@@ -20,6 +20,9 @@ use wire::{ChatMessage, ChatRequest, ChatResponse, DraftAnswer, SelfCheckAnswer}
 
 pub const PROVIDER: &str = "openai";
 
+/// The longest a retry waits, whatever `Retry-After` asks.
+pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LlmConfig {
@@ -292,7 +295,7 @@ impl OpenAiProvider {
                         Duration::from_millis(rand::rng().random_range(base / 2..=base))
                     });
                     tracing::warn!(error = %switchboard_core::error_chain(&e), attempt, "LLM call failed; retrying");
-                    tokio::time::sleep(backoff.min(Duration::from_secs(10))).await;
+                    tokio::time::sleep(backoff.min(MAX_RETRY_WAIT)).await;
                 }
                 Err((e, _)) => return Err(e),
             }

@@ -246,7 +246,7 @@ async fn a_conversation_waiting_to_go_quiet_holds_up_no_one() {
 }
 
 /// A worker that died holding a conversation's lease delays its draft until the lease
-/// runs out; then another worker drafts it, once.
+/// runs out, even when the customer writes again; then another worker drafts the burst, once.
 #[tokio::test]
 async fn a_lease_left_by_a_dead_worker_runs_out_and_another_drafts() {
     let app = TestApp::spawn_with(
@@ -285,7 +285,7 @@ async fn a_lease_left_by_a_dead_worker_runs_out_and_another_drafts() {
     .await;
     sqlx::query(
         "UPDATE pending_drafts SET due_at = now(), lease = gen_random_uuid(),
-                leased_until = clock_timestamp() + interval '2 seconds', attempts = 1",
+                leased_until = clock_timestamp() + interval '4 seconds', attempts = 1",
     )
     .execute(&app.pool)
     .await
@@ -300,18 +300,39 @@ async fn a_lease_left_by_a_dead_worker_runs_out_and_another_drafts() {
         app.services.clone(),
         app.shutdown.clone(),
     ));
+    // The customer writes again while the lease is live: the row moves on to the new
+    // message but stays with its lease holder, so no second worker piles in meanwhile.
+    app.post_chat("l1", "c2", "And what does shipping cost?")
+        .await;
+    app.wait_count(
+        "SELECT count(*) FROM pending_drafts WHERE generation = 1",
+        1,
+    )
+    .await;
+    let leased: bool = sqlx::query_scalar(
+        "SELECT lease IS NOT NULL AND leased_until > clock_timestamp() FROM pending_drafts",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(leased, "the new message left the live lease alone");
+
     app.wait_transcript("l1", WAIT, |t| by_role(t, "assistant").len() == 1)
         .await;
-    let drafted: chrono::DateTime<chrono::Utc> =
-        sqlx::query_scalar("SELECT created_at FROM ai_suggestions WHERE conversation_id = $1")
-            .bind(conversation)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+    let (drafted, answered): (chrono::DateTime<chrono::Utc>, String) = sqlx::query_as(
+        "SELECT s.created_at, m.content FROM ai_suggestions s JOIN messages m ON m.id = s.based_on_message_id
+         WHERE s.conversation_id = $1",
+    )
+    .bind(conversation)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
     assert!(
         drafted >= expiry,
         "drafted at {drafted}, lease ran until {expiry}"
     );
+    assert_eq!(answered, "And what does shipping cost?");
+    assert_eq!(app.count("SELECT count(*) FROM ai_suggestions").await, 1);
     assert_eq!(app.count("SELECT count(*) FROM pending_drafts").await, 0);
 }
 

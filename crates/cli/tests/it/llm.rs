@@ -14,7 +14,16 @@ async fn app_with_llm(fake: &FakeLlm) -> TestApp {
     let mut config = test_config();
     config.llm.timeout_ms = 1000;
     config.llm.max_retries = 1;
-    let app = TestApp::spawn_with(config, switchboard::Parts::ALL).await;
+    app_on(fake, config, switchboard::Parts::ALL).await
+}
+
+/// The app with `parts`, its demo tenant drafting with the fake.
+async fn app_on(
+    fake: &FakeLlm,
+    config: switchboard_runtime::Config,
+    parts: switchboard::Parts,
+) -> TestApp {
+    let app = TestApp::spawn_with(config, parts).await;
     sqlx::query("INSERT INTO llm_settings (tenant_id, provider, base_url, model) SELECT id, 'openai', $1, 'fake-model' FROM tenants")
         .bind(&fake.base_url)
         .execute(&app.pool)
@@ -378,4 +387,48 @@ async fn operators_verdicts_guide_the_next_similar_draft() {
         ),
         "{third}"
     );
+}
+
+/// A worker stopping with a draft under way hands the conversation back at once, rather
+/// than leaving it leased until the lease would run out.
+#[tokio::test]
+async fn a_stopping_worker_hands_back_its_unfinished_drafts() {
+    let mut slow = draft("Yes.", "shipping", 0.9, &[]);
+    slow.delay = Duration::from_secs(30);
+    let fake = FakeLlm::start(vec![slow]).await;
+    let mut config = test_config();
+    config.llm.timeout_ms = 60_000;
+    config.llm.max_retries = 0;
+    let parts = switchboard::Parts {
+        ai_worker: false,
+        ..switchboard::Parts::ALL
+    };
+    let app = app_on(&fake, config, parts).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let worker = tokio::spawn(switchboard_ai_worker::run(
+        app.services.clone(),
+        stop.clone(),
+    ));
+    app.post_chat("s1", "c1", "Do you ship to Berlin?").await;
+    app.wait_count(
+        "SELECT count(*) FROM pending_drafts WHERE lease IS NOT NULL",
+        1,
+    )
+    .await;
+    let start = std::time::Instant::now();
+    while fake.requests().is_empty() {
+        assert!(start.elapsed() < WAIT, "the draft call never came");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    worker.await.unwrap();
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM pending_drafts WHERE lease IS NULL AND leased_until IS NULL"
+        )
+        .await,
+        1,
+        "handed back, due again"
+    );
+    assert_eq!(app.count("SELECT count(*) FROM ai_suggestions").await, 0);
 }
