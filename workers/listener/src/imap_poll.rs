@@ -139,6 +139,10 @@ impl Poller {
             .imap_cursor(self.channel.channel_id)
             .await
             .map_err(|e| PollError::Other(error_chain(&e)))?;
+        // On a first sync, the highest UID the mailbox held before its unread mail was
+        // searched: everything up to it is dealt with by this pass (queued if unread, left
+        // alone if read), and anything above it is new mail for the next pass.
+        let mut first_sync_upto = None;
         let mut uids: Vec<u32> = match cursor {
             Some((v, last)) if v == validity => session
                 .uid_search(format!("UID {}:*", last.saturating_add(1)))
@@ -151,47 +155,65 @@ impl Poller {
                     tracing::warn!("UIDVALIDITY changed: reading the unread mail again");
                 }
                 // A mailbox met for the first time (or renumbered): its unread mail is
-                // what still waits for an answer; read mail was dealt with elsewhere.
-                session.uid_search("UNSEEN").await?.into_iter().collect()
+                // what still waits for an answer; read mail was dealt with elsewhere. The
+                // highest UID is taken once, before the unread search, and that search is
+                // bounded by it: a mail arriving in between is above it and found next
+                // pass, instead of being skipped by a cursor taken after the search.
+                let highest = session
+                    .uid_search("ALL")
+                    .await?
+                    .into_iter()
+                    .max()
+                    .unwrap_or(0);
+                first_sync_upto = Some(highest);
+                if highest == 0 {
+                    Vec::new()
+                } else {
+                    session
+                        .uid_search(format!("UID 1:{highest} UNSEEN"))
+                        .await?
+                        .into_iter()
+                        .filter(|u| *u <= highest)
+                        .collect()
+                }
             }
         };
         uids.sort_unstable();
-        for uid in uids {
+        for (i, &uid) in uids.iter().enumerate() {
             self.queue(session, uid).await?;
+            // On a first sync the cursor moves past the read mail that follows this one up
+            // to the next unread mail (or the snapshot's end): left at this UID, a read mail
+            // above it would be fetched and answered by the next pass. It never moves past
+            // a mail this pass has not considered.
+            let upto = match first_sync_upto {
+                Some(highest) => uids
+                    .get(i + 1)
+                    .map_or(highest, |next| next.saturating_sub(1)),
+                None => uid,
+            };
             store
                 .set_imap_cursor(
                     self.channel.tenant_id,
                     self.channel.channel_id,
                     validity,
-                    uid,
+                    upto,
                 )
                 .await
                 .map_err(|e| PollError::Other(error_chain(&e)))?;
         }
-        if cursor.is_none_or(|(v, _)| v != validity) {
+        if let Some(highest) = first_sync_upto
+            && uids.is_empty()
+        {
             // Record the mailbox even when nothing was unread, so later mail is found by UID.
-            let last = session
-                .uid_search("ALL")
-                .await?
-                .into_iter()
-                .max()
-                .unwrap_or(0);
-            let done = store
-                .imap_cursor(self.channel.channel_id)
+            store
+                .set_imap_cursor(
+                    self.channel.tenant_id,
+                    self.channel.channel_id,
+                    validity,
+                    highest,
+                )
                 .await
-                .ok()
-                .flatten();
-            if done.is_none_or(|(v, _)| v != validity) {
-                store
-                    .set_imap_cursor(
-                        self.channel.tenant_id,
-                        self.channel.channel_id,
-                        validity,
-                        last,
-                    )
-                    .await
-                    .map_err(|e| PollError::Other(error_chain(&e)))?;
-            }
+                .map_err(|e| PollError::Other(error_chain(&e)))?;
         }
         Ok(())
     }

@@ -82,10 +82,15 @@ impl Mailbox {
 
     /// Delivers a mail into the mailbox, as the customer's mail server would.
     async fn deliver(&self, raw: &str) {
+        self.deliver_flagged(raw, None).await;
+    }
+
+    /// Delivers a mail with IMAP flags, such as `(\Seen)` for one someone already read.
+    async fn deliver_flagged(&self, raw: &str, flags: Option<&str>) {
         let mut s = imap().await;
         s.append(
             &self.folder,
-            None,
+            flags,
             None,
             raw.replace('\n', "\r\n").as_bytes(),
         )
@@ -495,6 +500,108 @@ async fn a_listener_stopped_between_fetch_and_queue_answers_once_after_restart()
             ))
             .await,
         1
+    );
+}
+
+/// Issue 12: the first sync answers the unread mail and nothing that was already read, even
+/// read mail with a higher UID than an unread one; mail arriving later is still found.
+#[tokio::test]
+async fn the_first_sync_never_answers_read_mail_above_unread_mail() {
+    let mailbox = Mailbox::new().await;
+    let mail = |id: &str| {
+        customer_mail(
+            &mailbox.customer,
+            id,
+            "Shipping to Berlin",
+            "",
+            "Do you ship to Berlin?",
+        )
+    };
+    let unread = format!("u.{}@customer.example", Uuid::new_v4().simple());
+    let read = format!("r.{}@customer.example", Uuid::new_v4().simple());
+    mailbox.deliver(&mail(&unread)).await;
+    mailbox
+        .deliver_flagged(&mail(&read), Some("(\\Seen)"))
+        .await;
+    let mut s = imap().await;
+    s.select(&mailbox.folder).await.unwrap();
+    let unread_uid = s
+        .uid_search("UNSEEN")
+        .await
+        .unwrap()
+        .into_iter()
+        .max()
+        .unwrap();
+    let read_uid = s
+        .uid_search("SEEN")
+        .await
+        .unwrap()
+        .into_iter()
+        .max()
+        .unwrap();
+    s.logout().await.unwrap();
+    assert!(unread_uid < read_uid, "the read mail has the higher UID");
+
+    let app = TestApp::spawn().await;
+    let channel = email_channel(&app, &mailbox).await;
+    let replies = mailbox.wait_replies(1).await;
+    assert_eq!(ids(&replies[0], "In-Reply-To"), vec![unread.clone()]);
+    // The first sync ends with the cursor past the read mail; left at the unread one, the
+    // next pass would fetch the read mail and answer it.
+    let start = Instant::now();
+    loop {
+        let cursor: Option<i64> =
+            sqlx::query_scalar("SELECT imap_last_uid FROM channel_cursors WHERE channel_id = $1")
+                .bind(channel)
+                .fetch_optional(&app.pool)
+                .await
+                .unwrap();
+        if cursor.is_some_and(|c| c >= i64::from(read_uid)) {
+            break;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "the first sync left the cursor at {cursor:?}, below the read mail (UID {read_uid})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A mail arriving after the first sync is found by the next pass, which passes over the
+    // read mail.
+    let later = format!("l.{}@customer.example", Uuid::new_v4().simple());
+    mailbox.deliver(&mail(&later)).await;
+    let start = Instant::now();
+    let replies = loop {
+        let got = mailbox.replies();
+        if got
+            .iter()
+            .any(|r| ids(r, "In-Reply-To") == vec![later.clone()])
+        {
+            break got;
+        }
+        assert!(start.elapsed() < WAIT, "the later mail was not answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM messages WHERE external_id IN ('{unread}', '{later}')"
+        ))
+        .await,
+        2
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM messages WHERE external_id = '{read}'"
+        ))
+        .await,
+        0,
+        "the read mail was stored"
+    );
+    assert!(
+        replies.iter().all(
+            |r| !ids(r, "In-Reply-To").contains(&read) && !ids(r, "References").contains(&read)
+        ),
+        "the read mail was answered"
     );
 }
 
