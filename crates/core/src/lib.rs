@@ -16,7 +16,7 @@ pub use inbound::{
     InboundEvent, Normalized, Sender,
 };
 pub use outbound::OutboundMessage;
-pub use status::{ConversationStatus, Mode, Role, UnknownValue};
+pub use status::{ConversationStatus, Mode, Role, SuggestionStatus, UnknownValue};
 
 /// Compares secrets in constant time, so response times say nothing about them.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -77,6 +77,22 @@ text_enum!(
 );
 
 text_enum!(
+    /// Where a draft stands. `pending` waits for an operator; `queued` is an AUTO_SEND
+    /// draft whose reply waits in the outbox for its human delay, and is never offered for
+    /// approval.
+    SuggestionStatus, "suggestion status" {
+        Pending = "pending",
+        Queued = "queued",
+        Approved = "approved",
+        Edited = "edited",
+        Rejected = "rejected",
+        Sent = "sent",
+        Superseded = "superseded",
+        Expired = "expired",
+    }
+);
+
+text_enum!(
     /// Who wrote a message.
     Role, "role" {
         Customer = "customer",

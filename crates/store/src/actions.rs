@@ -139,11 +139,22 @@ struct Pending {
 }
 
 impl Store {
+    /// Locks the draft's conversation, then the draft: the one lock order (conversation,
+    /// suggestion, outbox) that drafting and the dispatcher keep too.
     async fn lock_suggestion(
         tx: &mut Transaction<'static, Postgres>,
         tenant_id: Uuid,
         id: Uuid,
     ) -> Result<Pending> {
+        let conversation_id: Uuid = sqlx::query_scalar(
+            "SELECT conversation_id FROM ai_suggestions WHERE id = $1 AND tenant_id = $2",
+        )
+        .bind(id)
+        .bind(tenant_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(StoreError::NotFound { what: "suggestion" })?;
+        lock_conversation(tx, tenant_id, conversation_id).await?;
         sqlx::query_as(&format!(
             "SELECT s.status, s.draft, s.intent, s.conversation_id, m.content AS customer_text,
                     c.status AS conversation_status, {EXPIRED_WHY} AS expired_why
@@ -182,9 +193,10 @@ impl Store {
         match p.status.as_str() {
             "approved" | "edited" | "sent" => {
                 let text: Option<String> = sqlx::query_scalar(
-                    "SELECT body FROM outbox WHERE idempotency_key = $1",
+                    "SELECT body FROM outbox WHERE suggestion_id = $1 AND approved_by IS NOT NULL
+                     ORDER BY created_at DESC LIMIT 1",
                 )
-                .bind(format!("approval:{id}"))
+                .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
                 return Ok(Approval {
@@ -221,26 +233,29 @@ impl Store {
         let is_edit = text != p.draft;
         let delay_ms = self.approved_delay_ms(user.tenant_id, &text).await?;
         let status = if is_edit { "edited" } else { "approved" };
+        let send = OperatorSend {
+            tenant_id: user.tenant_id,
+            conversation_id: p.conversation_id,
+            suggestion_id: Some(id),
+            key: format!("approval:{id}"),
+            role: if is_edit { "operator" } else { "assistant" },
+            body: &text,
+            user_id: user.id,
+            with_choices: !is_edit,
+            delay_ms,
+        };
+        if p.status == "queued" {
+            // An AUTO_SEND draft already has its reply waiting out the delay: the operator
+            // takes that row over rather than queueing a second send.
+            take_over_queued_reply(&mut tx, id, Some(&send)).await?;
+        } else {
+            enqueue(&mut tx, send).await?;
+        }
         sqlx::query("UPDATE ai_suggestions SET status = $2, updated_at = now() WHERE id = $1")
             .bind(id)
             .bind(status)
             .execute(&mut *tx)
             .await?;
-        enqueue(
-            &mut tx,
-            OperatorSend {
-                tenant_id: user.tenant_id,
-                conversation_id: p.conversation_id,
-                suggestion_id: Some(id),
-                key: format!("approval:{id}"),
-                role: if is_edit { "operator" } else { "assistant" },
-                body: &text,
-                user_id: user.id,
-                with_choices: !is_edit,
-                delay_ms,
-            },
-        )
-        .await?;
         let action = if is_edit { "edit" } else { "approve" };
         human_action(
             &mut tx,
@@ -301,6 +316,8 @@ impl Store {
         match p.status.as_str() {
             "rejected" => return Ok(p.conversation_id),
             "pending" => {}
+            // Rejecting an AUTO_SEND draft while its delay runs stops its reply.
+            "queued" => take_over_queued_reply(&mut tx, id, None).await?,
             other => {
                 return Err(StoreError::Conflict(format!(
                     "this draft is {other} and can no longer be rejected"
@@ -513,9 +530,7 @@ impl Store {
                     .await?;
                 if to == Closed || to == Resolved {
                     // Nothing drafted for a finished conversation may go out any more.
-                    sqlx::query("UPDATE ai_suggestions SET status = 'superseded', updated_at = now() WHERE conversation_id = $1 AND status = 'pending'")
-                        .bind(id)
-                        .execute(&mut *tx)
+                    crate::supersede_waiting(&mut tx, id, &format!("the conversation was {to}"))
                         .await?;
                 }
             }
@@ -570,8 +585,10 @@ struct Requeued {
     status: String,
 }
 
-/// Puts a failed or dead send back to pending; an operator's replay counts as their
-/// approval, and only reaches their own tenant's sends.
+/// Puts a failed or dead send back to pending, and only reaches the operator's own
+/// tenant's sends. A replay is not an approval: the reply still faces every staleness
+/// check when it is claimed (a newer message, a finished or escalated conversation, a
+/// takeover, an opt-out), so a days-old reply cannot go out over what happened since.
 async fn requeue_dead(
     tx: &mut Transaction<'_, Postgres>,
     id: Uuid,
@@ -595,11 +612,10 @@ async fn requeue_dead(
     }
     sqlx::query(
         "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = now(),
-                           last_error = NULL, approved_by = COALESCE($2, approved_by)
+                           last_error = NULL, lease = NULL, leased_until = NULL
          WHERE id = $1",
     )
     .bind(id)
-    .bind(user.map(|u| u.id))
     .execute(&mut **tx)
     .await?;
     Ok(Requeued {
@@ -673,14 +689,61 @@ async fn take_over(
     .bind(status.as_str())
     .execute(&mut **tx)
     .await?;
-    sqlx::query("UPDATE ai_suggestions SET status = 'superseded', updated_at = now() WHERE conversation_id = $1 AND status = 'pending'")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("UPDATE outbox SET status = 'superseded', last_error = 'an operator took over' WHERE conversation_id = $1 AND status = 'pending' AND approved_by IS NULL AND suggestion_id IS NOT NULL")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    crate::supersede_waiting(tx, id, "an operator took over").await
+}
+
+/// An operator acts on an AUTO_SEND draft whose reply still waits out its delay: with a
+/// send, that reply becomes the operator's (their text, sent at once or after the approved
+/// delay); without one, it is stopped. A reply already going out cannot be taken back.
+async fn take_over_queued_reply(
+    tx: &mut PgConnection,
+    suggestion_id: Uuid,
+    send: Option<&OperatorSend<'_>>,
+) -> Result<()> {
+    let row: Option<(Uuid, bool)> = sqlx::query_as(&format!(
+        "SELECT id, {} AS idle FROM outbox
+         WHERE suggestion_id = $1 AND status = 'pending' AND approved_by IS NULL FOR UPDATE",
+        crate::supersede::NOT_IN_FLIGHT
+    ))
+    .bind(suggestion_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let outbox_id = match row {
+        Some((id, true)) => id,
+        _ => {
+            return Err(StoreError::Conflict(
+                "this reply is already going out to the customer".into(),
+            ));
+        }
+    };
+    match send {
+        Some(o) => {
+            sqlx::query(
+                "UPDATE outbox SET body = $2, role = $3, approved_by = $4,
+                        choices = CASE WHEN $5 THEN choices ELSE '[]' END,
+                        due_at = now() + $6 * interval '1 millisecond',
+                        next_attempt_at = now() + $6 * interval '1 millisecond'
+                 WHERE id = $1",
+            )
+            .bind(outbox_id)
+            .bind(o.body)
+            .bind(o.role)
+            .bind(o.user_id)
+            .bind(o.with_choices)
+            .bind(o.delay_ms as f64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        None => {
+            sqlx::query(
+                "UPDATE outbox SET status = 'superseded', last_error = 'an operator rejected the draft'
+                 WHERE id = $1",
+            )
+            .bind(outbox_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
     Ok(())
 }
 

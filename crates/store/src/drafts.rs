@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use switchboard_core::{ChannelKind, ConversationStatus, Mode, UnknownValue};
+use switchboard_core::{ChannelKind, ConversationStatus, Mode, SuggestionStatus, UnknownValue};
 use switchboard_engine::{Decision, DraftSignals, Verdict};
 use uuid::Uuid;
 
@@ -45,15 +45,19 @@ pub struct NewSuggestion<'a> {
     pub verdict: &'a Verdict,
 }
 
-/// Customer messages after the last message the customer got, or the last draft an
-/// operator dealt with. A draft still pending does not count: a message that arrives
-/// before it goes out is answered together with the ones it answered.
+/// Customer messages after the newest one answered: by a message the customer got (the
+/// message it answered, not when it went out, so a message that arrived while a slow reply
+/// was being sent is still unanswered), or by a draft an operator dealt with. A draft still
+/// waiting (`pending` for an operator, `queued` for its delay) does not count: a message that
+/// arrives before it goes out is answered together with the ones it answered.
 const UNANSWERED: &str = "
     SELECT m.id, m.content, m.created_at FROM messages m
     WHERE m.conversation_id = $1 AND m.role = 'customer' AND m.created_at > COALESCE(GREATEST(
-        (SELECT max(created_at) FROM messages WHERE conversation_id = $1 AND role <> 'customer'),
+        (SELECT max(COALESCE(a.created_at, r.created_at)) FROM messages r
+         LEFT JOIN messages a ON a.id = r.in_reply_to
+         WHERE r.conversation_id = $1 AND r.role <> 'customer'),
         (SELECT max(b.created_at) FROM ai_suggestions s JOIN messages b ON b.id = s.based_on_message_id
-         WHERE s.conversation_id = $1 AND s.status NOT IN ('pending', 'superseded'))), '-infinity')";
+         WHERE s.conversation_id = $1 AND s.status NOT IN ('pending', 'queued', 'superseded'))), '-infinity')";
 
 impl Store {
     pub async fn quiet(&self, conversation_id: Uuid) -> Result<Option<Quiet>> {
@@ -75,9 +79,26 @@ impl Store {
     }
 
     /// Opens the drafting transaction and locks the conversation row for its duration.
+    /// Nothing slow may run inside it: the LLM is called on a snapshot (`snapshot_draft`)
+    /// before, and this transaction only re-checks and writes.
     pub async fn begin_draft(&self, tenant_id: Uuid, conversation_id: Uuid) -> Result<DraftTx> {
+        self.open_draft(tenant_id, conversation_id, true).await
+    }
+
+    /// The same view without the lock, to read what the LLM needs; drop it before calling
+    /// the LLM so no transaction and no connection is held across the network.
+    pub async fn snapshot_draft(&self, tenant_id: Uuid, conversation_id: Uuid) -> Result<DraftTx> {
+        self.open_draft(tenant_id, conversation_id, false).await
+    }
+
+    async fn open_draft(
+        &self,
+        tenant_id: Uuid,
+        conversation_id: Uuid,
+        lock: bool,
+    ) -> Result<DraftTx> {
         let mut tx = self.pool.begin().await?;
-        let row: Option<LockedConversation> = sqlx::query_as(
+        let row: Option<LockedConversation> = sqlx::query_as(&format!(
             "SELECT c.channel_id, ch.kind, c.status, c.mode,
                     c.operator_active_until IS NOT NULL AND c.operator_active_until > now() AS takeover,
                     EXISTS (SELECT 1 FROM consents k WHERE k.customer_id = c.customer_id
@@ -91,8 +112,9 @@ impl Store {
                                          > c.last_customer_message_at, false)) AS window_open
              FROM conversations c JOIN channels ch ON ch.id = c.channel_id
              JOIN customers cu ON cu.id = c.customer_id
-             WHERE c.id = $1 AND c.tenant_id = $2 FOR UPDATE OF c",
-        )
+             WHERE c.id = $1 AND c.tenant_id = $2 {}",
+            if lock { "FOR UPDATE OF c" } else { "" }
+        ))
         .bind(conversation_id)
         .bind(tenant_id)
         .fetch_optional(&mut *tx)
@@ -174,6 +196,16 @@ impl DraftTx {
         Ok(rows)
     }
 
+    /// Whether something was queued under the idempotency key `key`.
+    pub async fn has_outbox_key(&mut self, key: &str) -> Result<bool> {
+        Ok(
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM outbox WHERE idempotency_key = $1)")
+                .bind(key)
+                .fetch_one(&mut *self.tx)
+                .await?,
+        )
+    }
+
     pub async fn has_suggestion_for(&mut self, message_id: Uuid) -> Result<bool> {
         Ok(sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM ai_suggestions WHERE based_on_message_id = $1)",
@@ -183,41 +215,29 @@ impl DraftTx {
         .await?)
     }
 
-    /// Supersedes every pending draft and unsent drafted reply in the conversation; what an
-    /// operator approved still goes out.
-    pub async fn supersede_pending(&mut self) -> Result<()> {
-        sqlx::query(
-            "UPDATE ai_suggestions SET status = 'superseded', updated_at = now()
-             WHERE conversation_id = $1 AND tenant_id = $2 AND status = 'pending'",
-        )
-        .bind(self.conversation_id)
-        .bind(self.tenant_id)
-        .execute(&mut *self.tx)
-        .await?;
-        sqlx::query(
-            "UPDATE outbox SET status = 'superseded'
-             WHERE conversation_id = $1 AND tenant_id = $2 AND status = 'pending' AND suggestion_id IS NOT NULL
-               AND approved_by IS NULL",
-        )
-        .bind(self.conversation_id)
-        .bind(self.tenant_id)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
+    /// Supersedes every waiting draft and unsent drafted reply in the conversation.
+    pub async fn supersede_waiting(&mut self, why: &str) -> Result<()> {
+        crate::supersede_waiting(&mut self.tx, self.conversation_id, why).await
     }
 
     /// Records the draft and its decision, superseding every older pending draft and
     /// unsent reply in the conversation.
     pub async fn insert_suggestion(&mut self, s: NewSuggestion<'_>) -> Result<Uuid> {
-        self.supersede_pending().await?;
+        self.supersede_waiting("a newer draft replaces it").await?;
         let id = Uuid::now_v7();
+        // An AUTO_SEND draft is already on its way; only the others wait for an operator.
+        let status = if s.decision == Decision::AutoSend {
+            SuggestionStatus::Queued
+        } else {
+            SuggestionStatus::Pending
+        };
         let (d, o) = (s.draft, s.verdict);
         sqlx::query(
             "INSERT INTO ai_suggestions (id, tenant_id, conversation_id, based_on_message_id, draft,
                  provider, intent, confidence, similarity_score, intent_score, self_check_score,
                  used_sources, penalties, explanations, missing_fields, source_conflicts,
-                 decision, autosend_eligible, autosend_block_reason, choices)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+                 decision, autosend_eligible, autosend_block_reason, choices, status)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
         )
         .bind(id)
         .bind(self.tenant_id)
@@ -239,6 +259,7 @@ impl DraftTx {
         .bind(o.autosend_eligible)
         .bind(o.autosend_block_reason.map(|r| r.as_str()))
         .bind(sqlx::types::Json(&d.choices))
+        .bind(status.as_str())
         .execute(&mut *self.tx)
         .await?;
         sqlx::query(

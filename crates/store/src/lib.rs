@@ -16,6 +16,7 @@ mod ratelimit;
 mod schedule;
 mod seed;
 mod settings;
+mod supersede;
 mod tenants;
 mod transcript;
 mod users;
@@ -42,6 +43,7 @@ pub use seed::DEMO_SLUG;
 pub use settings::{
     ConversationSettings, InvalidSettingsDoc, LlmSettingsDoc, OperatorSettings, SettingsDoc,
 };
+pub(crate) use supersede::supersede_waiting;
 pub use tenants::{LlmOverrides, TenantChannel, TenantSettings};
 pub use transcript::TranscriptEntry;
 pub use users::{Login, MAX_FAILED_LOGINS, NewSession, Role, Session, User};

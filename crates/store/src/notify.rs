@@ -268,14 +268,18 @@ impl NotificationClaim {
 
 impl Store {
     /// Hands a conversation to the operators without a draft (a mail too large to read
-    /// whole): it goes to `escalated` where the lifecycle allows, with an escalation event.
+    /// whole, drafting that failed on every attempt): it goes to `escalated` where the
+    /// lifecycle allows, with an escalation event. `key` names what caused it, so a
+    /// redelivery or a second give-up opens nothing twice; the id comes back with whether
+    /// this call opened it.
     pub async fn escalate_without_draft(
         &self,
         tenant_id: Uuid,
         conversation_id: Uuid,
+        key: &str,
         reason: &str,
         summary: &str,
-    ) -> Result<Uuid> {
+    ) -> Result<(Uuid, bool)> {
         let mut tx = self.pool.begin().await?;
         let status: String = sqlx::query_scalar(
             "SELECT status FROM conversations WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
@@ -287,6 +291,28 @@ impl Store {
         .ok_or(StoreError::NotFound {
             what: "conversation",
         })?;
+        let id: Option<Uuid> = sqlx::query_scalar(
+            "INSERT INTO escalation_events (id, tenant_id, conversation_id, reason, summary, idempotency_key)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        )
+        .bind(Uuid::now_v7())
+        .bind(tenant_id)
+        .bind(conversation_id)
+        .bind(reason)
+        .bind(summary)
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = id else {
+            drop(tx);
+            let existing: Uuid =
+                sqlx::query_scalar("SELECT id FROM escalation_events WHERE idempotency_key = $1")
+                    .bind(key)
+                    .fetch_one(&self.pool)
+                    .await?;
+            return Ok((existing, false));
+        };
         let from: switchboard_core::ConversationStatus = status
             .parse()
             .map_err(|e: UnknownValue| StoreError::Corrupt(e.to_string()))?;
@@ -301,19 +327,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        let id = Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO escalation_events (id, tenant_id, conversation_id, reason, summary)
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(id)
-        .bind(tenant_id)
-        .bind(conversation_id)
-        .bind(reason)
-        .bind(summary)
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
-        Ok(id)
+        Ok((id, true))
     }
 }

@@ -1,5 +1,9 @@
-//! The dispatcher's side of the outbox. A claim holds the row lock (FOR UPDATE SKIP LOCKED)
-//! for as long as the send takes, so two dispatchers never send the same row.
+//! The dispatcher's side of the outbox. A claim is a lease on the row, taken and committed
+//! before the platform is called, so no transaction stays open across the network; every
+//! record of the outcome checks that the lease is still this dispatcher's. Two dispatchers
+//! never send the same row while its lease lives. A dispatcher that dies between the
+//! platform's acceptance and the record leaves a lease that runs out, and the row goes
+//! again: sends are at least once towards the platform, and that window is one part's send.
 
 use std::time::Duration;
 
@@ -34,7 +38,9 @@ pub struct OutboxItem {
 }
 
 pub struct Claim {
-    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    pool: sqlx::PgPool,
+    lease: Uuid,
+    hold: Duration,
     pub item: OutboxItem,
 }
 
@@ -116,7 +122,7 @@ const SELECT: &str = "
              WHEN EXISTS (SELECT 1 FROM messages n WHERE n.conversation_id = o.conversation_id
                           AND n.role = 'customer' AND n.created_at > m.created_at)
                THEN 'a newer customer message arrived'
-             WHEN c.status IN ('escalated', 'waiting_operator', 'closed')
+             WHEN c.status IN ('escalated', 'waiting_operator', 'resolved', 'closed')
                THEN 'the conversation is ' || c.status
              WHEN c.operator_active_until > now() THEN 'an operator has taken over'
              WHEN EXISTS (SELECT 1 FROM consents k WHERE k.customer_id = c.customer_id
@@ -130,18 +136,32 @@ const SELECT: &str = "
     LEFT JOIN messages m ON m.id = o.in_reply_to";
 
 impl Store {
-    /// Claims the most overdue sendable row, if any.
-    pub async fn claim_due(&self) -> Result<Option<Claim>> {
-        let mut tx = self.pool.begin().await?;
-        let row: Option<Row> = sqlx::query_as(&format!(
-            "{SELECT} WHERE o.id = (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= now()
-                                    ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)"
-        ))
-        .fetch_optional(&mut *tx)
+    /// Leases the most overdue sendable row to `lease` for `hold`, if any. The lease is
+    /// committed at once; the caller sends with no transaction open.
+    pub async fn claim_due(&self, lease: Uuid, hold: Duration) -> Result<Option<Claim>> {
+        let id: Option<Uuid> = sqlx::query_scalar(
+            "WITH due AS (
+                 SELECT id FROM outbox
+                 WHERE status = 'pending' AND next_attempt_at <= now()
+                   AND (leased_until IS NULL OR leased_until <= now())
+                 ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+             UPDATE outbox o SET lease = $1, leased_until = now() + $2 * interval '1 millisecond'
+             FROM due WHERE o.id = due.id RETURNING o.id",
+        )
+        .bind(lease)
+        .bind(hold.as_millis() as f64)
+        .fetch_optional(&self.pool)
         .await?;
+        let Some(id) = id else { return Ok(None) };
+        let row: Option<Row> = sqlx::query_as(&format!("{SELECT} WHERE o.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         match row {
             Some(r) => Ok(Some(Claim {
-                tx,
+                pool: self.pool.clone(),
+                lease,
+                hold,
                 item: r.item()?,
             })),
             None => Ok(None),
@@ -166,9 +186,40 @@ impl Store {
 
 impl Claim {
     /// The send went out: record the message as the transcript's truth and close the row.
-    pub async fn sent(mut self, external_id: Option<&str>) -> Result<()> {
+    /// Locks in the one order: conversation, suggestion, outbox.
+    pub async fn sent(self, external_id: Option<&str>) -> Result<()> {
         let i = &self.item;
         let m = &i.message;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE conversations SET unread_count = 0, updated_at = now(), version = version + 1
+             WHERE id = $1",
+        )
+        .bind(m.conversation_id)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(s) = i.suggestion_id {
+            sqlx::query(
+                "UPDATE ai_suggestions SET status = 'sent', updated_at = now() WHERE id = $1",
+            )
+            .bind(s)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let closed = sqlx::query(
+            "UPDATE outbox SET status = 'sent', sent_at = now(), attempts = attempts + 1,
+                               last_error = NULL, lease = NULL, leased_until = NULL
+             WHERE id = $1 AND lease = $2 AND status = 'pending'",
+        )
+        .bind(i.id)
+        .bind(self.lease)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if closed == 0 {
+            tracing::warn!(outbox_id = %i.id, "the lease on this send was lost; it is not recorded twice");
+            return Ok(());
+        }
         sqlx::query(
             "INSERT INTO messages (id, tenant_id, conversation_id, channel_id, role, content,
                                    external_id, delivery_status, in_reply_to, created_at)
@@ -183,102 +234,92 @@ impl Claim {
         .bind(&m.text)
         .bind(external_id)
         .bind(i.id)
-        .execute(&mut *self.tx)
+        .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE outbox SET status = 'sent', sent_at = now(), attempts = attempts + 1,
-                               last_error = NULL WHERE id = $1",
-        )
-        .bind(i.id)
-        .execute(&mut *self.tx)
-        .await?;
-        if let Some(s) = i.suggestion_id {
-            sqlx::query(
-                "UPDATE ai_suggestions SET status = 'sent', updated_at = now() WHERE id = $1",
-            )
-            .bind(s)
-            .execute(&mut *self.tx)
-            .await?;
-        }
-        sqlx::query(
-            "UPDATE conversations SET unread_count = 0, updated_at = now(), version = version + 1
-             WHERE id = $1",
-        )
-        .bind(m.conversation_id)
-        .execute(&mut *self.tx)
-        .await?;
-        self.tx.commit().await?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// The reply must not go out any more.
-    pub async fn supersede(mut self) -> Result<()> {
-        sqlx::query("UPDATE outbox SET status = 'superseded', last_error = $2 WHERE id = $1")
-            .bind(self.item.id)
-            .bind(&self.item.stale_reason)
-            .execute(&mut *self.tx)
-            .await?;
+    pub async fn supersede(self) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         if let Some(s) = self.item.suggestion_id {
             sqlx::query(
                 "UPDATE ai_suggestions SET status = 'superseded', updated_at = now()
                  WHERE id = $1 AND status NOT IN ('sent', 'rejected')",
             )
             .bind(s)
-            .execute(&mut *self.tx)
+            .execute(&mut *tx)
             .await?;
         }
-        self.tx.commit().await?;
+        let done = sqlx::query(
+            "UPDATE outbox SET status = 'superseded', last_error = $3, lease = NULL, leased_until = NULL
+             WHERE id = $1 AND lease = $2 AND status = 'pending'",
+        )
+        .bind(self.item.id)
+        .bind(self.lease)
+        .bind(&self.item.stale_reason)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if done == 1 {
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// The first `parts_sent` parts of a long reply went out; a retry starts after them.
+    /// Committed at once, and the lease renewed for the next part.
+    pub async fn part_sent(&mut self, parts_sent: usize, external_id: Option<&str>) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET parts_sent = $3, first_external_id = COALESCE(first_external_id, $4),
+                               leased_until = now() + $5 * interval '1 millisecond'
+             WHERE id = $1 AND lease = $2",
+        )
+        .bind(self.item.id)
+        .bind(self.lease)
+        .bind(i32::try_from(parts_sent).unwrap_or(i32::MAX))
+        .bind(external_id)
+        .bind(self.hold.as_millis() as f64)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// Tries again after `after`, or gives up into the dead letters.
-    /// The first `parts_sent` parts of a long reply went out; a retry starts after them.
-    /// Kept with the attempt's outcome when it commits.
-    pub async fn part_sent(&mut self, parts_sent: usize, external_id: Option<&str>) -> Result<()> {
+    pub async fn retry(self, error: &str, after: Duration, give_up: bool) -> Result<()> {
         sqlx::query(
-            "UPDATE outbox SET parts_sent = $2, first_external_id = COALESCE(first_external_id, $3)
-             WHERE id = $1",
+            "UPDATE outbox SET attempts = attempts + 1, last_error = $3,
+                    status = CASE WHEN $4 THEN 'dead' ELSE 'pending' END,
+                    next_attempt_at = now() + $5 * interval '1 millisecond',
+                    lease = NULL, leased_until = NULL
+             WHERE id = $1 AND lease = $2 AND status = 'pending'",
         )
         .bind(self.item.id)
-        .bind(i32::try_from(parts_sent).unwrap_or(i32::MAX))
-        .bind(external_id)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn retry(mut self, error: &str, after: Duration, give_up: bool) -> Result<()> {
-        sqlx::query(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = $2,
-                    status = CASE WHEN $3 THEN 'dead' ELSE 'pending' END,
-                    next_attempt_at = now() + $4 * interval '1 millisecond'
-             WHERE id = $1",
-        )
-        .bind(self.item.id)
+        .bind(self.lease)
         .bind(error)
         .bind(give_up)
         .bind(after.as_millis() as f64)
-        .execute(&mut *self.tx)
+        .execute(&self.pool)
         .await?;
-        self.tx.commit().await?;
         Ok(())
     }
 
     /// The customer blocked us or is gone: fail now and stop trying this customer.
-    pub async fn unreachable(mut self, error: &str) -> Result<()> {
+    pub async fn unreachable(self, error: &str) -> Result<()> {
         sqlx::query(
             "UPDATE customers SET unreachable = true
              WHERE id = (SELECT customer_id FROM conversations WHERE id = $1)",
         )
         .bind(self.item.message.conversation_id)
-        .execute(&mut *self.tx)
+        .execute(&self.pool)
         .await?;
         self.fail(error).await
     }
 
     /// The chat has a new id (a Telegram group became a supergroup): the customer moves
     /// there, and the row goes again at once without counting an attempt.
-    pub async fn moved(mut self, recipient: &str) -> Result<()> {
+    pub async fn moved(self, recipient: &str) -> Result<()> {
         sqlx::query(
             "UPDATE customers SET external_id = $2,
                     metadata = metadata || jsonb_build_object('migrated_from', external_id)
@@ -286,50 +327,51 @@ impl Claim {
         )
         .bind(self.item.message.conversation_id)
         .bind(recipient)
-        .execute(&mut *self.tx)
+        .execute(&self.pool)
         .await?;
-        sqlx::query("UPDATE outbox SET next_attempt_at = now() WHERE id = $1")
-            .bind(self.item.id)
-            .execute(&mut *self.tx)
-            .await?;
-        self.tx.commit().await?;
-        Ok(())
+        self.defer(Duration::ZERO).await
     }
 
     /// The 24-hour window is closed: remember it on the customer and fail the free-form
     /// message.
-    pub async fn window_closed(mut self, error: &str) -> Result<()> {
+    pub async fn window_closed(self, error: &str) -> Result<()> {
         sqlx::query(
             "UPDATE customers SET metadata = metadata || jsonb_build_object('window_closed_at', now())
              WHERE id = (SELECT customer_id FROM conversations WHERE id = $1)",
         )
         .bind(self.item.message.conversation_id)
-        .execute(&mut *self.tx)
+        .execute(&self.pool)
         .await?;
         self.fail(error).await
     }
 
     /// Not this time, and not counted as an attempt: a rate limit asks to wait `after`.
-    pub async fn defer(mut self, after: Duration) -> Result<()> {
-        sqlx::query("UPDATE outbox SET next_attempt_at = now() + $2 * interval '1 millisecond' WHERE id = $1")
-            .bind(self.item.id)
-            .bind(after.as_millis() as f64)
-            .execute(&mut *self.tx)
-            .await?;
-        self.tx.commit().await?;
+    pub async fn defer(self, after: Duration) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET next_attempt_at = now() + $3 * interval '1 millisecond',
+                               lease = NULL, leased_until = NULL
+             WHERE id = $1 AND lease = $2",
+        )
+        .bind(self.item.id)
+        .bind(self.lease)
+        .bind(after.as_millis() as f64)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// A permanent failure: no retry, visible as a dead letter with its reason.
-    pub async fn fail(mut self, error: &str) -> Result<()> {
+    pub async fn fail(self, error: &str) -> Result<()> {
         sqlx::query(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = $2, status = 'failed' WHERE id = $1",
+            "UPDATE outbox SET attempts = attempts + 1, last_error = $3, status = 'failed',
+                               lease = NULL, leased_until = NULL
+             WHERE id = $1 AND lease = $2 AND status = 'pending'",
         )
         .bind(self.item.id)
+        .bind(self.lease)
         .bind(error)
-        .execute(&mut *self.tx)
+        .execute(&self.pool)
         .await?;
-        self.tx.commit().await?;
         Ok(())
     }
 }

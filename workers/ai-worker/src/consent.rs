@@ -83,7 +83,8 @@ pub fn consent_word(text: &str, language: &str) -> Option<ConsentWord> {
 }
 
 /// Records the change and queues the one confirmation. A start word from a customer who
-/// never opted out changes nothing and is answered like any other message.
+/// never opted out changes nothing and is answered like any other message. Idempotent per
+/// message: a redelivery of a word already applied finds its confirmation and does nothing.
 pub async fn apply(
     s: &Services,
     tenant_id: Uuid,
@@ -93,6 +94,10 @@ pub async fn apply(
     settings: &TenantSettings,
 ) -> Result<bool, StoreError> {
     let mut tx = s.store.begin_draft(tenant_id, conversation_id).await?;
+    let key = format!("consent:{message_id}");
+    if tx.has_outbox_key(&key).await? {
+        return Ok(true);
+    }
     let revoked = tx.consent_revoked;
     let w = words(&settings.language);
     let confirmation = match (word, revoked) {
@@ -102,16 +107,10 @@ pub async fn apply(
         (ConsentWord::Stop, true) => return Ok(true),
         (ConsentWord::Start, false) => return Ok(false),
     };
-    tx.supersede_pending().await?;
+    tx.supersede_waiting("the customer changed their consent")
+        .await?;
     tx.set_consent(word == ConsentWord::Start).await?;
-    tx.enqueue(
-        None,
-        &format!("consent:{message_id}"),
-        message_id,
-        confirmation,
-        0,
-    )
-    .await?;
+    tx.enqueue(None, &key, message_id, confirmation, 0).await?;
     tx.commit().await?;
     tracing::info!(?word, "consent changed");
     Ok(true)

@@ -9,7 +9,7 @@ use switchboard_engine::{
 };
 use switchboard_runtime::Services;
 use switchboard_store::crypto::Cipher;
-use switchboard_store::{NewSuggestion, StoreError, TenantSettings};
+use switchboard_store::{DraftTx, NewSuggestion, StoreError, TenantSettings};
 use uuid::Uuid;
 
 /// What the engine needs to know about the conversation besides the draft.
@@ -186,6 +186,18 @@ pub async fn evaluate(
     situation: Situation,
 ) -> Result<(Drafted, Verdict), StoreError> {
     let drafted = draft(s, tenant_id, settings, text, history).await?;
+    let verdict = judge(settings, text, &drafted, situation)?;
+    Ok((drafted, verdict))
+}
+
+/// The engine's verdict on a draft in the conversation as it stands. Pure and quick, so
+/// the drafting transaction runs it again on what it finds locked.
+fn judge(
+    settings: &TenantSettings,
+    text: &str,
+    drafted: &Drafted,
+    situation: Situation,
+) -> Result<Verdict, StoreError> {
     let case = Case {
         customer_text: text.to_owned(),
         draft: drafted.draft.clone(),
@@ -203,14 +215,32 @@ pub async fn evaluate(
         human_delay: settings.human_delay.clone(),
         night_auto_reply_sent: situation.night_auto_reply_sent,
     };
-    let verdict = switchboard_engine::evaluate(&case, &mut StdRng::from_os_rng())
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok((drafted, verdict))
+    switchboard_engine::evaluate(&case, &mut StdRng::from_os_rng())
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// The drafting transaction for the burst that ends with `newest`. Holds the conversation's
-/// row lock throughout, so at most one draft per conversation is made at a time, and does
-/// nothing if that burst already has a draft.
+/// What the engine needs to know of the conversation, as the drafting view found it.
+fn situation(tx: &DraftTx, settings: &TenantSettings) -> Situation {
+    let tonight = settings.working_hours.night_key(Utc::now()).ok();
+    Situation {
+        conversation: ConversationState {
+            mode: tx.mode,
+            status: tx.status,
+            operator_takeover_active: tx.operator_takeover_active,
+            consent_revoked: tx.consent_revoked,
+        },
+        channel: tx.channel_kind,
+        window_open: tx.window_open,
+        night_auto_reply_sent: tonight.is_some() && tx.night_reply_key == tonight,
+    }
+}
+
+/// Drafts the burst that ends with `newest`, in three steps so that no transaction, row
+/// lock or connection is held while the LLM thinks: read a snapshot of the conversation,
+/// draft from it with nothing open, then lock the conversation briefly, check that the
+/// burst is still the one drafted (a newer message moves the schedule on, and its own draft
+/// covers this one) and still has no draft, judge the draft on the conversation as it is
+/// now (an operator may have taken over meanwhile), and write.
 pub async fn draft_and_decide(
     s: &Services,
     tenant_id: Uuid,
@@ -218,39 +248,45 @@ pub async fn draft_and_decide(
     newest: Uuid,
     settings: &TenantSettings,
 ) -> Result<(), StoreError> {
-    let mut tx = s.store.begin_draft(tenant_id, conversation_id).await?;
-    let conversation = ConversationState {
-        mode: tx.mode,
-        status: tx.status,
-        operator_takeover_active: tx.operator_takeover_active,
-        consent_revoked: tx.consent_revoked,
+    let (text, history) = {
+        let mut snap = s.store.snapshot_draft(tenant_id, conversation_id).await?;
+        if let Err(silence) = may_speak(&situation(&snap, settings).conversation) {
+            tracing::info!(reason = ?silence, "the bot stays silent");
+            return Ok(());
+        }
+        let burst = snap.burst().await?;
+        if burst.newest() != Some(newest) || snap.has_suggestion_for(newest).await? {
+            return Ok(());
+        }
+        let Some((first, _)) = burst.messages.first() else {
+            return Ok(());
+        };
+        let history: Vec<Turn> = snap
+            .history(*first, 10)
+            .await?
+            .into_iter()
+            .map(|(role, text)| Turn { role, text })
+            .collect();
+        (burst.text(), history)
+        // The snapshot's read-only transaction ends here, before the LLM is called.
     };
-    if let Err(silence) = may_speak(&conversation) {
+    let drafted = draft(s, tenant_id, settings, &text, &history).await?;
+
+    let mut tx = s.store.begin_draft(tenant_id, conversation_id).await?;
+    let burst = tx.burst().await?;
+    if burst.newest() != Some(newest)
+        || burst.text() != text
+        || tx.has_suggestion_for(newest).await?
+    {
+        tracing::info!("the burst changed while drafting; the newer schedule drafts it");
+        return Ok(());
+    }
+    let situation = situation(&tx, settings);
+    if let Err(silence) = may_speak(&situation.conversation) {
         tracing::info!(reason = ?silence, "the bot stays silent");
         return Ok(());
     }
-    let burst = tx.burst().await?;
-    if burst.newest() != Some(newest) || tx.has_suggestion_for(newest).await? {
-        return Ok(());
-    }
-    let Some((first, _)) = burst.messages.first() else {
-        return Ok(());
-    };
-    let history: Vec<Turn> = tx
-        .history(*first, 10)
-        .await?
-        .into_iter()
-        .map(|(role, text)| Turn { role, text })
-        .collect();
-    let text = burst.text();
-    let tonight = settings.working_hours.night_key(Utc::now()).ok();
-    let situation = Situation {
-        conversation,
-        channel: tx.channel_kind,
-        window_open: tx.window_open,
-        night_auto_reply_sent: tonight.is_some() && tx.night_reply_key == tonight,
-    };
-    let (drafted, verdict) = evaluate(s, tenant_id, settings, &text, &history, situation).await?;
+    let verdict = judge(settings, &text, &drafted, situation)?;
     let Some(decision) = verdict.decision else {
         return Ok(());
     };

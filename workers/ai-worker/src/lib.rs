@@ -149,8 +149,9 @@ async fn process_message(
     }
 
     let settings = s.store.tenant_settings(ev.tenant_id).await?;
+    // Every step after storing runs again on a redelivery and is idempotent by its own key:
+    // a worker that died between storing a STOP and applying it must not answer the STOP.
     if let Some(word) = consent::consent_word(&msg.text, &settings.language)
-        && !stored.duplicate
         && consent::apply(
             s,
             ev.tenant_id,
@@ -209,16 +210,19 @@ async fn mail_needs_no_draft(
     if email["truncated"].as_bool() != Some(true) {
         return Ok(false);
     }
-    if !stored.duplicate {
-        let escalation = s
-            .store
-            .escalate_without_draft(
-                ev.tenant_id,
-                stored.conversation_id,
-                "the mail is over the size limit",
-                "The mail was too large to read whole and was stored truncated; please read it in the mailbox and answer.",
-            )
-            .await?;
+    // Not only on the first delivery: a worker that died after storing the mail must not
+    // leave it unescalated; the key keeps a redelivery from opening a second one.
+    let (escalation, opened) = s
+        .store
+        .escalate_without_draft(
+            ev.tenant_id,
+            stored.conversation_id,
+            &format!("oversized:{}", stored.message_id),
+            "the mail is over the size limit",
+            "The mail was too large to read whole and was stored truncated; please read it in the mailbox and answer.",
+        )
+        .await?;
+    if opened {
         tracing::info!(%escalation, "mail over the size limit: handed to an operator");
         let event = json!({"type": "escalation", "conversation_id": stored.conversation_id, "escalation_id": escalation});
         tell_operators(s, ev.tenant_id, &event).await;

@@ -155,27 +155,30 @@ async fn try_settle(s: &Services, d: &DueDraft) -> Result<(), StoreError> {
 }
 
 /// Drafting failed on every attempt: the customer still gets a person rather than silence,
-/// unless a draft was made after all.
+/// unless a draft was made after all. The escalation carries the key of the message it is
+/// for, so a worker that dies after opening it and the next one that gives up open one.
 async fn give_up(s: &Services, d: &DueDraft) -> Result<(), StoreError> {
-    let answered = match s.store.quiet(d.conversation_id).await? {
-        Some(q) => s.store.has_suggestion(q.newest_customer_message).await?,
-        None => true,
+    let Some(q) = s.store.quiet(d.conversation_id).await? else {
+        return s.store.finish_draft(d).await;
     };
-    if answered {
+    if s.store.has_suggestion(q.newest_customer_message).await? {
         return s.store.finish_draft(d).await;
     }
-    let escalation = s
+    let (escalation, opened) = s
         .store
         .escalate_without_draft(
             d.tenant_id,
             d.conversation_id,
+            &format!("give-up:{}", q.newest_customer_message),
             "drafting failed on every attempt",
             "The assistant could not draft a reply to the customer's latest messages; please answer them.",
         )
         .await?;
-    metrics::counter!("sb_drafts_abandoned_total").increment(1);
-    tracing::error!(%escalation, "drafting failed on every attempt: handed to an operator");
-    let event = json!({"type": "escalation", "conversation_id": d.conversation_id, "escalation_id": escalation});
-    tell_operators(s, d.tenant_id, &event).await;
+    if opened {
+        metrics::counter!("sb_drafts_abandoned_total").increment(1);
+        tracing::error!(%escalation, "drafting failed on every attempt: handed to an operator");
+        let event = json!({"type": "escalation", "conversation_id": d.conversation_id, "escalation_id": escalation});
+        tell_operators(s, d.tenant_id, &event).await;
+    }
     s.store.finish_draft(d).await
 }

@@ -1,6 +1,8 @@
 //! Sends what the outbox says is due, through the channel's adapter, and records the
-//! outcome. Rows are claimed with FOR UPDATE SKIP LOCKED, so any number of dispatchers
-//! share the work without sending anything twice.
+//! outcome. Rows are leased (claimed with FOR UPDATE SKIP LOCKED and committed) before the
+//! platform is called, so any number of dispatchers share the work, no transaction stays
+//! open across the network, and a row goes out twice only if its dispatcher dies between the
+//! platform's acceptance and the record.
 
 mod adapters;
 mod limits;
@@ -24,6 +26,12 @@ use crate::limits::Limits;
 
 /// Waits longer than this are not slept through holding a row: the row is put back.
 const MAX_INLINE_WAIT: Duration = Duration::from_secs(3);
+/// The longest one platform call may take; a call still running then is a retryable
+/// failure, so a hung platform cannot outlive the lease.
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// A lease covers one part's send (the rate-limit wait and the call) with room to record
+/// it; it is renewed after each part of a long reply.
+const LEASE: Duration = Duration::from_secs(90);
 
 pub async fn run(s: Services, shutdown: CancellationToken) {
     let adapters = Arc::new(Adapters::new(&s));
@@ -63,8 +71,9 @@ async fn send_loop(
     shutdown: CancellationToken,
 ) {
     let poll = s.config.dispatcher.poll_interval_ms;
+    let lease = Uuid::now_v7();
     while !shutdown.is_cancelled() {
-        match s.store.claim_due().await {
+        match s.store.claim_due(lease, LEASE).await {
             Ok(Some(claim)) => {
                 let m = &claim.item.message;
                 let span = tracing::info_span!("send", tenant_id = %m.tenant_id, channel_id = %m.channel_id,
@@ -126,7 +135,13 @@ async fn deliver(
         }
         tokio::time::sleep(wait).await;
         let started = Instant::now();
-        let sent = built.adapter.send(&part).await;
+        let sent = match tokio::time::timeout(SEND_TIMEOUT, built.adapter.send(&part)).await {
+            Ok(sent) => sent,
+            Err(_) => Err(SendError::Retryable {
+                reason: format!("the platform did not answer within {SEND_TIMEOUT:?}"),
+                retry_after: None,
+            }),
+        };
         metrics::histogram!("sb_send_seconds", "channel" => kind)
             .record(started.elapsed().as_secs_f64());
         match sent {

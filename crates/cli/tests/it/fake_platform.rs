@@ -1,7 +1,7 @@
 //! Stand-ins for the Telegram Bot API and the WhatsApp Graph API: they answer in the
 //! documented wire format, can be scripted to fail, and record what they receive.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,8 @@ struct Fake {
     requests: Arc<Mutex<Vec<Request>>>,
     /// Scripted answers by method, used before the defaults.
     script: Arc<Mutex<HashMap<String, Script>>>,
+    /// Methods whose calls are recorded but not answered until released.
+    held: Arc<Mutex<HashSet<String>>>,
     next_id: Arc<Mutex<i64>>,
 }
 
@@ -70,6 +72,16 @@ impl FakePlatform {
             .push_back((status, body));
     }
 
+    /// Calls to `method` are recorded at once but answered only after `release`: a send
+    /// that is under way for as long as the test wants.
+    pub fn hold(&self, method: &str) {
+        self.fake.held.lock().unwrap().insert(method.into());
+    }
+
+    pub fn release(&self, method: &str) {
+        self.fake.held.lock().unwrap().remove(method);
+    }
+
     pub fn requests(&self, method: &str) -> Vec<Request> {
         self.fake
             .requests
@@ -104,20 +116,26 @@ impl FakePlatform {
     }
 }
 
-fn record(f: &Fake, method: &str, body: &Bytes) -> Option<(u16, Value)> {
+/// Records the call, waits while its method is held, then takes its scripted answer.
+async fn record(f: &Fake, method: &str, body: &Bytes) -> (Option<(u16, Value)>, Value) {
     let raw = String::from_utf8_lossy(body).into_owned();
     let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     f.requests.lock().unwrap().push(Request {
         method: method.into(),
-        body,
+        body: body.clone(),
         raw,
         at: Instant::now(),
     });
-    f.script
+    while f.held.lock().unwrap().contains(method) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let scripted = f
+        .script
         .lock()
         .unwrap()
         .get_mut(method)
-        .and_then(VecDeque::pop_front)
+        .and_then(VecDeque::pop_front);
+    (scripted, body)
 }
 
 fn reply(status: u16, body: Value) -> Response {
@@ -132,10 +150,10 @@ async fn telegram(
     body: Bytes,
 ) -> Response {
     let method = method.to_lowercase();
-    if let Some((status, body)) = record(&f, &method, &body) {
+    let (scripted, req) = record(&f, &method, &body).await;
+    if let Some((status, body)) = scripted {
         return reply(status, body);
     }
-    let req = f.requests.lock().unwrap().last().unwrap().body.clone();
     let result = match method.as_str() {
         "sendmessage" => {
             let id = {
@@ -160,10 +178,10 @@ async fn telegram(
 
 async fn whatsapp(State(f): State<Fake>, Path(phone): Path<String>, body: Bytes) -> Response {
     let method = format!("{phone}/messages");
-    if let Some((status, body)) = record(&f, &method, &body) {
+    let (scripted, req) = record(&f, &method, &body).await;
+    if let Some((status, body)) = scripted {
         return reply(status, body);
     }
-    let req = f.requests.lock().unwrap().last().unwrap().body.clone();
     if req["status"] == "read" {
         return reply(200, json!({"success": true}));
     }

@@ -200,6 +200,27 @@ impl TestApp {
         }
     }
 
+    /// Waits until the system has nothing left to do: no conversation waits for a draft
+    /// and no send waits in the outbox (due or not, leased or not). What a test asserts
+    /// after this cannot still be about to happen.
+    pub async fn settled(&self) {
+        let start = Instant::now();
+        loop {
+            let drafts = self.count("SELECT count(*) FROM pending_drafts").await;
+            let sends = self
+                .count("SELECT count(*) FROM outbox WHERE status = 'pending'")
+                .await;
+            if drafts == 0 && sends == 0 {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "not settled: {drafts} conversations wait for a draft, {sends} sends wait"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
     }

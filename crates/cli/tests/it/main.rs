@@ -13,5 +13,6 @@ mod helpers;
 mod llm;
 mod operators;
 mod platforms;
+mod races;
 mod real_llm;
 mod webchat;

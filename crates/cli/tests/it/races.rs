@@ -1,0 +1,301 @@
+//! The races of exactly-once: each test drives the real app into the interleaving that
+//! once sent a reply twice, answered a STOP, lost a message or sent a stale reply, waits
+//! until the system has settled, and then counts.
+
+use reqwest::StatusCode;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::fake_platform::FakePlatform;
+use crate::helpers::TestApp;
+use crate::operators::operator;
+use crate::platforms::{SECRET, post_tg, telegram_channel};
+
+/// Around the clock, and every AUTO_SEND reply waits `ms` with the typing indicator.
+async fn fixed_delay(app: &TestApp, ms: i32) {
+    app.exec("UPDATE tenants SET working_hours_start = '00:00', working_hours_end = '23:59:59', working_days = '{1,2,3,4,5,6,7}'").await;
+    app.exec(&format!(
+        "INSERT INTO human_delay_settings (tenant_id, enabled, min_delay_ms, max_delay_ms)
+         SELECT id, true, {ms}, {ms} FROM tenants"
+    ))
+    .await;
+}
+
+/// The AUTO_SEND draft that answers the visitor's message, once it waits for its delay.
+async fn queued_draft(app: &TestApp, visitor: &str, text: &str) -> Uuid {
+    let (status, _) = app
+        .post_chat(visitor, &Uuid::new_v4().to_string(), text)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let sql = format!(
+        "SELECT count(*) FROM ai_suggestions s JOIN conversations c ON c.id = s.conversation_id
+         JOIN customers cu ON cu.id = c.customer_id
+         WHERE cu.external_id = '{visitor}' AND s.decision = 'AUTO_SEND'"
+    );
+    app.wait_count(&sql, 1).await;
+    sqlx::query_scalar(
+        "SELECT s.id FROM ai_suggestions s JOIN conversations c ON c.id = s.conversation_id
+         JOIN customers cu ON cu.id = c.customer_id WHERE cu.external_id = $1",
+    )
+    .bind(visitor)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+async fn sent_to(app: &TestApp, visitor: &str) -> i64 {
+    app.count(&format!(
+        "SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id
+         JOIN customers cu ON cu.id = c.customer_id
+         WHERE cu.external_id = '{visitor}' AND m.role <> 'customer'"
+    ))
+    .await
+}
+
+/// An AUTO_SEND draft waiting out its delay is not an approval request: the console does
+/// not offer it, and an operator who approves it anyway takes over its one send, and one
+/// who rejects it stops that send.
+#[tokio::test]
+async fn approving_an_auto_send_draft_while_it_waits_sends_once() {
+    let app = TestApp::spawn().await;
+    fixed_delay(&app, 4000).await;
+    let op = operator(&app).await;
+
+    let approved = queued_draft(&app, "q1", "Do you ship to Berlin?").await;
+    let (_, listed) = op.get("/api/v1/suggestions?status=pending").await;
+    assert!(
+        listed["suggestions"].as_array().unwrap().is_empty(),
+        "a queued AUTO_SEND draft is not offered for approval: {listed}"
+    );
+    let (status, body) = op
+        .post(
+            &format!("/api/v1/suggestions/{approved}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let rejected = queued_draft(&app, "q2", "Do you ship to Berlin?").await;
+    let (status, body) = op
+        .post(
+            &format!("/api/v1/suggestions/{rejected}/reject"),
+            json!({"reason": "wrong tone"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    app.settled().await;
+    assert_eq!(
+        sent_to(&app, "q1").await,
+        1,
+        "approved while waiting: one send"
+    );
+    assert_eq!(sent_to(&app, "q2").await, 0, "rejected while waiting: none");
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE status = 'sent'")
+            .await,
+        1
+    );
+}
+
+/// A worker that stored a STOP and died before applying it: the redelivery finds the
+/// message stored and must still revoke consent, and nothing is drafted for it.
+#[tokio::test]
+async fn a_stop_stored_before_a_crash_is_applied_on_redelivery() {
+    let app = TestApp::spawn().await;
+    let tenant = app.services.store.tenant_id("demo").await.unwrap();
+    let channel = app.webchat_channel().await;
+    let body = json!({"visitor_id": "s1", "client_message_id": "c1", "text": "STOP"});
+    let ev = switchboard_channels::webchat::inbound::normalize(
+        tenant,
+        channel,
+        body.to_string().as_bytes(),
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    let switchboard_core::InboundBody::Message(msg) = &ev.body else {
+        panic!("a message");
+    };
+    // What the dead worker got done: the message is stored, nothing after it.
+    let stored = app.services.store.store_inbound(&ev, msg).await.unwrap();
+    assert!(!stored.duplicate);
+
+    // The broker redelivers the job.
+    let (status, _) = app.post_chat("s1", "c1", "STOP").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    app.wait_count("SELECT count(*) FROM consents WHERE status = 'revoked'", 1)
+        .await;
+    app.settled().await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM ai_suggestions").await,
+        0,
+        "a STOP is never drafted"
+    );
+    let keys: Vec<String> = sqlx::query_scalar("SELECT idempotency_key FROM outbox")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(keys, [format!("consent:{}", stored.message_id)]);
+}
+
+/// A customer writes while a long reply is still going out part by part. The reply is
+/// recorded after that message; the message is still unanswered and gets its own draft.
+#[tokio::test]
+async fn a_message_during_a_slow_multi_part_send_gets_its_own_draft() {
+    let app = TestApp::spawn().await;
+    fixed_delay(&app, 0).await;
+    app.exec("UPDATE decision_settings SET autosend_allowed = false")
+        .await;
+    let fake = FakePlatform::telegram().await;
+    let channel = telegram_channel(&app, &fake).await;
+    let update = |id: i64, text: &str| {
+        json!({"update_id": id, "message": {"message_id": id, "date": 1_700_000_000,
+            "chat": {"id": 300, "type": "private", "first_name": "Customer"},
+            "from": {"id": 300, "is_bot": false, "first_name": "Customer"}, "text": text}})
+    };
+    post_tg(
+        &app,
+        channel,
+        Some(SECRET),
+        &update(1, "Do you ship to Berlin?"),
+    )
+    .await;
+    app.wait_count(
+        "SELECT count(*) FROM ai_suggestions WHERE status = 'pending'",
+        1,
+    )
+    .await;
+    let first: Uuid = sqlx::query_scalar("SELECT id FROM ai_suggestions")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    // The next message's quiet window outlasts the send, so its draft is made after the
+    // reply is recorded.
+    app.exec("UPDATE decision_settings SET debounce_quiet_ms = 2000")
+        .await;
+
+    fake.hold("sendmessage");
+    let long = "We ship to Berlin in two days. ".repeat(200);
+    let (status, _) = operator(&app)
+        .await
+        .post(
+            &format!("/api/v1/suggestions/{first}/approve"),
+            json!({"text": long}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    fake.wait_for("sendmessage", 1, std::time::Duration::from_secs(15))
+        .await;
+    // The first part is with Telegram; the customer writes meanwhile.
+    post_tg(&app, channel, Some(SECRET), &update(2, "And to Munich?")).await;
+    app.wait_count("SELECT count(*) FROM messages WHERE role = 'customer'", 2)
+        .await;
+    fake.release("sendmessage");
+
+    app.settled().await;
+    let second: Uuid = sqlx::query_scalar(
+        "SELECT id FROM messages WHERE role = 'customer' ORDER BY created_at DESC LIMIT 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM ai_suggestions WHERE based_on_message_id = '{second}'"
+        ))
+        .await,
+        1,
+        "the message that arrived during the send was drafted"
+    );
+    let parts = fake
+        .requests("sendmessage")
+        .iter()
+        .filter(|r| r.body["text"].as_str().unwrap().starts_with("We ship"))
+        .count();
+    assert_eq!(parts, 2, "the reply went out in its two parts, once");
+}
+
+/// A replayed dead letter faces the staleness checks like any reply: the customer wrote
+/// again since, so it no longer goes out.
+#[tokio::test]
+async fn a_replayed_reply_the_customer_has_moved_past_is_not_sent() {
+    let app = TestApp::spawn().await;
+    let fake = FakePlatform::telegram().await;
+    let channel = telegram_channel(&app, &fake).await;
+    let update = |id: i64, text: &str| {
+        json!({"update_id": id, "message": {"message_id": id, "date": 1_700_000_000,
+            "chat": {"id": 301, "type": "private", "first_name": "Customer"},
+            "from": {"id": 301, "is_bot": false, "first_name": "Customer"}, "text": text}})
+    };
+    fake.script(
+        "sendmessage",
+        400,
+        json!({"ok": false, "error_code": 400, "description": "Bad Request: message text is empty"}),
+    );
+    post_tg(
+        &app,
+        channel,
+        Some(SECRET),
+        &update(1, "Do you ship to Berlin?"),
+    )
+    .await;
+    app.wait_count("SELECT count(*) FROM outbox WHERE status = 'failed'", 1)
+        .await;
+    post_tg(
+        &app,
+        channel,
+        Some(SECRET),
+        &update(2, "Do you ship to Munich?"),
+    )
+    .await;
+    app.wait_count("SELECT count(*) FROM outbox WHERE status = 'sent'", 1)
+        .await;
+
+    let dead: Uuid = sqlx::query_scalar("SELECT id FROM outbox WHERE status = 'failed'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let (status, _) = operator(&app)
+        .await
+        .post(&format!("/api/v1/dead-letters/{dead}/replay"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    app.settled().await;
+    let (status, why): (String, Option<String>) =
+        sqlx::query_as("SELECT status, last_error FROM outbox WHERE id = $1")
+            .bind(dead)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "superseded", "{why:?}");
+    assert_eq!(fake.requests("sendmessage").len(), 2);
+}
+
+/// Resolving a conversation takes back the reply still waiting out its delay.
+#[tokio::test]
+async fn resolving_a_conversation_stops_its_waiting_reply() {
+    let app = TestApp::spawn().await;
+    fixed_delay(&app, 4000).await;
+    let draft = queued_draft(&app, "r1", "Do you ship to Berlin?").await;
+    let conversation: Uuid =
+        sqlx::query_scalar("SELECT conversation_id FROM ai_suggestions WHERE id = $1")
+            .bind(draft)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let (status, body) = operator(&app)
+        .await
+        .post(
+            &format!("/api/v1/conversations/{conversation}/resolve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.settled().await;
+    assert_eq!(sent_to(&app, "r1").await, 0);
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE status = 'superseded'")
+            .await,
+        1
+    );
+}
