@@ -16,3 +16,9 @@ ALTER TABLE escalation_events ADD COLUMN idempotency_key text UNIQUE;
 -- checked when the outcome is recorded. A dispatcher that dies mid-send leaves a lease that
 -- runs out, and the row is sent again (at least once towards the platform).
 ALTER TABLE outbox ADD COLUMN lease uuid, ADD COLUMN leased_until timestamptz;
+
+-- How many deliveries of an inbound job ran to their end (stored, consent applied,
+-- escalated or scheduled, acknowledged next). A receipt at 0 is a message stored by a
+-- worker that died before finishing it; its redelivery finishes it. The fault suite and
+-- the tests wait on this fact instead of a clock.
+ALTER TABLE inbound_receipts ADD COLUMN handled integer NOT NULL DEFAULT 0;

@@ -190,6 +190,20 @@ async fn claim_receipt(
 }
 
 impl Store {
+    /// Every step of the job's handling is done: counted on its receipt, so a message
+    /// stored by a worker that died before the end is told apart from a handled one.
+    pub async fn mark_handled(&self, ev: &InboundEvent) -> Result<()> {
+        sqlx::query(
+            "UPDATE inbound_receipts SET handled = handled + 1
+             WHERE channel_id = $1 AND provider_event_id = $2",
+        )
+        .bind(ev.channel_id)
+        .bind(&ev.provider_event_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// An edited customer message: the stored text changes, no turn starts. Returns false
     /// for a duplicate delivery or a message we never stored.
     pub async fn apply_edit(

@@ -70,10 +70,11 @@ pub async fn handle(s: &Services, wake: &Notify, d: Delivery) -> Outcome {
         message_id = field::Empty,
         attempt = d.attempt,
     );
-    match process(s, wake, &env.payload)
-        .instrument(span.clone())
-        .await
-    {
+    let handled = async {
+        process(s, wake, &env.payload).await?;
+        s.store.mark_handled(&env.payload).await
+    };
+    match handled.instrument(span.clone()).await {
         Ok(()) => Outcome::Ack,
         Err(e) => {
             let _g = span.enter();
