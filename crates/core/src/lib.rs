@@ -2,14 +2,17 @@
 
 pub mod adapter;
 pub mod channel;
+pub mod draft;
 pub mod envelope;
 pub mod inbound;
 pub mod knowledge;
 pub mod outbound;
+pub mod settings;
 pub mod status;
 
 pub use adapter::{ChannelAdapter, LiveFeed, RateLimit, SendError, SendReceipt};
 pub use channel::ChannelKind;
+pub use draft::{Decision, DraftSignals};
 pub use envelope::Envelope;
 pub use inbound::{
     Attachment, ChannelRef, CustomerMessage, DeliveryStatus, DeliveryUpdate, InboundBody,

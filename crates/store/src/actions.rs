@@ -1,11 +1,12 @@
-//! What operators do: approve, edit or reject drafts, handle escalations, write to the
-//! customer, and move conversations through the lifecycle. Each action locks the row it
-//! changes, so a double click or two operators at once act once; each is audited.
+//! The storage side of what operators do. `ConversationLock` is a transaction holding a
+//! conversation's row lock, with the writes an operator's action is made of; the flows
+//! (`switchboard-flows`) decide which of them happen. Locks are taken in the one order:
+//! conversation, then suggestion, then outbox.
 
 use serde::Serialize;
 use serde_json::json;
-use sqlx::{PgConnection, Postgres, Transaction};
-use switchboard_core::ConversationStatus;
+use sqlx::{Postgres, Transaction};
+use switchboard_core::{ConversationStatus, SuggestionStatus, UnknownValue};
 use uuid::Uuid;
 
 use crate::users::{User, audit, audit_admin};
@@ -26,7 +27,7 @@ pub struct Approval {
     pub suggestion_id: Uuid,
     pub conversation_id: Uuid,
     /// `approved` or `edited`.
-    pub status: String,
+    pub status: SuggestionStatus,
     pub text: String,
     /// True when an earlier approval already queued the send; nothing new was queued.
     pub already: bool,
@@ -54,110 +55,78 @@ impl ConversationAction {
 }
 
 /// A send an operator decided on.
-struct OperatorSend<'a> {
-    tenant_id: Uuid,
-    conversation_id: Uuid,
-    suggestion_id: Option<Uuid>,
-    key: String,
-    role: &'a str,
-    body: &'a str,
-    user_id: Uuid,
-    with_choices: bool,
-    delay_ms: u64,
+pub struct OperatorSend<'a> {
+    pub suggestion_id: Option<Uuid>,
+    pub key: String,
+    pub role: &'a str,
+    pub body: &'a str,
+    pub user_id: Uuid,
+    pub with_choices: bool,
+    pub delay_ms: u64,
 }
 
-async fn enqueue(tx: &mut PgConnection, o: OperatorSend<'_>) -> Result<Uuid> {
-    let message_id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO outbox (id, tenant_id, conversation_id, channel_id, suggestion_id, message_id,
-                             role, body, in_reply_to, idempotency_key, approved_by, choices,
-                             due_at, next_attempt_at)
-         SELECT $1, c.tenant_id, c.id, c.channel_id, $3, $4, $5, $6,
-                (SELECT m.id FROM messages m WHERE m.conversation_id = c.id AND m.role = 'customer'
-                 ORDER BY m.created_at DESC LIMIT 1),
-                $7, $8,
-                CASE WHEN $9 THEN COALESCE((SELECT choices FROM ai_suggestions WHERE id = $3), '[]') ELSE '[]' END,
-                now() + $11 * interval '1 millisecond', now() + $11 * interval '1 millisecond'
-         FROM conversations c WHERE c.id = $2 AND c.tenant_id = $10
-         ON CONFLICT (idempotency_key) DO NOTHING",
-    )
-    .bind(Uuid::now_v7())
-    .bind(o.conversation_id)
-    .bind(o.suggestion_id)
-    .bind(message_id)
-    .bind(o.role)
-    .bind(o.body)
-    .bind(&o.key)
-    .bind(o.user_id)
-    .bind(o.with_choices)
-    .bind(o.tenant_id)
-    .bind(o.delay_ms as f64)
-    .execute(&mut *tx)
-    .await?;
-    Ok(message_id)
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn human_action(
-    tx: &mut PgConnection,
-    user: &User,
-    conversation_id: Uuid,
-    suggestion_id: Option<Uuid>,
-    action: &str,
-    original: Option<&str>,
-    edited: Option<&str>,
-    reason: Option<&str>,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO human_actions (id, tenant_id, conversation_id, suggestion_id, user_id, action,
-                                    original_text, edited_text, reason)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(Uuid::now_v7())
-    .bind(user.tenant_id)
-    .bind(conversation_id)
-    .bind(suggestion_id)
-    .bind(user.id)
-    .bind(action)
-    .bind(original)
-    .bind(edited)
-    .bind(reason)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+/// A draft as an operator acts on it.
+#[derive(Debug, Clone)]
+pub struct SuggestionRecord {
+    pub id: Uuid,
+    pub status: SuggestionStatus,
+    pub draft: String,
+    pub intent: String,
+    pub customer_text: String,
+    /// Set when the draft can no longer be sent, with the reason.
+    pub expired_why: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
-struct Pending {
+struct SuggestionRow {
     status: String,
     draft: String,
     intent: String,
-    conversation_id: Uuid,
     customer_text: String,
-    conversation_status: String,
     expired_why: Option<String>,
 }
 
+fn corrupt(e: UnknownValue) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+/// A conversation locked for one operator action; dropped without `commit`, nothing of it
+/// is kept.
+pub struct ConversationLock {
+    tx: Transaction<'static, Postgres>,
+    pub tenant_id: Uuid,
+    pub conversation_id: Uuid,
+    pub status: ConversationStatus,
+    /// An operator's takeover is running.
+    pub takeover_active: bool,
+}
+
 impl Store {
-    /// Locks the draft's conversation, then the draft: the one lock order (conversation,
-    /// suggestion, outbox) that drafting and the dispatcher keep too.
-    async fn lock_suggestion(
-        tx: &mut Transaction<'static, Postgres>,
+    /// Locks the conversation for an action in `tenant_id`.
+    pub async fn lock_conversation(&self, tenant_id: Uuid, id: Uuid) -> Result<ConversationLock> {
+        let tx = self.pool.begin().await?;
+        ConversationLock::lock(tx, tenant_id, id).await
+    }
+
+    /// Locks the draft's conversation, then the draft.
+    pub async fn lock_suggestion(
+        &self,
         tenant_id: Uuid,
         id: Uuid,
-    ) -> Result<Pending> {
+    ) -> Result<(ConversationLock, SuggestionRecord)> {
+        let mut tx = self.pool.begin().await?;
         let conversation_id: Uuid = sqlx::query_scalar(
             "SELECT conversation_id FROM ai_suggestions WHERE id = $1 AND tenant_id = $2",
         )
         .bind(id)
         .bind(tenant_id)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?
         .ok_or(StoreError::NotFound { what: "suggestion" })?;
-        lock_conversation(tx, tenant_id, conversation_id).await?;
-        sqlx::query_as(&format!(
-            "SELECT s.status, s.draft, s.intent, s.conversation_id, m.content AS customer_text,
-                    c.status AS conversation_status, {EXPIRED_WHY} AS expired_why
+        let mut c = ConversationLock::lock(tx, tenant_id, conversation_id).await?;
+        let r: SuggestionRow = sqlx::query_as(&format!(
+            "SELECT s.status, s.draft, s.intent, m.content AS customer_text,
+                    {EXPIRED_WHY} AS expired_why
              FROM ai_suggestions s
              JOIN messages m ON m.id = s.based_on_message_id
              JOIN conversations c ON c.id = s.conversation_id
@@ -169,205 +138,339 @@ impl Store {
         ))
         .bind(id)
         .bind(tenant_id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or(StoreError::NotFound { what: "suggestion" })
+        .fetch_one(&mut *c.tx)
+        .await?;
+        let record = SuggestionRecord {
+            id,
+            status: r.status.parse().map_err(corrupt)?,
+            draft: r.draft,
+            intent: r.intent,
+            customer_text: r.customer_text,
+            expired_why: r.expired_why,
+        };
+        Ok((c, record))
     }
 
-    async fn expire(tx: &mut Transaction<'static, Postgres>, id: Uuid) -> Result<()> {
-        sqlx::query(
-            "UPDATE ai_suggestions SET status = 'expired', updated_at = now() WHERE id = $1",
+    /// Whether the tenant wants approved drafts to wait a human-like delay as well.
+    pub async fn delays_approved_sends(&self, tenant_id: Uuid) -> Result<bool> {
+        Ok(
+            sqlx::query_scalar("SELECT delay_approved_sends FROM tenants WHERE id = $1")
+                .bind(tenant_id)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The escalation opened under `key`.
+    pub async fn escalation_by_key(&self, key: &str) -> Result<Uuid> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM escalation_events WHERE idempotency_key = $1")
+                .bind(key)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+}
+
+impl ConversationLock {
+    async fn lock(
+        mut tx: Transaction<'static, Postgres>,
+        tenant_id: Uuid,
+        id: Uuid,
+    ) -> Result<Self> {
+        let row: Option<(String, bool)> = sqlx::query_as(
+            "SELECT status, COALESCE(operator_active_until > now(), false) FROM conversations
+             WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
         )
         .bind(id)
-        .execute(&mut **tx)
+        .bind(tenant_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (status, takeover_active) = row.ok_or(StoreError::NotFound {
+            what: "conversation",
+        })?;
+        Ok(Self {
+            tx,
+            tenant_id,
+            conversation_id: id,
+            status: status.parse().map_err(corrupt)?,
+            takeover_active,
+        })
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn set_status(&mut self, to: ConversationStatus) -> Result<()> {
+        sqlx::query("UPDATE conversations SET status = $2 WHERE id = $1")
+            .bind(self.conversation_id)
+            .bind(to.as_str())
+            .execute(&mut *self.tx)
+            .await?;
+        self.status = to;
+        Ok(())
+    }
+
+    /// The bot may speak again as far as operators are concerned.
+    pub async fn end_takeover(&mut self) -> Result<()> {
+        sqlx::query("UPDATE conversations SET operator_active_until = NULL WHERE id = $1")
+            .bind(self.conversation_id)
+            .execute(&mut *self.tx)
+            .await?;
+        self.takeover_active = false;
+        Ok(())
+    }
+
+    /// Starts or extends a takeover for the tenant's takeover time, in `status`, dropping
+    /// what waits to be sent for the bot.
+    pub async fn take_over(&mut self, user: &User, status: ConversationStatus) -> Result<()> {
+        sqlx::query(
+            "UPDATE conversations c SET assigned_user_id = $2, status = $3,
+                 operator_active_until = now() + t.takeover_minutes * interval '1 minute'
+             FROM tenants t WHERE c.id = $1 AND t.id = c.tenant_id",
+        )
+        .bind(self.conversation_id)
+        .bind(user.id)
+        .bind(status.as_str())
+        .execute(&mut *self.tx)
+        .await?;
+        self.status = status;
+        self.takeover_active = true;
+        self.supersede_waiting("an operator took over").await
+    }
+
+    /// Supersedes what waits in the conversation; see [`crate::supersede_waiting`].
+    pub async fn supersede_waiting(&mut self, why: &str) -> Result<()> {
+        crate::supersede_waiting(&mut self.tx, self.conversation_id, why).await
+    }
+
+    /// Queues a send an operator decided on; `key` makes a second one a no-op.
+    pub async fn queue_operator_send(&mut self, o: &OperatorSend<'_>) -> Result<Uuid> {
+        let message_id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO outbox (id, tenant_id, conversation_id, channel_id, suggestion_id, message_id,
+                                 role, body, in_reply_to, idempotency_key, approved_by, choices,
+                                 due_at, next_attempt_at)
+             SELECT $1, c.tenant_id, c.id, c.channel_id, $3, $4, $5, $6,
+                    (SELECT m.id FROM messages m WHERE m.conversation_id = c.id AND m.role = 'customer'
+                     ORDER BY m.created_at DESC LIMIT 1),
+                    $7, $8,
+                    CASE WHEN $9 THEN COALESCE((SELECT choices FROM ai_suggestions WHERE id = $3), '[]') ELSE '[]' END,
+                    now() + $10 * interval '1 millisecond', now() + $10 * interval '1 millisecond'
+             FROM conversations c WHERE c.id = $2
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(Uuid::now_v7())
+        .bind(self.conversation_id)
+        .bind(o.suggestion_id)
+        .bind(message_id)
+        .bind(o.role)
+        .bind(o.body)
+        .bind(&o.key)
+        .bind(o.user_id)
+        .bind(o.with_choices)
+        .bind(o.delay_ms as f64)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(message_id)
+    }
+
+    /// An AUTO_SEND draft whose reply still waits out its delay: with a send, that reply
+    /// becomes the operator's (their text, sent at once or after the approved delay);
+    /// without one, it is stopped. A reply already going out cannot be taken back.
+    pub async fn take_over_queued_reply(
+        &mut self,
+        suggestion_id: Uuid,
+        send: Option<&OperatorSend<'_>>,
+    ) -> Result<()> {
+        let row: Option<(Uuid, bool)> = sqlx::query_as(&format!(
+            "SELECT id, {} AS idle FROM outbox
+             WHERE suggestion_id = $1 AND status = 'pending' AND approved_by IS NULL FOR UPDATE",
+            crate::supersede::NOT_IN_FLIGHT
+        ))
+        .bind(suggestion_id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        let Some((outbox_id, true)) = row else {
+            return Err(StoreError::Conflict(
+                "this reply is already going out to the customer".into(),
+            ));
+        };
+        match send {
+            Some(o) => {
+                sqlx::query(
+                    "UPDATE outbox SET body = $2, role = $3, approved_by = $4,
+                            choices = CASE WHEN $5 THEN choices ELSE '[]' END,
+                            due_at = now() + $6 * interval '1 millisecond',
+                            next_attempt_at = now() + $6 * interval '1 millisecond'
+                     WHERE id = $1",
+                )
+                .bind(outbox_id)
+                .bind(o.body)
+                .bind(o.role)
+                .bind(o.user_id)
+                .bind(o.with_choices)
+                .bind(o.delay_ms as f64)
+                .execute(&mut *self.tx)
+                .await?;
+            }
+            None => {
+                sqlx::query(
+                    "UPDATE outbox SET status = 'superseded', last_error = 'an operator rejected the draft'
+                     WHERE id = $1",
+                )
+                .bind(outbox_id)
+                .execute(&mut *self.tx)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn set_suggestion_status(&mut self, id: Uuid, to: SuggestionStatus) -> Result<()> {
+        sqlx::query("UPDATE ai_suggestions SET status = $2, updated_at = now() WHERE id = $1")
+            .bind(id)
+            .bind(to.as_str())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// The text an operator's approval of the draft queued, if any.
+    pub async fn approved_text(&mut self, suggestion_id: Uuid) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT body FROM outbox WHERE suggestion_id = $1 AND approved_by IS NOT NULL
+             ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(suggestion_id)
+        .fetch_optional(&mut *self.tx)
+        .await?)
+    }
+
+    pub async fn human_action(
+        &mut self,
+        user: &User,
+        suggestion_id: Option<Uuid>,
+        action: &str,
+        original: Option<&str>,
+        edited: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO human_actions (id, tenant_id, conversation_id, suggestion_id, user_id, action,
+                                        original_text, edited_text, reason)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(user.tenant_id)
+        .bind(self.conversation_id)
+        .bind(suggestion_id)
+        .bind(user.id)
+        .bind(action)
+        .bind(original)
+        .bind(edited)
+        .bind(reason)
+        .execute(&mut *self.tx)
         .await?;
         Ok(())
     }
 
-    /// Sends the draft, or the operator's edit of it, exactly as given. Approving again
-    /// queues nothing new; a draft that was superseded, rejected or has expired is refused.
-    pub async fn approve(&self, user: &User, id: Uuid, edited: Option<&str>) -> Result<Approval> {
-        let mut tx = self.pool.begin().await?;
-        let p = Self::lock_suggestion(&mut tx, user.tenant_id, id).await?;
-        let conflict = |why: String| Err(StoreError::Conflict(why));
-        match p.status.as_str() {
-            "approved" | "edited" | "sent" => {
-                let text: Option<String> = sqlx::query_scalar(
-                    "SELECT body FROM outbox WHERE suggestion_id = $1 AND approved_by IS NOT NULL
-                     ORDER BY created_at DESC LIMIT 1",
-                )
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                return Ok(Approval {
-                    suggestion_id: id,
-                    conversation_id: p.conversation_id,
-                    status: p.status,
-                    text: text.unwrap_or(p.draft),
-                    already: true,
-                });
-            }
-            "superseded" => return conflict("this draft was superseded: the customer wrote again, and a newer draft replaces it".into()),
-            "rejected" => return conflict("this draft was rejected".into()),
-            "expired" => return conflict("this draft has expired".into()),
-            _ => {}
-        }
-        if let Some(why) = p.expired_why {
-            Self::expire(&mut tx, id).await?;
-            tx.commit().await?;
-            return conflict(format!("this draft has expired: {why}"));
-        }
-        if p.conversation_status == "closed" {
-            return conflict("the conversation is closed".into());
-        }
-        let text = edited
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .unwrap_or(&p.draft)
-            .to_owned();
-        if text.trim().is_empty() {
-            return Err(StoreError::Invalid(
-                "the draft is empty: send your own text with it".into(),
-            ));
-        }
-        let is_edit = text != p.draft;
-        let delay_ms = self.approved_delay_ms(user.tenant_id, &text).await?;
-        let status = if is_edit { "edited" } else { "approved" };
-        let send = OperatorSend {
-            tenant_id: user.tenant_id,
-            conversation_id: p.conversation_id,
-            suggestion_id: Some(id),
-            key: format!("approval:{id}"),
-            role: if is_edit { "operator" } else { "assistant" },
-            body: &text,
-            user_id: user.id,
-            with_choices: !is_edit,
-            delay_ms,
-        };
-        if p.status == "queued" {
-            // An AUTO_SEND draft already has its reply waiting out the delay: the operator
-            // takes that row over rather than queueing a second send.
-            take_over_queued_reply(&mut tx, id, Some(&send)).await?;
-        } else {
-            enqueue(&mut tx, send).await?;
-        }
-        sqlx::query("UPDATE ai_suggestions SET status = $2, updated_at = now() WHERE id = $1")
-            .bind(id)
-            .bind(status)
-            .execute(&mut *tx)
-            .await?;
-        let action = if is_edit { "edit" } else { "approve" };
-        human_action(
-            &mut tx,
-            user,
-            p.conversation_id,
-            Some(id),
-            action,
-            Some(&p.draft),
-            is_edit.then_some(text.as_str()),
-            None,
+    /// What the operator made of the draft, for later drafts of similar messages.
+    pub async fn training_sample(
+        &mut self,
+        user: &User,
+        s: &SuggestionRecord,
+        final_text: Option<&str>,
+        outcome: SuggestionStatus,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO training_samples (id, tenant_id, conversation_id, suggestion_id, intent,
+                                           customer_message, draft, final_text, outcome, reason, user_id,
+                                           search_config)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, t.text_search_config
+             FROM tenants t WHERE t.id = $2
+             ON CONFLICT (suggestion_id) DO NOTHING",
         )
+        .bind(Uuid::now_v7())
+        .bind(user.tenant_id)
+        .bind(self.conversation_id)
+        .bind(s.id)
+        .bind(&s.intent)
+        .bind(&s.customer_text)
+        .bind(&s.draft)
+        .bind(final_text)
+        .bind(outcome.as_str())
+        .bind(reason)
+        .bind(user.id)
+        .execute(&mut *self.tx)
         .await?;
-        training_sample(
-            &mut tx,
-            user,
-            id,
-            &p.intent,
-            p.conversation_id,
-            &p.customer_text,
-            &p.draft,
-            Some(&text),
-            status,
-            None,
-        )
-        .await?;
-        // The escalation this draft answered is dealt with by sending it.
+        Ok(())
+    }
+
+    /// Marks the pending escalations the draft answered as handled by `user`.
+    pub async fn handle_escalations_of(&mut self, suggestion_id: Uuid, user: &User) -> Result<()> {
         sqlx::query(
             "UPDATE escalation_events SET status = 'handled', handled_by = $2, handled_at = now()
              WHERE suggestion_id = $1 AND status = 'pending'",
         )
-        .bind(id)
+        .bind(suggestion_id)
         .bind(user.id)
-        .execute(&mut *tx)
+        .execute(&mut *self.tx)
         .await?;
-        touch(&mut tx, p.conversation_id).await?;
-        audit(
-            &mut *tx,
-            user,
-            action,
-            "ai_suggestion",
-            Some(id),
-            json!({"conversation_id": p.conversation_id}),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Approval {
-            suggestion_id: id,
-            conversation_id: p.conversation_id,
-            status: status.into(),
-            text,
-            already: false,
-        })
+        Ok(())
     }
 
-    pub async fn reject(&self, user: &User, id: Uuid, reason: &str) -> Result<Uuid> {
-        let mut tx = self.pool.begin().await?;
-        let p = Self::lock_suggestion(&mut tx, user.tenant_id, id).await?;
-        match p.status.as_str() {
-            "rejected" => return Ok(p.conversation_id),
-            "pending" => {}
-            // Rejecting an AUTO_SEND draft while its delay runs stops its reply.
-            "queued" => take_over_queued_reply(&mut tx, id, None).await?,
-            other => {
-                return Err(StoreError::Conflict(format!(
-                    "this draft is {other} and can no longer be rejected"
-                )));
-            }
-        }
+    /// Opens an escalation without a draft under `key`; `None` if one was opened under it
+    /// before.
+    pub async fn open_escalation(
+        &mut self,
+        key: &str,
+        reason: &str,
+        summary: &str,
+    ) -> Result<Option<Uuid>> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO escalation_events (id, tenant_id, conversation_id, reason, summary, idempotency_key)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        )
+        .bind(Uuid::now_v7())
+        .bind(self.tenant_id)
+        .bind(self.conversation_id)
+        .bind(reason)
+        .bind(summary)
+        .bind(key)
+        .fetch_optional(&mut *self.tx)
+        .await?)
+    }
+
+    /// The conversation changed: consoles reload it, and optimistic readers see a new
+    /// version.
+    pub async fn touch(&mut self) -> Result<()> {
         sqlx::query(
-            "UPDATE ai_suggestions SET status = 'rejected', updated_at = now() WHERE id = $1",
+            "UPDATE conversations SET updated_at = now(), version = version + 1 WHERE id = $1",
         )
-        .bind(id)
-        .execute(&mut *tx)
+        .bind(self.conversation_id)
+        .execute(&mut *self.tx)
         .await?;
-        human_action(
-            &mut tx,
-            user,
-            p.conversation_id,
-            Some(id),
-            "reject",
-            Some(&p.draft),
-            None,
-            Some(reason),
-        )
-        .await?;
-        training_sample(
-            &mut tx,
-            user,
-            id,
-            &p.intent,
-            p.conversation_id,
-            &p.customer_text,
-            &p.draft,
-            None,
-            "rejected",
-            Some(reason),
-        )
-        .await?;
-        touch(&mut tx, p.conversation_id).await?;
-        audit(
-            &mut *tx,
-            user,
-            "reject",
-            "ai_suggestion",
-            Some(id),
-            json!({"conversation_id": p.conversation_id, "reason": reason}),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(p.conversation_id)
+        Ok(())
     }
 
+    pub async fn audit(
+        &mut self,
+        user: &User,
+        action: &str,
+        target_type: &str,
+        target_id: Option<Uuid>,
+        details: serde_json::Value,
+    ) -> Result<()> {
+        audit(&mut *self.tx, user, action, target_type, target_id, details).await
+    }
+}
+
+impl Store {
     /// Marks a pending escalation handled or dismissed.
     pub async fn close_escalation(&self, user: &User, id: Uuid, handled: bool) -> Result<Uuid> {
         let mut tx = self.pool.begin().await?;
@@ -406,147 +509,6 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(conversation_id)
-    }
-
-    /// The operator writes to the customer. This is a takeover: the bot stays quiet until
-    /// it is released or the tenant's takeover time runs out, and waiting drafts are dropped.
-    /// `key` makes a redelivered request (a Telegram reply seen twice) send once.
-    pub async fn operator_message(
-        &self,
-        user: &User,
-        conversation_id: Uuid,
-        text: &str,
-        key: Option<String>,
-    ) -> Result<Uuid> {
-        let text = text.trim();
-        if text.is_empty() {
-            return Err(StoreError::Invalid("the message is empty".into()));
-        }
-        let mut tx = self.pool.begin().await?;
-        let status = lock_conversation(&mut tx, user.tenant_id, conversation_id).await?;
-        let status = match status {
-            ConversationStatus::Closed => return Err(StoreError::Conflict("the conversation is closed; reopen is not possible, the customer's next message starts a new one".into())),
-            ConversationStatus::Resolved => ConversationStatus::Active,
-            s => s,
-        };
-        take_over(&mut tx, user, conversation_id, status).await?;
-        let message_id = enqueue(
-            &mut tx,
-            OperatorSend {
-                tenant_id: user.tenant_id,
-                conversation_id,
-                suggestion_id: None,
-                key: key.unwrap_or_else(|| format!("operator:{}", Uuid::now_v7())),
-                role: "operator",
-                body: text,
-                user_id: user.id,
-                with_choices: false,
-                delay_ms: 0,
-            },
-        )
-        .await?;
-        human_action(
-            &mut tx,
-            user,
-            conversation_id,
-            None,
-            "message",
-            None,
-            Some(text),
-            None,
-        )
-        .await?;
-        audit(
-            &mut *tx,
-            user,
-            "message",
-            "conversation",
-            Some(conversation_id),
-            json!({"message_id": message_id}),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(message_id)
-    }
-
-    /// Moves a conversation as the lifecycle allows; anything else is a conflict.
-    pub async fn conversation_action(
-        &self,
-        user: &User,
-        id: Uuid,
-        action: ConversationAction,
-    ) -> Result<()> {
-        use ConversationStatus::*;
-        let mut tx = self.pool.begin().await?;
-        let status = lock_conversation(&mut tx, user.tenant_id, id).await?;
-        let illegal = |why: &str| Err(StoreError::Conflict(why.to_owned()));
-        match action {
-            ConversationAction::Takeover => {
-                if matches!(status, Closed | Resolved) {
-                    return illegal(&format!("a {status} conversation cannot be taken over"));
-                }
-                take_over(&mut tx, user, id, status).await?;
-                human_action(&mut tx, user, id, None, "takeover", None, None, None).await?;
-            }
-            ConversationAction::Release => {
-                let active: bool = sqlx::query_scalar("SELECT COALESCE(operator_active_until > now(), false) FROM conversations WHERE id = $1")
-                    .bind(id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                if !active && !matches!(status, Escalated | WaitingOperator) {
-                    return illegal("there is no takeover or escalation to release");
-                }
-                // The bot may answer again: escalated or waiting conversations become active.
-                let to = if matches!(status, Escalated | WaitingOperator) {
-                    transition(status, Active)?
-                } else {
-                    status
-                };
-                sqlx::query("UPDATE conversations SET operator_active_until = NULL, status = $2 WHERE id = $1")
-                    .bind(id)
-                    .bind(to.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                human_action(&mut tx, user, id, None, "release", None, None, None).await?;
-            }
-            ConversationAction::Resolve
-            | ConversationAction::Close
-            | ConversationAction::Reopen => {
-                let to = match action {
-                    ConversationAction::Resolve => Resolved,
-                    ConversationAction::Close => Closed,
-                    _ => Active,
-                };
-                if action == ConversationAction::Reopen && status != Resolved {
-                    return illegal(&format!(
-                        "only a resolved conversation can be reopened; this one is {status}"
-                    ));
-                }
-                let to = transition(status, to)?;
-                sqlx::query("UPDATE conversations SET status = $2, operator_active_until = NULL WHERE id = $1")
-                    .bind(id)
-                    .bind(to.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                if to == Closed || to == Resolved {
-                    // Nothing drafted for a finished conversation may go out any more.
-                    crate::supersede_waiting(&mut tx, id, &format!("the conversation was {to}"))
-                        .await?;
-                }
-            }
-        }
-        touch(&mut tx, id).await?;
-        audit(
-            &mut *tx,
-            user,
-            action.as_str(),
-            "conversation",
-            Some(id),
-            json!({"from": status.as_str()}),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Queues a dead letter again; the dispatcher sends it as if new.
@@ -623,171 +585,4 @@ async fn requeue_dead(
         conversation_id,
         status,
     })
-}
-
-impl Store {
-    /// Zero unless the tenant wants approved drafts to wait a human-like delay as well.
-    async fn approved_delay_ms(&self, tenant_id: Uuid, text: &str) -> Result<u64> {
-        let wanted: bool =
-            sqlx::query_scalar("SELECT delay_approved_sends FROM tenants WHERE id = $1")
-                .bind(tenant_id)
-                .fetch_one(&self.pool)
-                .await?;
-        if !wanted {
-            return Ok(0);
-        }
-        let t = self.tenant_settings(tenant_id).await?;
-        let plan = switchboard_engine::plan_delay(
-            text,
-            &t.human_delay,
-            t.flags.human_delay_enabled,
-            false,
-            &mut rand::rng(),
-        );
-        Ok(plan.delay_ms)
-    }
-}
-
-fn transition(from: ConversationStatus, to: ConversationStatus) -> Result<ConversationStatus> {
-    switchboard_engine::transition(from, to).map_err(|e| StoreError::Conflict(e.to_string()))
-}
-
-async fn lock_conversation(
-    tx: &mut Transaction<'static, Postgres>,
-    tenant_id: Uuid,
-    id: Uuid,
-) -> Result<ConversationStatus> {
-    let status: Option<String> = sqlx::query_scalar(
-        "SELECT status FROM conversations WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
-    )
-    .bind(id)
-    .bind(tenant_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    status
-        .ok_or(StoreError::NotFound {
-            what: "conversation",
-        })?
-        .parse()
-        .map_err(|e: switchboard_core::UnknownValue| StoreError::Corrupt(e.to_string()))
-}
-
-/// Starts or extends a takeover for the tenant's takeover time, dropping waiting drafts.
-async fn take_over(
-    tx: &mut Transaction<'static, Postgres>,
-    user: &User,
-    id: Uuid,
-    status: ConversationStatus,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE conversations c SET assigned_user_id = $2, status = $3,
-             operator_active_until = now() + t.takeover_minutes * interval '1 minute'
-         FROM tenants t WHERE c.id = $1 AND t.id = c.tenant_id",
-    )
-    .bind(id)
-    .bind(user.id)
-    .bind(status.as_str())
-    .execute(&mut **tx)
-    .await?;
-    crate::supersede_waiting(tx, id, "an operator took over").await
-}
-
-/// An operator acts on an AUTO_SEND draft whose reply still waits out its delay: with a
-/// send, that reply becomes the operator's (their text, sent at once or after the approved
-/// delay); without one, it is stopped. A reply already going out cannot be taken back.
-async fn take_over_queued_reply(
-    tx: &mut PgConnection,
-    suggestion_id: Uuid,
-    send: Option<&OperatorSend<'_>>,
-) -> Result<()> {
-    let row: Option<(Uuid, bool)> = sqlx::query_as(&format!(
-        "SELECT id, {} AS idle FROM outbox
-         WHERE suggestion_id = $1 AND status = 'pending' AND approved_by IS NULL FOR UPDATE",
-        crate::supersede::NOT_IN_FLIGHT
-    ))
-    .bind(suggestion_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let outbox_id = match row {
-        Some((id, true)) => id,
-        _ => {
-            return Err(StoreError::Conflict(
-                "this reply is already going out to the customer".into(),
-            ));
-        }
-    };
-    match send {
-        Some(o) => {
-            sqlx::query(
-                "UPDATE outbox SET body = $2, role = $3, approved_by = $4,
-                        choices = CASE WHEN $5 THEN choices ELSE '[]' END,
-                        due_at = now() + $6 * interval '1 millisecond',
-                        next_attempt_at = now() + $6 * interval '1 millisecond'
-                 WHERE id = $1",
-            )
-            .bind(outbox_id)
-            .bind(o.body)
-            .bind(o.role)
-            .bind(o.user_id)
-            .bind(o.with_choices)
-            .bind(o.delay_ms as f64)
-            .execute(&mut *tx)
-            .await?;
-        }
-        None => {
-            sqlx::query(
-                "UPDATE outbox SET status = 'superseded', last_error = 'an operator rejected the draft'
-                 WHERE id = $1",
-            )
-            .bind(outbox_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-    }
-    Ok(())
-}
-
-async fn touch(tx: &mut PgConnection, id: Uuid) -> Result<()> {
-    sqlx::query("UPDATE conversations SET updated_at = now(), version = version + 1 WHERE id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn training_sample(
-    tx: &mut PgConnection,
-    user: &User,
-    suggestion_id: Uuid,
-    intent: &str,
-    conversation_id: Uuid,
-    customer_message: &str,
-    draft: &str,
-    final_text: Option<&str>,
-    outcome: &str,
-    reason: Option<&str>,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO training_samples (id, tenant_id, conversation_id, suggestion_id, intent,
-                                       customer_message, draft, final_text, outcome, reason, user_id,
-                                       search_config)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, t.text_search_config
-         FROM tenants t WHERE t.id = $2
-         ON CONFLICT (suggestion_id) DO NOTHING",
-    )
-    .bind(Uuid::now_v7())
-    .bind(user.tenant_id)
-    .bind(conversation_id)
-    .bind(suggestion_id)
-    .bind(intent)
-    .bind(customer_message)
-    .bind(draft)
-    .bind(final_text)
-    .bind(outcome)
-    .bind(reason)
-    .bind(user.id)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
 }

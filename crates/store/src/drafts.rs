@@ -3,8 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use switchboard_core::{ChannelKind, ConversationStatus, Mode, SuggestionStatus, UnknownValue};
-use switchboard_engine::{Decision, DraftSignals, Verdict};
+use switchboard_core::{
+    ChannelKind, ConversationStatus, Decision, DraftSignals, Mode, SuggestionStatus, UnknownValue,
+};
 use uuid::Uuid;
 
 use crate::{Result, Store, StoreError};
@@ -37,12 +38,19 @@ impl Burst {
     }
 }
 
+/// A draft and what the engine decided about it, as kept in `ai_suggestions`.
 pub struct NewSuggestion<'a> {
     pub based_on_message_id: Uuid,
     pub provider: &'a str,
     pub draft: &'a DraftSignals,
     pub decision: Decision,
-    pub verdict: &'a Verdict,
+    pub confidence: f64,
+    pub autosend_eligible: bool,
+    pub autosend_block_reason: Option<&'a str>,
+    /// The engine's penalties, as it serialises them.
+    pub penalties: serde_json::Value,
+    pub explanations: &'a [String],
+    pub delay_ms: Option<u64>,
 }
 
 /// Customer messages after the newest one answered: by a message the customer got (the
@@ -231,7 +239,7 @@ impl DraftTx {
         } else {
             SuggestionStatus::Pending
         };
-        let (d, o) = (s.draft, s.verdict);
+        let d = s.draft;
         sqlx::query(
             "INSERT INTO ai_suggestions (id, tenant_id, conversation_id, based_on_message_id, draft,
                  provider, intent, confidence, similarity_score, intent_score, self_check_score,
@@ -246,18 +254,18 @@ impl DraftTx {
         .bind(&d.reply)
         .bind(s.provider)
         .bind(&d.intent)
-        .bind(o.confidence)
+        .bind(s.confidence)
         .bind(d.similarity_score)
         .bind(d.intent_score)
         .bind(d.self_check_score)
         .bind(sqlx::types::Json(&d.used_sources))
-        .bind(sqlx::types::Json(&o.penalties))
-        .bind(sqlx::types::Json(&o.explanations))
+        .bind(sqlx::types::Json(&s.penalties))
+        .bind(sqlx::types::Json(s.explanations))
         .bind(sqlx::types::Json(&d.missing_fields))
         .bind(sqlx::types::Json(&d.source_conflicts))
         .bind(s.decision.as_str())
-        .bind(o.autosend_eligible)
-        .bind(o.autosend_block_reason.map(|r| r.as_str()))
+        .bind(s.autosend_eligible)
+        .bind(s.autosend_block_reason)
         .bind(sqlx::types::Json(&d.choices))
         .bind(status.as_str())
         .execute(&mut *self.tx)
@@ -273,10 +281,10 @@ impl DraftTx {
             "conversation_id": self.conversation_id,
             "based_on_message_id": s.based_on_message_id,
             "decision": s.decision.as_str(),
-            "confidence": o.confidence,
-            "autosend_block_reason": o.autosend_block_reason.map(|r| r.as_str()),
-            "delay_ms": o.delay.as_ref().map(|p| p.delay_ms),
-            "explanations": o.explanations,
+            "confidence": s.confidence,
+            "autosend_block_reason": s.autosend_block_reason,
+            "delay_ms": s.delay_ms,
+            "explanations": s.explanations,
         }))
         .execute(&mut *self.tx)
         .await?;
@@ -346,6 +354,7 @@ impl DraftTx {
     }
 
     /// ESCALATE: the conversation goes to `escalated` and an escalation event is opened.
+    /// The caller has checked that the lifecycle allows it.
     pub async fn escalate(
         &mut self,
         suggestion_id: Uuid,
@@ -353,8 +362,6 @@ impl DraftTx {
         summary: &str,
         suggested_response: Option<&str>,
     ) -> Result<Uuid> {
-        switchboard_engine::transition(self.status, ConversationStatus::Escalated)
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
         sqlx::query(
             "UPDATE conversations SET status = 'escalated', version = version + 1, updated_at = now()
              WHERE id = $1 AND tenant_id = $2",

@@ -26,7 +26,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
-pub use actions::{Approval, ConversationAction};
+pub use actions::{Approval, ConversationAction, ConversationLock, OperatorSend, SuggestionRecord};
 pub use channels::ChannelRecord;
 pub use drafts::{Burst, DraftTx, NewSuggestion, Quiet};
 pub use error::StoreError;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use switchboard_core::Mode;
-use switchboard_engine::{DecisionSettings, Flags, HumanDelaySettings, Policies};
+use switchboard_core::settings::{DecisionSettings, Flags, HumanDelaySettings, Policies};
 use uuid::Uuid;
 
 use crate::crypto::{Cipher, CryptoError};

@@ -1,9 +1,9 @@
 use chrono::NaiveTime;
-use switchboard_core::{ChannelKind, Mode};
-use switchboard_engine::delay::Profiles;
-use switchboard_engine::{
-    DecisionSettings, Flags, HumanDelaySettings, PenaltyValues, Policies, Weights, WorkingHours,
+use switchboard_core::settings::{
+    DecisionSettings, Flags, HumanDelaySettings, PenaltyValues, Policies, Profiles, Weights,
+    WorkingHours,
 };
+use switchboard_core::{ChannelKind, Mode};
 use uuid::Uuid;
 
 use crate::{Result, Store, StoreError};

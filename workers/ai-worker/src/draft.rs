@@ -1,50 +1,12 @@
-use chrono::Utc;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use serde_json::json;
 use switchboard_ai::{DraftRequest, LlmConfig, OpenAiProvider, Persona, ProviderKind, Turn};
-use switchboard_core::{ChannelKind, ConversationStatus};
-use switchboard_engine::{
-    Case, ChannelState, ConversationState, Decision, DraftSignals, Verdict, may_speak,
-};
+use switchboard_core::{Decision, DraftSignals};
+use switchboard_engine::{Verdict, may_speak};
+use switchboard_flows::{Drafted, Recorded, Situation};
 use switchboard_runtime::Services;
 use switchboard_store::crypto::Cipher;
-use switchboard_store::{DraftTx, NewSuggestion, StoreError, TenantSettings};
+use switchboard_store::{StoreError, TenantSettings};
 use uuid::Uuid;
-
-/// What the engine needs to know about the conversation besides the draft.
-#[derive(Debug, Clone, Copy)]
-pub struct Situation {
-    pub conversation: ConversationState,
-    pub channel: ChannelKind,
-    pub window_open: bool,
-    pub night_auto_reply_sent: bool,
-}
-
-impl Situation {
-    /// A fresh web-chat conversation in the tenant's default mode, as `explain` assumes.
-    pub fn fresh(settings: &TenantSettings) -> Self {
-        Self {
-            conversation: ConversationState {
-                mode: settings.default_mode,
-                status: ConversationStatus::Active,
-                operator_takeover_active: false,
-                consent_revoked: false,
-            },
-            channel: ChannelKind::Webchat,
-            window_open: true,
-            night_auto_reply_sent: false,
-        }
-    }
-}
-
-/// A draft, who made it, and why it failed if it did.
-#[derive(Debug, Clone)]
-pub struct Drafted {
-    pub draft: DraftSignals,
-    pub provider: &'static str,
-    pub error: Option<String>,
-}
 
 /// The tenant's LLM settings over the global ones, with the API key decrypted.
 fn llm_config(s: &Services, settings: &TenantSettings) -> Result<LlmConfig, String> {
@@ -186,53 +148,8 @@ pub async fn evaluate(
     situation: Situation,
 ) -> Result<(Drafted, Verdict), StoreError> {
     let drafted = draft(s, tenant_id, settings, text, history).await?;
-    let verdict = judge(settings, text, &drafted, situation)?;
+    let verdict = switchboard_flows::judge(settings, text, &drafted, situation)?;
     Ok((drafted, verdict))
-}
-
-/// The engine's verdict on a draft in the conversation as it stands. Pure and quick, so
-/// the drafting transaction runs it again on what it finds locked.
-fn judge(
-    settings: &TenantSettings,
-    text: &str,
-    drafted: &Drafted,
-    situation: Situation,
-) -> Result<Verdict, StoreError> {
-    let case = Case {
-        customer_text: text.to_owned(),
-        draft: drafted.draft.clone(),
-        draft_error: drafted.error.clone(),
-        settings: settings.decision.clone(),
-        flags: settings.flags.clone(),
-        policies: settings.policies.clone(),
-        conversation: situation.conversation,
-        channel: ChannelState {
-            kind: situation.channel,
-            free_form_window_open: situation.window_open,
-        },
-        now: Utc::now(),
-        working_hours: settings.working_hours.clone(),
-        human_delay: settings.human_delay.clone(),
-        night_auto_reply_sent: situation.night_auto_reply_sent,
-    };
-    switchboard_engine::evaluate(&case, &mut StdRng::from_os_rng())
-        .map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-/// What the engine needs to know of the conversation, as the drafting view found it.
-fn situation(tx: &DraftTx, settings: &TenantSettings) -> Situation {
-    let tonight = settings.working_hours.night_key(Utc::now()).ok();
-    Situation {
-        conversation: ConversationState {
-            mode: tx.mode,
-            status: tx.status,
-            operator_takeover_active: tx.operator_takeover_active,
-            consent_revoked: tx.consent_revoked,
-        },
-        channel: tx.channel_kind,
-        window_open: tx.window_open,
-        night_auto_reply_sent: tonight.is_some() && tx.night_reply_key == tonight,
-    }
 }
 
 /// Drafts the burst that ends with `newest`, in three steps so that no transaction, row
@@ -250,7 +167,7 @@ pub async fn draft_and_decide(
 ) -> Result<(), StoreError> {
     let (text, history) = {
         let mut snap = s.store.snapshot_draft(tenant_id, conversation_id).await?;
-        if let Err(silence) = may_speak(&situation(&snap, settings).conversation) {
+        if let Err(silence) = may_speak(&Situation::of(&snap, settings).conversation) {
             tracing::info!(reason = ?silence, "the bot stays silent");
             return Ok(());
         }
@@ -271,99 +188,32 @@ pub async fn draft_and_decide(
         // The snapshot's read-only transaction ends here, before the LLM is called.
     };
     let drafted = draft(s, tenant_id, settings, &text, &history).await?;
-
-    let mut tx = s.store.begin_draft(tenant_id, conversation_id).await?;
-    let burst = tx.burst().await?;
-    if burst.newest() != Some(newest)
-        || burst.text() != text
-        || tx.has_suggestion_for(newest).await?
-    {
-        tracing::info!("the burst changed while drafting; the newer schedule drafts it");
-        return Ok(());
-    }
-    let situation = situation(&tx, settings);
-    if let Err(silence) = may_speak(&situation.conversation) {
-        tracing::info!(reason = ?silence, "the bot stays silent");
-        return Ok(());
-    }
-    let verdict = judge(settings, &text, &drafted, situation)?;
-    let Some(decision) = verdict.decision else {
-        return Ok(());
-    };
-    let draft = &drafted.draft;
-    let suggestion_id = tx
-        .insert_suggestion(NewSuggestion {
-            based_on_message_id: newest,
-            provider: drafted.provider,
-            draft,
+    let recorded = switchboard_flows::record(
+        &s.store,
+        tenant_id,
+        conversation_id,
+        newest,
+        &text,
+        &drafted,
+        settings,
+    )
+    .await?;
+    let (decision, suggestion_id) = match recorded {
+        Recorded::Stale => {
+            tracing::info!("the burst changed while drafting; the newer schedule drafts it");
+            return Ok(());
+        }
+        Recorded::Silent => {
+            tracing::info!("the bot stays silent");
+            return Ok(());
+        }
+        Recorded::Decided {
             decision,
-            verdict: &verdict,
-        })
-        .await?;
+            suggestion_id,
+        } => (decision, suggestion_id),
+    };
     metrics::counter!("sb_decisions_total", "decision" => decision.as_str()).increment(1);
-    tracing::info!(decision = decision.as_str(), confidence = verdict.confidence, %suggestion_id, "drafted");
-    match decision {
-        Decision::AutoSend => {
-            let delay_ms = verdict.delay.as_ref().map_or(0, |d| d.delay_ms);
-            tx.enqueue(
-                Some(suggestion_id),
-                &format!("reply:{newest}"),
-                newest,
-                &draft.reply,
-                delay_ms,
-            )
-            .await?;
-        }
-        Decision::Escalate => {
-            let reason = verdict.explanations.last().cloned().unwrap_or_default();
-            let summary = summary(&text, draft);
-            let suggested = Some(draft.reply.as_str()).filter(|r| !r.is_empty());
-            let escalation_id = tx
-                .escalate(suggestion_id, &reason, &summary, suggested)
-                .await?;
-            let notice = format!(
-                "🔴 Escalated: {reason}\n{summary}\n\nSuggested reply: {}",
-                excerpt(&draft.reply, 1500)
-            );
-            tx.notify_operators(suggestion_id, Some(escalation_id), &notice)
-                .await?;
-            if let Some(holding) = settings
-                .holding_message
-                .as_deref()
-                .filter(|h| !h.trim().is_empty())
-            {
-                tx.enqueue(None, &format!("holding:{newest}"), newest, holding, 0)
-                    .await?;
-            }
-        }
-        Decision::NeedApproval => {
-            let why = verdict
-                .autosend_block_reason
-                .map(|r| r.as_str().to_owned())
-                .or_else(|| verdict.explanations.last().cloned())
-                .unwrap_or_default();
-            let notice = format!(
-                "🟡 Needs approval · confidence {:.2} · intent {} · {why}\n\nCustomer: {}\n\nDraft: {}\n\nReply to this message to answer the customer yourself.",
-                verdict.confidence,
-                draft.intent,
-                excerpt(&text, 1000),
-                excerpt(&draft.reply, 1500)
-            );
-            tx.notify_operators(suggestion_id, None, &notice).await?;
-            if let (Some(text), Some(night)) = (&verdict.night_auto_reply, &verdict.night_key) {
-                tx.enqueue(
-                    None,
-                    &format!("night:{conversation_id}:{night}"),
-                    newest,
-                    text,
-                    0,
-                )
-                .await?;
-                tx.mark_night_reply(night).await?;
-            }
-        }
-    }
-    tx.commit().await?;
+    tracing::info!(decision = decision.as_str(), %suggestion_id, "drafted");
     if decision != Decision::AutoSend {
         let kind = if decision == Decision::Escalate {
             "escalation"
@@ -374,23 +224,4 @@ pub async fn draft_and_decide(
         crate::tell_operators(s, tenant_id, &event).await;
     }
     Ok(())
-}
-
-/// At most `max` characters of `text`, marked when cut.
-fn excerpt(text: &str, max: usize) -> String {
-    let mut out: String = text.chars().take(max).collect();
-    if out.len() < text.len() {
-        out.push('…');
-    }
-    out
-}
-
-/// A short summary for the operator who picks the escalation up.
-fn summary(text: &str, draft: &DraftSignals) -> String {
-    format!(
-        "Customer wrote: \"{}\". Detected intent: {} ({:.2}).",
-        excerpt(text, 280),
-        draft.intent,
-        draft.intent_score
-    )
 }

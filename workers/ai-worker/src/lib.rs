@@ -24,7 +24,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, field};
 use uuid::Uuid;
 
-pub use draft::{Drafted, Situation, draft_and_decide, evaluate};
+pub use draft::{draft_and_decide, evaluate};
+pub use switchboard_flows::{Drafted, Situation};
 
 pub async fn run(services: Services, shutdown: CancellationToken) {
     // Wakes this worker's draft loop when its own handler schedules a conversation; rows
@@ -213,9 +214,8 @@ async fn mail_needs_no_draft(
     }
     // Not only on the first delivery: a worker that died after storing the mail must not
     // leave it unescalated; the key keeps a redelivery from opening a second one.
-    let (escalation, opened) = s
-        .store
-        .escalate_without_draft(
+    let (escalation, opened) = switchboard_flows::escalate_without_draft(
+            &s.store,
             ev.tenant_id,
             stored.conversation_id,
             &format!("oversized:{}", stored.message_id),

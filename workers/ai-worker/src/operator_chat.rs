@@ -59,10 +59,14 @@ pub async fn handle(
             "operator:telegram:{}:{}",
             ev.channel_id, msg.external_message_id
         );
-        match s
-            .store
-            .operator_message(&user, n.conversation_id, &msg.text, Some(key))
-            .await
+        match switchboard_flows::operator_message(
+            &s.store,
+            &user,
+            n.conversation_id,
+            &msg.text,
+            Some(key),
+        )
+        .await
         {
             Ok(_) => format!("✉️ {} answered the customer", user.email),
             Err(StoreError::Conflict(why) | StoreError::Invalid(why)) => {
@@ -86,23 +90,28 @@ async fn press(
     data: &str,
 ) -> Result<String, StoreError> {
     let result = match (data, n.suggestion_id) {
-        ("approve", Some(id)) => s.store.approve(user, id, None).await.map(|a| {
-            if a.already {
-                format!("✅ Already approved; sent once ({})", user.email)
-            } else {
-                format!("✅ Approved by {}", user.email)
-            }
-        }),
-        ("reject", Some(id)) => s
-            .store
-            .reject(user, id, "rejected from Telegram")
+        ("approve", Some(id)) => switchboard_flows::approve(&s.store, user, id, None)
             .await
-            .map(|_| format!("❌ Rejected by {}", user.email)),
-        ("takeover", _) => s
-            .store
-            .conversation_action(user, n.conversation_id, ConversationAction::Takeover)
-            .await
-            .map(|_| format!("🙋 {} took the conversation over", user.email)),
+            .map(|a| {
+                if a.already {
+                    format!("✅ Already approved; sent once ({})", user.email)
+                } else {
+                    format!("✅ Approved by {}", user.email)
+                }
+            }),
+        ("reject", Some(id)) => {
+            switchboard_flows::reject(&s.store, user, id, "rejected from Telegram")
+                .await
+                .map(|_| format!("❌ Rejected by {}", user.email))
+        }
+        ("takeover", _) => switchboard_flows::conversation_action(
+            &s.store,
+            user,
+            n.conversation_id,
+            ConversationAction::Takeover,
+        )
+        .await
+        .map(|_| format!("🙋 {} took the conversation over", user.email)),
         _ => return Ok(format!("⚠️ Unknown action {data:?}")),
     };
     match result {

@@ -164,9 +164,8 @@ async fn give_up(s: &Services, d: &DueDraft) -> Result<(), StoreError> {
     if s.store.has_suggestion(q.newest_customer_message).await? {
         return s.store.finish_draft(d).await;
     }
-    let (escalation, opened) = s
-        .store
-        .escalate_without_draft(
+    let (escalation, opened) = switchboard_flows::escalate_without_draft(
+            &s.store,
             d.tenant_id,
             d.conversation_id,
             &format!("give-up:{}", q.newest_customer_message),

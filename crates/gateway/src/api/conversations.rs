@@ -112,11 +112,8 @@ async fn write(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let user = caller.actor()?;
     let t: Text = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let message_id = s
-        .services
-        .store
-        .operator_message(user, id, &t.text, None)
-        .await?;
+    let message_id =
+        switchboard_flows::operator_message(&s.services.store, user, id, &t.text, None).await?;
     announce(
         &s,
         user.tenant_id,
@@ -136,10 +133,7 @@ async fn act(
     action: ConversationAction,
 ) -> Result<Json<ConversationView>, ApiError> {
     let user = caller.actor()?;
-    s.services
-        .store
-        .conversation_action(user, id, action)
-        .await?;
+    switchboard_flows::conversation_action(&s.services.store, user, id, action).await?;
     announce(
         &s,
         user.tenant_id,

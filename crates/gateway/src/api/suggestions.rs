@@ -86,11 +86,7 @@ async fn approve(
 ) -> Result<Json<Approval>, ApiError> {
     let user = caller.actor()?;
     let b: ApproveBody = json_or_empty(&body)?;
-    let a = s
-        .services
-        .store
-        .approve(user, id, b.text.as_deref())
-        .await?;
+    let a = switchboard_flows::approve(&s.services.store, user, id, b.text.as_deref()).await?;
     if !a.already {
         announce(&s, user.tenant_id, json!({"type": "suggestion", "suggestion_id": id, "conversation_id": a.conversation_id, "status": a.status})).await;
     }
@@ -111,7 +107,8 @@ async fn reject(
     let user = caller.actor()?;
     let b: RejectBody = json_or_empty(&body)?;
     let reason = b.reason.unwrap_or_default();
-    let conversation_id = s.services.store.reject(user, id, reason.trim()).await?;
+    let conversation_id =
+        switchboard_flows::reject(&s.services.store, user, id, reason.trim()).await?;
     announce(&s, user.tenant_id, json!({"type": "suggestion", "suggestion_id": id, "conversation_id": conversation_id, "status": "rejected"})).await;
     Ok(Json(
         s.services.store.suggestion_view(user.tenant_id, id).await?,
