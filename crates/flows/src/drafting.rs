@@ -38,7 +38,7 @@ impl Situation {
     }
 
     /// The conversation as a drafting view (snapshot or locked) found it.
-    pub fn of(tx: &DraftTx, settings: &TenantSettings) -> Self {
+    pub fn of<C>(tx: &DraftTx<C>, settings: &TenantSettings) -> Self {
         let tonight = settings.working_hours.night_key(Utc::now()).ok();
         Self {
             conversation: ConversationState {

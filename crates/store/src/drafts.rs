@@ -1,8 +1,11 @@
 //! The drafting transaction: one per conversation at a time, held by a row lock on the
 //! conversation, so a burst of messages is answered once and never twice.
 
+use std::ops::DerefMut;
+
 use chrono::{DateTime, Utc};
 use serde_json::json;
+use sqlx::PgConnection;
 use switchboard_core::{
     ChannelKind, ConversationStatus, Decision, DraftSignals, Mode, SuggestionStatus, UnknownValue,
 };
@@ -90,61 +93,77 @@ impl Store {
     /// Nothing slow may run inside it: the LLM is called on a snapshot (`snapshot_draft`)
     /// before, and this transaction only re-checks and writes.
     pub async fn begin_draft(&self, tenant_id: Uuid, conversation_id: Uuid) -> Result<DraftTx> {
-        self.open_draft(tenant_id, conversation_id, true).await
+        let mut tx = self.pool.begin().await?;
+        let state = read_state(&mut tx, tenant_id, conversation_id, true).await?;
+        view(tx, tenant_id, conversation_id, state)
     }
 
-    /// The same view without the lock, to read what the LLM needs; drop it before calling
-    /// the LLM so no transaction and no connection is held across the network.
-    pub async fn snapshot_draft(&self, tenant_id: Uuid, conversation_id: Uuid) -> Result<DraftTx> {
-        self.open_draft(tenant_id, conversation_id, false).await
-    }
-
-    async fn open_draft(
+    /// The same view without a lock or a transaction, to read what the LLM needs; drop it
+    /// before calling the LLM so no connection is held across the network.
+    pub async fn snapshot_draft(
         &self,
         tenant_id: Uuid,
         conversation_id: Uuid,
-        lock: bool,
-    ) -> Result<DraftTx> {
-        let mut tx = self.pool.begin().await?;
-        let row: Option<LockedConversation> = sqlx::query_as(&format!(
-            "SELECT c.channel_id, ch.kind, c.status, c.mode,
-                    c.operator_active_until IS NOT NULL AND c.operator_active_until > now() AS takeover,
-                    EXISTS (SELECT 1 FROM consents k WHERE k.customer_id = c.customer_id
-                            AND k.channel_id = c.channel_id AND k.status = 'revoked') AS revoked,
-                    c.night_reply_key,
-                    -- WhatsApp lets free-form text through for 24 hours after the customer's
-                    -- last message, unless Meta has since said the window is closed.
-                    ch.kind <> 'whatsapp' OR (
-                        c.last_customer_message_at > now() - interval '24 hours'
-                        AND NOT COALESCE((cu.metadata->>'window_closed_at')::timestamptz
-                                         > c.last_customer_message_at, false)) AS window_open
-             FROM conversations c JOIN channels ch ON ch.id = c.channel_id
-             JOIN customers cu ON cu.id = c.customer_id
-             WHERE c.id = $1 AND c.tenant_id = $2 {}",
-            if lock { "FOR UPDATE OF c" } else { "" }
-        ))
-        .bind(conversation_id)
-        .bind(tenant_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let r = row.ok_or(StoreError::NotFound {
-            what: "conversation",
-        })?;
-        let corrupt = |e: UnknownValue| StoreError::Corrupt(e.to_string());
-        Ok(DraftTx {
-            tx,
-            tenant_id,
-            conversation_id,
-            channel_id: r.channel_id,
-            channel_kind: r.kind.parse().map_err(corrupt)?,
-            night_reply_key: r.night_reply_key,
-            window_open: r.window_open,
-            status: r.status.parse().map_err(corrupt)?,
-            mode: r.mode.parse().map_err(corrupt)?,
-            operator_takeover_active: r.takeover,
-            consent_revoked: r.revoked,
-        })
+    ) -> Result<DraftSnapshot> {
+        let mut conn = self.pool.acquire().await?;
+        let state = read_state(&mut conn, tenant_id, conversation_id, false).await?;
+        view(conn, tenant_id, conversation_id, state)
     }
+}
+
+/// The conversation as drafting sees it, locked (`FOR UPDATE`) or not.
+async fn read_state(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    conversation_id: Uuid,
+    lock: bool,
+) -> Result<LockedConversation> {
+    let row: Option<LockedConversation> = sqlx::query_as(&format!(
+        "SELECT c.channel_id, ch.kind, c.status, c.mode,
+                c.operator_active_until IS NOT NULL AND c.operator_active_until > now() AS takeover,
+                EXISTS (SELECT 1 FROM consents k WHERE k.customer_id = c.customer_id
+                        AND k.channel_id = c.channel_id AND k.status = 'revoked') AS revoked,
+                c.night_reply_key,
+                -- WhatsApp lets free-form text through for 24 hours after the customer's
+                -- last message, unless Meta has since said the window is closed.
+                ch.kind <> 'whatsapp' OR (
+                    c.last_customer_message_at > now() - interval '24 hours'
+                    AND NOT COALESCE((cu.metadata->>'window_closed_at')::timestamptz
+                                     > c.last_customer_message_at, false)) AS window_open
+         FROM conversations c JOIN channels ch ON ch.id = c.channel_id
+         JOIN customers cu ON cu.id = c.customer_id
+         WHERE c.id = $1 AND c.tenant_id = $2 {}",
+        if lock { "FOR UPDATE OF c" } else { "" }
+    ))
+    .bind(conversation_id)
+    .bind(tenant_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.ok_or(StoreError::NotFound {
+        what: "conversation",
+    })
+}
+
+fn view<C>(
+    tx: C,
+    tenant_id: Uuid,
+    conversation_id: Uuid,
+    r: LockedConversation,
+) -> Result<DraftTx<C>> {
+    let corrupt = |e: UnknownValue| StoreError::Corrupt(e.to_string());
+    Ok(DraftTx {
+        tx,
+        tenant_id,
+        conversation_id,
+        channel_id: r.channel_id,
+        channel_kind: r.kind.parse().map_err(corrupt)?,
+        night_reply_key: r.night_reply_key,
+        window_open: r.window_open,
+        status: r.status.parse().map_err(corrupt)?,
+        mode: r.mode.parse().map_err(corrupt)?,
+        operator_takeover_active: r.takeover,
+        consent_revoked: r.revoked,
+    })
 }
 
 #[derive(sqlx::FromRow)]
@@ -159,8 +178,10 @@ struct LockedConversation {
     window_open: bool,
 }
 
-pub struct DraftTx {
-    pub(crate) tx: sqlx::Transaction<'static, sqlx::Postgres>,
+/// The drafting view of a conversation. `DraftTx` holds its row lock in a transaction and
+/// writes; `DraftSnapshot` only reads, on a pooled connection, with nothing locked.
+pub struct DraftTx<C = sqlx::Transaction<'static, sqlx::Postgres>> {
+    pub(crate) tx: C,
     pub tenant_id: Uuid,
     pub conversation_id: Uuid,
     pub channel_id: Uuid,
@@ -174,7 +195,9 @@ pub struct DraftTx {
     pub consent_revoked: bool,
 }
 
-impl DraftTx {
+pub type DraftSnapshot = DraftTx<sqlx::pool::PoolConnection<sqlx::Postgres>>;
+
+impl<C: DerefMut<Target = PgConnection>> DraftTx<C> {
     pub async fn burst(&mut self) -> Result<Burst> {
         let rows: Vec<(Uuid, String, DateTime<Utc>)> =
             sqlx::query_as(&format!("{UNANSWERED} ORDER BY m.created_at, m.id"))
@@ -222,7 +245,9 @@ impl DraftTx {
         .fetch_one(&mut *self.tx)
         .await?)
     }
+}
 
+impl DraftTx {
     /// Supersedes every waiting draft and unsent drafted reply in the conversation.
     pub async fn supersede_waiting(&mut self, why: &str) -> Result<()> {
         crate::supersede_waiting(&mut self.tx, self.conversation_id, why).await

@@ -28,7 +28,7 @@ use sqlx::{ConnectOptions, PgPool};
 
 pub use actions::{Approval, ConversationAction, ConversationLock, OperatorSend, SuggestionRecord};
 pub use channels::ChannelRecord;
-pub use drafts::{Burst, DraftTx, NewSuggestion, Quiet};
+pub use drafts::{Burst, DraftSnapshot, DraftTx, NewSuggestion, Quiet};
 pub use error::StoreError;
 pub use inbound::StoredInbound;
 pub use inbox::{
