@@ -46,7 +46,8 @@ async fn a_confident_answer_waits_its_delay_with_typing_first() {
         .await
         .unwrap()
         .bytes_stream();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let topic = format!("webchat:{}:d1", app.webchat_channel().await);
+    app.live_ready(&topic, &mut events).await;
     let (status, _) = app.post_chat("d1", "c1", "Do you ship to Berlin?").await;
     assert_eq!(status, StatusCode::ACCEPTED);
 
@@ -114,7 +115,8 @@ async fn a_complaint_escalates_and_the_bot_then_stays_silent() {
     assert!(suggested.is_some());
 
     app.post_chat("d2", "c2", "Do you ship to Berlin?").await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.handled("d2:c2", 1).await;
+    app.settled().await;
     let t = app.transcript("d2").await;
     assert_eq!(by_role(&t, "customer").len(), 2);
     assert_eq!(
@@ -149,7 +151,8 @@ async fn learning_mode_never_sends_on_its_own() {
         (decision.as_str(), reason.as_deref()),
         ("NEED_APPROVAL", Some("MODE_LEARNING"))
     );
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    app.handled("d3:c1", 1).await;
+    app.settled().await;
     assert!(by_role(&app.transcript("d3").await, "assistant").is_empty());
     assert_eq!(app.count("SELECT count(*) FROM outbox").await, 0);
     assert_eq!(
@@ -175,7 +178,10 @@ async fn three_quick_messages_get_one_reply() {
     let t = app
         .wait_transcript("d4", WAIT, |t| !by_role(t, "assistant").is_empty())
         .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for i in 0..3 {
+        app.handled(&format!("d4:c{i}"), 1).await;
+    }
+    app.settled().await;
     let t2 = app.transcript("d4").await;
     assert_eq!(by_role(&t2, "assistant").len(), 1, "{t2:#?}");
     assert!(
@@ -348,7 +354,8 @@ async fn a_message_during_the_delay_supersedes_the_pending_reply() {
     let t = app
         .wait_transcript("d5", WAIT, |t| !by_role(t, "assistant").is_empty())
         .await;
-    tokio::time::sleep(Duration::from_millis(3500)).await;
+    app.handled("d5:c2", 1).await;
+    app.settled().await;
     let t = if by_role(&t, "assistant").len() == 1 {
         app.transcript("d5").await
     } else {
@@ -392,7 +399,8 @@ async fn stop_silences_the_bot_until_start() {
     );
 
     app.post_chat("d6", "c2", "Do you ship to Berlin?").await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.handled("d6:c2", 1).await;
+    app.settled().await;
     assert_eq!(
         by_role(&app.transcript("d6").await, "assistant").len(),
         1,
@@ -432,7 +440,8 @@ async fn night_mode_auto_reply_answers_once_per_night_and_holds_drafts() {
         .await;
     app.wait_count("SELECT count(*) FROM ai_suggestions", 2)
         .await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    app.handled("n1:c2", 1).await;
+    app.settled().await;
     let t = app.transcript("n1").await;
     let replies = by_role(&t, "assistant");
     assert_eq!(

@@ -221,6 +221,142 @@ impl TestApp {
         }
     }
 
+    /// Waits until the inbound job `provider_event_id` (webchat "visitor:client_message_id",
+    /// Telegram "update:N", WhatsApp "msg:wamid" or "status:wamid:status", email
+    /// "message-id:id") has run to its end at least `times` times: stored, and its consent,
+    /// escalation or draft schedule done, on every path, the ones that write nothing new
+    /// included. Fails after twenty seconds. Follow it with `settled` for what the job
+    /// scheduled.
+    pub async fn handled(&self, provider_event_id: &str, times: i32) {
+        let start = Instant::now();
+        loop {
+            let got = self.handled_count(provider_event_id).await;
+            if got >= times {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "inbound job {provider_event_id} was handled {got} times, not {times}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// How many times the inbound job `provider_event_id` has run to its end so far.
+    pub async fn handled_count(&self, provider_event_id: &str) -> i32 {
+        let rows: Vec<i32> =
+            sqlx::query_scalar("SELECT handled FROM inbound_receipts WHERE provider_event_id = $1")
+                .bind(provider_event_id)
+                .fetch_all(&self.pool)
+                .await
+                .unwrap();
+        assert!(
+            rows.len() <= 1,
+            "{provider_event_id} names jobs of several channels"
+        );
+        rows.first().copied().unwrap_or(0)
+    }
+
+    /// Waits until every inbound job queued before this call has been handled, on paths
+    /// that leave no receipt (the operators' Telegram chat): publishes a job no worker can
+    /// read and waits for it in the dead letters, with nothing left to retry. Exact only
+    /// with `amqp.prefetch = 1`, where the broker hands the worker nothing new before the
+    /// previous delivery is acknowledged, which is after its handler returned.
+    pub async fn inbound_drained(&self) {
+        let cfg = &self.config.amqp;
+        assert_eq!(
+            cfg.prefetch, 1,
+            "the inbound barrier needs amqp.prefetch = 1"
+        );
+        let dead_queue = cfg.dead_queue(switchboard_bus::INBOUND);
+        let dead = |stats: &[switchboard_bus::QueueStats]| {
+            stats
+                .iter()
+                .find(|q| q.queue == dead_queue)
+                .map_or(0, |q| q.messages)
+        };
+        let before = dead(
+            &switchboard_bus::queue_stats(cfg, switchboard_bus::INBOUND)
+                .await
+                .unwrap(),
+        );
+        switchboard_bus::Publisher::new(cfg.clone())
+            .publish(switchboard_bus::INBOUND, b"sb-test-barrier")
+            .await
+            .unwrap();
+        let start = Instant::now();
+        loop {
+            let stats = switchboard_bus::queue_stats(cfg, switchboard_bus::INBOUND)
+                .await
+                .unwrap();
+            let waiting: u32 = stats
+                .iter()
+                .filter(|q| q.queue != dead_queue)
+                .map(|q| q.messages)
+                .sum();
+            if dead(&stats) > before && waiting == 0 {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the inbound queue did not drain: {stats:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Publishes a probe on the live topic (`webchat:…`, `operators:…`) until `events`
+    /// shows it: from then on the gateway's live subscription is up and the stream gets
+    /// every event of the topic.
+    pub async fn live_ready<S, B, E>(&self, topic: &str, events: &mut S)
+    where
+        S: futures::Stream<Item = Result<B, E>> + Unpin,
+        B: AsRef<[u8]>,
+        E: std::fmt::Debug,
+    {
+        use futures::StreamExt;
+        let probe = format!("probe-{}", Uuid::new_v4().simple());
+        let payload = json!({"type": "probe", "probe": probe}).to_string();
+        let mut redis = self.services.redis.clone();
+        let mut seen = String::new();
+        let start = Instant::now();
+        loop {
+            let _: i64 = redis::cmd("PUBLISH")
+                .arg(format!("sb:live:{topic}"))
+                .arg(&payload)
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+            let read = Instant::now();
+            while read.elapsed() < Duration::from_millis(100) {
+                match tokio::time::timeout(Duration::from_millis(100), events.next()).await {
+                    Ok(Some(chunk)) => {
+                        seen.push_str(&String::from_utf8_lossy(chunk.unwrap().as_ref()));
+                        if seen.contains(&probe) {
+                            return;
+                        }
+                    }
+                    Ok(None) => panic!("the event stream ended: {seen}"),
+                    Err(_) => break,
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "the live feed never carried a probe on {topic}: {seen}"
+            );
+        }
+    }
+
+    /// Stops the app and waits until every part has: nothing of it writes after this.
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(20), async {
+            while self.running.tasks.join_next().await.is_some() {}
+        })
+        .await
+        .expect("the app stopped within twenty seconds");
+    }
+
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
     }

@@ -46,7 +46,8 @@ async fn a_question_gets_exactly_one_reply_from_the_matching_document() {
     assert!(based_on_customer);
 
     // Nothing else trickles out later.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    app.handled("v1:c1", 1).await;
+    app.settled().await;
     let t = app.transcript("v1").await;
     assert_eq!(by_role(&t, "assistant").len(), 1, "{t:#?}");
     assert_eq!(
@@ -59,11 +60,14 @@ async fn a_question_gets_exactly_one_reply_from_the_matching_document() {
 #[tokio::test]
 async fn a_repeated_client_message_id_yields_one_message_and_one_reply() {
     let app = TestApp::spawn().await;
+    // Every post the gateway queued is a delivery the worker must finish.
+    let mut queued = 0;
     for _ in 0..3 {
-        let (status, _) = app
+        let (status, body) = app
             .post_chat("v2", "same-id", "Do you ship to Berlin?")
             .await;
         assert_eq!(status, StatusCode::ACCEPTED);
+        queued += i32::from(body["status"] == "queued");
     }
     app.wait_transcript("v2", WAIT, |t| !by_role(t, "assistant").is_empty())
         .await;
@@ -86,7 +90,8 @@ async fn a_repeated_client_message_id_yields_one_message_and_one_reply() {
         (StatusCode::ACCEPTED, Some("queued"))
     );
 
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.handled("v2:same-id", queued + 1).await;
+    app.settled().await;
     let t = app.transcript("v2").await;
     assert_eq!(by_role(&t, "customer").len(), 1, "{t:#?}");
     assert_eq!(by_role(&t, "assistant").len(), 1, "{t:#?}");
@@ -291,7 +296,9 @@ async fn a_worker_killed_between_commit_and_ack_still_gives_one_reply() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(drained, "the redelivered message was consumed");
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Handled by the killed worker and again, to its end, as the redelivery.
+    app.handled("v6:c1", 2).await;
+    app.settled().await;
     let t = app.transcript("v6").await;
     assert_eq!(by_role(&t, "customer").len(), 1, "{t:#?}");
     assert_eq!(by_role(&t, "assistant").len(), 1, "{t:#?}");
@@ -309,7 +316,8 @@ async fn the_event_stream_carries_the_reply() {
         .await
         .unwrap()
         .bytes_stream();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let topic = format!("webchat:{}:v7", app.webchat_channel().await);
+    app.live_ready(&topic, &mut events).await;
     app.post_chat("v7", "c1", "What are your opening hours?")
         .await;
     let mut seen = String::new();
