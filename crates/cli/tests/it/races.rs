@@ -6,8 +6,9 @@ use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::fake_llm::{FakeLlm, Scripted};
 use crate::fake_platform::FakePlatform;
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, test_config};
 use crate::operators::operator;
 use crate::platforms::{SECRET, post_tg, telegram_channel};
 
@@ -297,5 +298,56 @@ async fn resolving_a_conversation_stops_its_waiting_reply() {
         app.count("SELECT count(*) FROM outbox WHERE status = 'superseded'")
             .await,
         1
+    );
+}
+
+/// A slow LLM holds no lock: while the first message's draft is still with the LLM, the
+/// customer's next message is stored and scheduled at once. (The draft used to run inside
+/// the transaction holding the conversation's row, so the next message waited for the LLM.)
+#[tokio::test]
+async fn a_slow_llm_holds_up_no_message_of_its_conversation() {
+    let mut slow = Scripted::json(json!({
+        "reply": "Yes, we do.", "intent": "shipping", "intent_score": 0.9,
+        "questions_to_ask": [], "used_sources": [], "missing_fields": [], "need_handoff": false
+    }));
+    slow.delay = std::time::Duration::from_secs(60);
+    let fake = FakeLlm::start(vec![slow]).await;
+    let mut config = test_config();
+    config.llm.timeout_ms = 120_000;
+    config.llm.max_retries = 0;
+    let app = TestApp::spawn_with(config, switchboard::Parts::ALL).await;
+    sqlx::query(
+        "INSERT INTO llm_settings (tenant_id, provider, base_url, model)
+         SELECT id, 'openai', $1, 'fake-model' FROM tenants",
+    )
+    .bind(&fake.base_url)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    app.post_chat("l1", "c1", "Do you ship to Berlin?").await;
+    let start = std::time::Instant::now();
+    while fake.requests().is_empty() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "the draft call never came"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    app.post_chat("l1", "c2", "And to Munich?").await;
+    app.wait_count(
+        "SELECT count(*) FROM inbound_receipts WHERE provider_event_id = 'l1:c2' AND handled > 0",
+        1,
+    )
+    .await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM ai_suggestions").await,
+        0,
+        "the first draft is still with the LLM"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM pending_drafts").await,
+        1,
+        "the new message moved the schedule on"
     );
 }
