@@ -11,7 +11,7 @@ use switchboard_store::Role;
 use uuid::Uuid;
 
 use crate::fake_platform::FakePlatform;
-use crate::helpers::{TestApp, by_role};
+use crate::helpers::{TestApp, by_role, test_config};
 use crate::platforms::{SECRET, post_tg, telegram_channel};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -179,7 +179,7 @@ async fn approve_with_edit_delivers_exactly_the_edited_text_once() {
     let (status, third) = op.post(&path, json!({})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(third["already"], true);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    app.settled().await;
     let t = app.transcript("e1").await;
     assert_eq!(by_role(&t, "operator").len(), 1, "sent once: {t:#?}");
     assert!(
@@ -354,7 +354,8 @@ async fn operator_messages_takeover_and_the_lifecycle() {
     assert!(one["takeover_until"].is_string(), "{one}");
     assert!(one["pending_suggestion"].is_null());
     app.post_chat("l1", "c2", "Thanks! And to Paris?").await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.handled("l1:c2", 1).await;
+    app.settled().await;
     assert_eq!(
         app.count("SELECT count(*) FROM ai_suggestions WHERE status = 'pending'")
             .await,
@@ -454,10 +455,25 @@ async fn an_unhandled_escalation_is_announced_again_after_the_sla() {
         1,
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // A later sweep ran: it announced a second escalation, overdue since before the first
+    // was announced again, in the same statement that judged the first one again.
+    app.exec(
+        "INSERT INTO escalation_events (id, tenant_id, conversation_id, reason, summary, created_at)
+         SELECT gen_random_uuid(), tenant_id, conversation_id, 'sentinel', 'sentinel',
+                now() - interval '16 minutes'
+         FROM escalation_events",
+    )
+    .await;
+    app.wait_count(
+        "SELECT count(*) FROM escalation_events WHERE reason = 'sentinel' AND notify_count = 1",
+        1,
+    )
+    .await;
     assert_eq!(
-        app.count("SELECT count(*) FROM escalation_events WHERE notify_count = 1")
-            .await,
+        app.count(
+            "SELECT count(*) FROM escalation_events WHERE notify_count = 1 AND reason <> 'sentinel'"
+        )
+        .await,
         1,
         "announced again once per SLA period, not on every sweep"
     );
@@ -761,13 +777,16 @@ async fn sign_in_lockout_cookies_csrf_and_sign_out() {
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
 }
 
-/// Reads SSE data lines from `res` until `until` holds for what was read, or the time is up.
-async fn read_events(res: reqwest::Response, until: impl Fn(&str) -> bool) -> String {
-    let mut stream = res.bytes_stream();
+/// Reads SSE data lines from `stream` until `until` holds for what was read, or the time is
+/// up.
+async fn read_events<B: AsRef<[u8]>, E>(
+    mut stream: impl futures::Stream<Item = Result<B, E>> + Unpin,
+    until: impl Fn(&str) -> bool,
+) -> String {
     let mut seen = String::new();
     let _ = tokio::time::timeout(WAIT, async {
         while let Some(Ok(chunk)) = stream.next().await {
-            seen.push_str(&String::from_utf8_lossy(&chunk));
+            seen.push_str(&String::from_utf8_lossy(chunk.as_ref()));
             if until(&seen) {
                 break;
             }
@@ -792,7 +811,12 @@ async fn the_event_stream_shows_only_the_callers_tenant() {
     };
     let (mine, theirs) = (open(&op).await.unwrap(), open(&stranger).await.unwrap());
     assert_eq!(mine.status(), StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (mut mine, mut theirs) = (mine.bytes_stream(), theirs.bytes_stream());
+    let demo = tenant(&app, "demo").await;
+    app.live_ready(&format!("operators:{demo}"), &mut mine)
+        .await;
+    app.live_ready(&format!("operators:{other}"), &mut theirs)
+        .await;
 
     // The other tenant's customer writes first, then ours.
     let res = app
@@ -906,7 +930,10 @@ async fn a_dead_letter_is_listed_and_a_replay_really_sends() {
 #[tokio::test]
 async fn approval_and_replies_from_the_operators_telegram_chat() {
     const OPERATORS: i64 = -100_500;
-    let app = TestApp::spawn().await;
+    // One delivery at a time, so that `inbound_drained` can tell the refused press is done.
+    let mut config = test_config();
+    config.amqp.prefetch = 1;
+    let app = TestApp::spawn_with(config, switchboard::Parts::ALL).await;
     approvals_only(&app).await;
     let fake = FakePlatform::telegram().await;
     telegram_channel(&app, &fake).await;
@@ -986,7 +1013,8 @@ async fn approval_and_replies_from_the_operators_telegram_chat() {
         StatusCode::OK
     );
     fake.wait_for("answercallbackquery", 1, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // The press left no trace: wait until the worker is past it.
+    app.inbound_drained().await;
     assert_eq!(
         app.count(&format!(
             "SELECT count(*) FROM ai_suggestions WHERE id = '{first}' AND status = 'pending'"
@@ -1183,7 +1211,7 @@ async fn a_long_reply_resumes_after_the_parts_that_went_out() {
         1,
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.settled().await;
     assert_eq!(fake.requests("sendmessage").len(), 4, "nothing went twice");
 }
 
