@@ -145,7 +145,8 @@ async fn a_telegram_update_gets_one_reply_with_typing_first() {
         "typing comes first"
     );
     assert_eq!(typing[0].body["action"], "typing");
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    app.handled("update:5001", 1).await;
+    app.settled().await;
     assert_eq!(fake.requests("sendmessage").len(), 1);
     let external: String =
         sqlx::query_scalar("SELECT external_id FROM messages WHERE role = 'assistant'")
@@ -248,7 +249,8 @@ async fn a_429_is_waited_out_and_a_blocked_user_fails_fast() {
             .await,
         1
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.handled("update:2", 1).await;
+    app.settled().await;
     assert_eq!(
         fake.requests("sendmessage").len(),
         3,
@@ -367,7 +369,14 @@ async fn a_whatsapp_batch_with_two_messages_and_a_status_is_handled() {
     .await
     .unwrap();
     assert_eq!(status, "read");
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    for job in [
+        "msg:wamid.in.2",
+        "msg:wamid.in.3",
+        "status:wamid.out.1:read",
+    ] {
+        app.handled(job, 1).await;
+    }
+    app.settled().await;
     assert_eq!(
         fake.requests(&send).len(),
         3,
@@ -466,7 +475,10 @@ async fn webhooks_arriving_together_each_get_one_reply() {
     to.sort();
     to.dedup();
     assert_eq!(to.len(), 30, "every customer answered");
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    for i in 0..30 {
+        app.handled(&format!("msg:wamid.together.{i}"), 1).await;
+    }
+    app.settled().await;
     assert_eq!(fake.requests(&send).len(), 30, "and nobody twice");
     assert_eq!(
         app.count("SELECT count(*) FROM messages WHERE role = 'customer'")
@@ -733,7 +745,8 @@ async fn telegram_buttons_edits_and_migrated_groups() {
         StatusCode::OK
     );
     app.wait_count("SELECT count(*) FROM messages WHERE external_id = '31:4' AND content = 'Do you ship to Paris?' AND edited_at IS NOT NULL", 1).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    app.handled("update:12", 1).await;
+    app.settled().await;
     assert_eq!(
         fake.requests("sendmessage").len(),
         2,
