@@ -134,7 +134,8 @@ async fn a_low_confidence_answer_is_not_sent() {
         explanations.to_string().contains("below t_escalate"),
         "{explanations}"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.handled("l2:c1", 1).await;
+    app.settled().await;
     let t = app.transcript("l2").await;
     assert!(
         by_role(&t, "assistant")

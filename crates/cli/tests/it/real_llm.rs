@@ -110,7 +110,10 @@ async fn a_real_small_model_never_reaches_a_customer_unvetted() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    for i in 0..questions.len() {
+        app.handled(&format!("r{i}:c1"), 1).await;
+    }
+    app.settled().await;
 
     let t_auto: f64 = sqlx::query_scalar("SELECT t_auto FROM decision_settings")
         .fetch_one(&app.pool)
