@@ -3,6 +3,8 @@
 //! mailbox folder and recognises its replies by a customer address of its own.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use mail_parser::{HeaderValue, MessageParser};
@@ -393,7 +395,9 @@ async fn a_mail_gets_one_threaded_reply_and_the_answer_stays_in_the_thread() {
         2,
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    app.handled(&format!("message-id:{auto}"), 1).await;
+    app.handled(&format!("message-id:{bounce}"), 1).await;
+    app.settled().await;
     assert_eq!(mailbox.replies().len(), 2, "no answer to robots");
     assert_eq!(
         app.count(&format!("SELECT count(*) FROM ai_suggestions s JOIN messages m ON m.id = s.based_on_message_id WHERE m.external_id IN ('{auto}', '{bounce}')"))
@@ -405,17 +409,31 @@ async fn a_mail_gets_one_threaded_reply_and_the_answer_stays_in_the_thread() {
 #[tokio::test]
 async fn a_listener_stopped_between_fetch_and_queue_answers_once_after_restart() {
     let mailbox = Mailbox::new().await;
-    // The first listener fetches but cannot queue: its broker is unreachable.
+    // The first listener fetches but cannot queue: its broker takes each connection and
+    // drops it. Nothing else in that app talks to the broker, so a connection is the
+    // listener trying to queue a mail it fetched.
+    let broker = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = broker.local_addr().unwrap().port();
+    let tries = Arc::new(AtomicUsize::new(0));
+    let refusing = tokio::spawn({
+        let tries = tries.clone();
+        async move {
+            while let Ok((conn, _)) = broker.accept().await {
+                tries.fetch_add(1, Ordering::SeqCst);
+                drop(conn);
+            }
+        }
+    });
     let mut broken = test_config();
     let good_amqp = broken.amqp.url.clone();
-    broken.amqp.url = "amqp://guest:guest@127.0.0.1:1/%2f".into();
+    broken.amqp.url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
     let listener_only = Parts {
         gateway: true,
         ai_worker: false,
         dispatcher: false,
         listener: true,
     };
-    let first = TestApp::spawn_with(broken.clone(), listener_only).await;
+    let mut first = TestApp::spawn_with(broken.clone(), listener_only).await;
     let channel = email_channel(&first, &mailbox).await;
     let id = format!("k.{}@customer.example", Uuid::new_v4().simple());
     mailbox
@@ -427,7 +445,16 @@ async fn a_listener_stopped_between_fetch_and_queue_answers_once_after_restart()
             "Do you ship to Berlin?",
         ))
         .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The second try starts a pass after the one that failed to queue the mail: whatever
+    // that pass did to the cursor is done.
+    let start = Instant::now();
+    while tries.load(Ordering::SeqCst) < 2 {
+        assert!(
+            start.elapsed() < WAIT,
+            "the listener did not try to queue the mail twice"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let cursor: Option<i64> =
         sqlx::query_scalar("SELECT imap_last_uid FROM channel_cursors WHERE channel_id = $1")
             .bind(channel)
@@ -438,16 +465,18 @@ async fn a_listener_stopped_between_fetch_and_queue_answers_once_after_restart()
         cursor.is_none_or(|c| c == 0),
         "the cursor passed a mail that was never queued: {cursor:?}"
     );
-    first.shutdown.cancel();
+    first.stop().await;
     drop(first);
+    refusing.abort();
+    let event = format!("message-id:{id}");
 
     // Restarted with a working broker: the mail is answered, once.
     let mut fixed = broken.clone();
     fixed.amqp.url = good_amqp;
-    let second = TestApp::spawn_with(fixed.clone(), Parts::ALL).await;
+    let mut second = TestApp::spawn_with(fixed.clone(), Parts::ALL).await;
     mailbox.wait_replies(1).await;
-    second.shutdown.cancel();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    second.stop().await;
+    let handled = second.handled_count(&event).await;
     // Losing the cursor's last write (a crash right after queueing) repeats nothing either.
     second
         .exec(&format!(
@@ -455,14 +484,16 @@ async fn a_listener_stopped_between_fetch_and_queue_answers_once_after_restart()
         ))
         .await;
     drop(second);
-    let third = TestApp::spawn_with(fixed, Parts::ALL).await;
+    let mut third = TestApp::spawn_with(fixed, Parts::ALL).await;
     third
         .wait_count(&format!("SELECT count(*) FROM channel_cursors WHERE channel_id = '{channel}' AND imap_last_uid > 0"), 1)
         .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Queued again (the cursor moves after the broker's confirm), and handled again.
+    third.handled(&event, handled + 1).await;
+    third.settled().await;
     assert_eq!(mailbox.replies().len(), 1, "answered exactly once");
-    third.shutdown.cancel();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    third.stop().await;
+    let handled = third.handled_count(&event).await;
     third
         .exec(&format!(
             "UPDATE channel_cursors SET imap_uidvalidity = 1 WHERE channel_id = '{channel}'"
@@ -483,7 +514,8 @@ async fn a_listener_stopped_between_fetch_and_queue_answers_once_after_restart()
     fourth
         .wait_count(&format!("SELECT count(*) FROM channel_cursors WHERE channel_id = '{channel}' AND imap_uidvalidity <> 1"), 1)
         .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    fourth.handled(&event, handled + 1).await;
+    fourth.settled().await;
     assert_eq!(mailbox.replies().len(), 1, "a resync answers nothing twice");
     let mut s = imap().await;
     s.select(&mailbox.folder).await.unwrap();
@@ -673,7 +705,8 @@ async fn a_mail_over_the_size_limit_goes_to_an_operator_truncated() {
             .await,
         1
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    app.handled(&format!("message-id:{id}"), 1).await;
+    app.settled().await;
     assert!(
         mailbox.replies().is_empty(),
         "no draft goes out for a mail nobody read whole"
