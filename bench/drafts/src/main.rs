@@ -248,10 +248,13 @@ async fn main() -> anyhow::Result<()> {
         "SELECT count(DISTINCT based_on_message_id) FROM ai_suggestions",
     )
     .await?;
-    let failed = count(
-        &pool,
-        "SELECT count(*) FROM escalation_events WHERE reason LIKE '%LLM%' OR reason LIKE 'drafting failed%'",
+    // A draft whose LLM call failed is stored empty and escalated: it counts as handled,
+    // not as a draft, and the bench says how many there were.
+    let failed = count(&pool, "SELECT count(*) FROM ai_suggestions WHERE draft = ''").await?;
+    let decisions: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT decision, count(*) FROM ai_suggestions GROUP BY decision ORDER BY decision",
     )
+    .fetch_all(&pool)
     .await?;
     pool.close().await;
     drop(_worker);
@@ -262,8 +265,16 @@ async fn main() -> anyhow::Result<()> {
         bail!("{n} conversations got drafts for {distinct} distinct messages");
     }
     println!(
-        "drafts: {sustained:.0}/s sustained (first to last draft); {rate:.0}/s from the worker's start ({n} in {:.1} s); each conversation exactly once, {failed} LLM failures",
+        "drafts: {sustained:.0}/s sustained (first to last draft); {rate:.0}/s from the worker's start ({n} in {:.1} s); each conversation exactly once",
         elapsed.as_secs_f64()
+    );
+    let decisions: Vec<String> = decisions
+        .iter()
+        .map(|(d, c)| format!("{d} {c}"))
+        .collect();
+    println!(
+        "decisions: {}; failed drafts (LLM errors): {failed}",
+        decisions.join(", ")
     );
     println!("LLM ceiling at this concurrency, no database: {ceiling:.0} drafts/s");
     println!(

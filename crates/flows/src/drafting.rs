@@ -94,8 +94,9 @@ pub fn judge(
 /// What `record` did with a draft.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {
-    /// The burst changed while drafting (its newer schedule drafts it), or it was drafted
-    /// meanwhile: nothing was written.
+    /// The burst changed while drafting (a newer message, an edit, or an older draft dealt
+    /// with meanwhile) or was drafted meanwhile: nothing was written, and the conversation
+    /// is to be looked at again.
     Stale,
     /// The bot may not speak in the conversation now.
     Silent,
@@ -124,7 +125,14 @@ pub async fn record(
         return Ok(Recorded::Stale);
     }
     let situation = Situation::of(&tx, settings);
-    if may_speak(&situation.conversation).is_err() {
+    // Resolved after the customer's last message (a new one reopens it): an operator has
+    // finished the conversation while the LLM was drafting.
+    if may_speak(&situation.conversation).is_err()
+        || matches!(
+            tx.status,
+            ConversationStatus::Resolved | ConversationStatus::Closed
+        )
+    {
         return Ok(Recorded::Silent);
     }
     let verdict = judge(settings, text, drafted, situation)?;

@@ -5,7 +5,9 @@
 
 use serde_json::json;
 use switchboard_core::{ConversationStatus, SuggestionStatus};
-use switchboard_store::{Approval, ConversationAction, OperatorSend, Store, StoreError, User};
+use switchboard_store::{
+    Approval, ConversationAction, OperatorSend, Store, StoreError, TenantSettings, User,
+};
 use uuid::Uuid;
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -19,20 +21,26 @@ fn transition(from: ConversationStatus, to: ConversationStatus) -> Result<Conver
     switchboard_engine::transition(from, to).map_err(|e| StoreError::Conflict(e.to_string()))
 }
 
-/// Zero unless the tenant wants approved drafts to wait a human-like delay as well.
-async fn approved_delay_ms(store: &Store, tenant_id: Uuid, text: &str) -> Result<u64> {
+/// The tenant's delay settings for approved sends, when it wants them to wait a
+/// human-like delay as well. Read before any lock is taken.
+async fn approved_delay(store: &Store, tenant_id: Uuid) -> Result<Option<TenantSettings>> {
     if !store.delays_approved_sends(tenant_id).await? {
-        return Ok(0);
+        return Ok(None);
     }
-    let t = store.tenant_settings(tenant_id).await?;
-    let plan = switchboard_engine::plan_delay(
-        text,
-        &t.human_delay,
-        t.flags.human_delay_enabled,
-        false,
-        &mut rand::rng(),
-    );
-    Ok(plan.delay_ms)
+    Ok(Some(store.tenant_settings(tenant_id).await?))
+}
+
+fn delay_ms(settings: Option<&TenantSettings>, text: &str) -> u64 {
+    settings.map_or(0, |t| {
+        switchboard_engine::plan_delay(
+            text,
+            &t.human_delay,
+            t.flags.human_delay_enabled,
+            false,
+            &mut rand::rng(),
+        )
+        .delay_ms
+    })
 }
 
 /// Sends the draft, or the operator's edit of it, exactly as given. Approving again
@@ -45,8 +53,7 @@ pub async fn approve(
     id: Uuid,
     edited: Option<&str>,
 ) -> Result<Approval> {
-    // Computed before any lock is taken: it reads the tenant's settings.
-    let planned_text = edited.map(str::trim).filter(|t| !t.is_empty());
+    let delay_settings = approved_delay(store, user.tenant_id).await?;
     let (mut c, p) = store.lock_suggestion(user.tenant_id, id).await?;
     use SuggestionStatus::*;
     match p.status {
@@ -69,7 +76,9 @@ pub async fn approve(
         Expired => return conflict("this draft has expired"),
         Pending | Queued => {}
     }
-    if let Some(why) = &p.expired_why {
+    // The approval time limit is for drafts waiting for an operator; a queued draft is
+    // already on its way.
+    if let (Pending, Some(why)) = (p.status, &p.expired_why) {
         c.set_suggestion_status(id, Expired).await?;
         c.commit().await?;
         return conflict(format!("this draft has expired: {why}"));
@@ -77,14 +86,18 @@ pub async fn approve(
     if c.status == ConversationStatus::Closed {
         return conflict("the conversation is closed");
     }
-    let text = planned_text.unwrap_or(&p.draft).to_owned();
+    let text = edited
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .unwrap_or(&p.draft)
+        .to_owned();
     if text.trim().is_empty() {
         return Err(StoreError::Invalid(
             "the draft is empty: send your own text with it".into(),
         ));
     }
     let is_edit = text != p.draft;
-    let delay_ms = approved_delay_ms(store, user.tenant_id, &text).await?;
+    let delay_ms = delay_ms(delay_settings.as_ref(), &text);
     let status = if is_edit { Edited } else { Approved };
     let send = OperatorSend {
         suggestion_id: Some(id),
@@ -304,11 +317,12 @@ pub async fn escalate_without_draft(
     let mut c = store.lock_conversation(tenant_id, conversation_id).await?;
     let Some(id) = c.open_escalation(key, reason, summary).await? else {
         drop(c);
-        return Ok((store.escalation_by_key(key).await?, false));
+        return Ok((store.escalation_by_key(tenant_id, key).await?, false));
     };
     if switchboard_engine::transition(c.status, ConversationStatus::Escalated).is_ok() {
         c.set_status(ConversationStatus::Escalated).await?;
     }
+    c.touch().await?;
     c.commit().await?;
     Ok((id, true))
 }

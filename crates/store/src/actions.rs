@@ -161,14 +161,15 @@ impl Store {
         )
     }
 
-    /// The escalation opened under `key`.
-    pub async fn escalation_by_key(&self, key: &str) -> Result<Uuid> {
-        Ok(
-            sqlx::query_scalar("SELECT id FROM escalation_events WHERE idempotency_key = $1")
-                .bind(key)
-                .fetch_one(&self.pool)
-                .await?,
+    /// The tenant's escalation opened under `key`.
+    pub async fn escalation_by_key(&self, tenant_id: Uuid, key: &str) -> Result<Uuid> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM escalation_events WHERE idempotency_key = $1 AND tenant_id = $2",
         )
+        .bind(key)
+        .bind(tenant_id)
+        .fetch_one(&self.pool)
+        .await?)
     }
 }
 
@@ -246,7 +247,9 @@ impl ConversationLock {
         crate::supersede_waiting(&mut self.tx, self.conversation_id, why).await
     }
 
-    /// Queues a send an operator decided on; `key` makes a second one a no-op.
+    /// Queues a send an operator decided on; `key` makes a second one a no-op. An approved
+    /// draft answers the message it was drafted for; an operator's own message answers the
+    /// newest one, so a message that arrived after the draft is still answered.
     pub async fn queue_operator_send(&mut self, o: &OperatorSend<'_>) -> Result<Uuid> {
         let message_id = Uuid::now_v7();
         sqlx::query(
@@ -254,8 +257,9 @@ impl ConversationLock {
                                  role, body, in_reply_to, idempotency_key, approved_by, choices,
                                  due_at, next_attempt_at)
              SELECT $1, c.tenant_id, c.id, c.channel_id, $3, $4, $5, $6,
-                    (SELECT m.id FROM messages m WHERE m.conversation_id = c.id AND m.role = 'customer'
-                     ORDER BY m.created_at DESC LIMIT 1),
+                    COALESCE((SELECT based_on_message_id FROM ai_suggestions WHERE id = $3),
+                             (SELECT m.id FROM messages m WHERE m.conversation_id = c.id AND m.role = 'customer'
+                              ORDER BY m.created_at DESC LIMIT 1)),
                     $7, $8,
                     CASE WHEN $9 THEN COALESCE((SELECT choices FROM ai_suggestions WHERE id = $3), '[]') ELSE '[]' END,
                     now() + $10 * interval '1 millisecond', now() + $10 * interval '1 millisecond'
@@ -285,18 +289,27 @@ impl ConversationLock {
         suggestion_id: Uuid,
         send: Option<&OperatorSend<'_>>,
     ) -> Result<()> {
-        let row: Option<(Uuid, bool)> = sqlx::query_as(&format!(
-            "SELECT id, {} AS idle FROM outbox
-             WHERE suggestion_id = $1 AND status = 'pending' AND approved_by IS NULL FOR UPDATE",
+        let row: Option<(Uuid, String, bool)> = sqlx::query_as(&format!(
+            "SELECT id, status, {} AS idle FROM outbox
+             WHERE suggestion_id = $1 AND approved_by IS NULL
+             ORDER BY created_at DESC LIMIT 1 FOR UPDATE",
             crate::supersede::NOT_IN_FLIGHT
         ))
         .bind(suggestion_id)
         .fetch_optional(&mut *self.tx)
         .await?;
-        let Some((outbox_id, true)) = row else {
-            return Err(StoreError::Conflict(
-                "this reply is already going out to the customer".into(),
-            ));
+        let conflict = |why: &str| Err(StoreError::Conflict(why.to_owned()));
+        let outbox_id = match row {
+            Some((id, status, true)) if status == "pending" => id,
+            Some((_, status, _)) if status == "failed" || status == "dead" => {
+                return conflict(
+                    "this reply could not be sent; replay it from the dead letters or write to the customer",
+                );
+            }
+            Some((_, status, _)) if status == "sent" => {
+                return conflict("this reply has already been sent");
+            }
+            _ => return conflict("this reply is already going out to the customer"),
         };
         match send {
             Some(o) => {

@@ -195,10 +195,11 @@ impl Store {
     pub async fn mark_handled(&self, ev: &InboundEvent) -> Result<()> {
         sqlx::query(
             "UPDATE inbound_receipts SET handled = handled + 1
-             WHERE channel_id = $1 AND provider_event_id = $2",
+             WHERE tenant_id = $3 AND channel_id = $1 AND provider_event_id = $2",
         )
         .bind(ev.channel_id)
         .bind(&ev.provider_event_id)
+        .bind(ev.tenant_id)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -118,7 +118,16 @@ const SELECT: &str = "
                CASE WHEN EXISTS (SELECT 1 FROM consents k WHERE k.customer_id = c.customer_id
                                  AND k.channel_id = c.channel_id AND k.status = 'revoked')
                  THEN 'the customer revoked consent' END
-             WHEN o.suggestion_id IS NULL THEN NULL
+             -- A holding or night reply: only an opt-out stops it (the opt-out's own
+             -- confirmation is exactly what must go out).
+             WHEN o.suggestion_id IS NULL THEN
+               CASE WHEN o.idempotency_key NOT LIKE 'consent:%'
+                         AND EXISTS (SELECT 1 FROM consents k WHERE k.customer_id = c.customer_id
+                                     AND k.channel_id = c.channel_id AND k.status = 'revoked')
+                 THEN 'the customer revoked consent' END
+             -- A drafted reply whose draft was taken back while it was in flight.
+             WHEN sg.status IN ('superseded', 'rejected', 'expired')
+               THEN 'the draft was ' || sg.status
              WHEN EXISTS (SELECT 1 FROM messages n WHERE n.conversation_id = o.conversation_id
                           AND n.role = 'customer' AND n.created_at > m.created_at)
                THEN 'a newer customer message arrived'
@@ -133,7 +142,8 @@ const SELECT: &str = "
     JOIN conversations c ON c.id = o.conversation_id
     JOIN customers cu ON cu.id = c.customer_id
     JOIN channels ch ON ch.id = o.channel_id
-    LEFT JOIN messages m ON m.id = o.in_reply_to";
+    LEFT JOIN messages m ON m.id = o.in_reply_to
+    LEFT JOIN ai_suggestions sg ON sg.id = o.suggestion_id";
 
 impl Store {
     /// Leases the most overdue sendable row to `lease` for `hold`, if any. The lease is
@@ -186,8 +196,9 @@ impl Store {
 
 impl Claim {
     /// The send went out: record the message as the transcript's truth and close the row.
-    /// Locks in the one order: conversation, suggestion, outbox.
-    pub async fn sent(self, external_id: Option<&str>) -> Result<()> {
+    /// Locks in the one order: conversation, suggestion, outbox. False when the lease was
+    /// lost to another dispatcher, which records its own send.
+    pub async fn sent(self, external_id: Option<&str>) -> Result<bool> {
         let i = &self.item;
         let m = &i.message;
         let mut tx = self.pool.begin().await?;
@@ -218,7 +229,7 @@ impl Claim {
         .rows_affected();
         if closed == 0 {
             tracing::warn!(outbox_id = %i.id, "the lease on this send was lost; it is not recorded twice");
-            return Ok(());
+            return Ok(false);
         }
         sqlx::query(
             "INSERT INTO messages (id, tenant_id, conversation_id, channel_id, role, content,
@@ -237,7 +248,7 @@ impl Claim {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// The reply must not go out any more.
@@ -270,7 +281,7 @@ impl Claim {
 
     /// The first `parts_sent` parts of a long reply went out; a retry starts after them.
     /// Committed at once, and the lease renewed for the next part.
-    pub async fn part_sent(&mut self, parts_sent: usize, external_id: Option<&str>) -> Result<()> {
+    pub async fn part_sent(&self, parts_sent: usize, external_id: Option<&str>) -> Result<()> {
         sqlx::query(
             "UPDATE outbox SET parts_sent = $3, first_external_id = COALESCE(first_external_id, $4),
                                leased_until = now() + $5 * interval '1 millisecond'

@@ -164,19 +164,19 @@ pub async fn draft_and_decide(
     conversation_id: Uuid,
     newest: Uuid,
     settings: &TenantSettings,
-) -> Result<(), StoreError> {
+) -> Result<Settled, StoreError> {
     let (text, history) = {
         let mut snap = s.store.snapshot_draft(tenant_id, conversation_id).await?;
         if let Err(silence) = may_speak(&Situation::of(&snap, settings).conversation) {
             tracing::info!(reason = ?silence, "the bot stays silent");
-            return Ok(());
+            return Ok(Settled::Done);
         }
         let burst = snap.burst().await?;
         if burst.newest() != Some(newest) || snap.has_suggestion_for(newest).await? {
-            return Ok(());
+            return Ok(Settled::Done);
         }
         let Some((first, _)) = burst.messages.first() else {
-            return Ok(());
+            return Ok(Settled::Done);
         };
         let history: Vec<Turn> = snap
             .history(*first, 10)
@@ -185,7 +185,7 @@ pub async fn draft_and_decide(
             .map(|(role, text)| Turn { role, text })
             .collect();
         (burst.text(), history)
-        // The snapshot's read-only transaction ends here, before the LLM is called.
+        // The snapshot's connection goes back to the pool here, before the LLM is called.
     };
     let drafted = draft(s, tenant_id, settings, &text, &history).await?;
     let recorded = switchboard_flows::record(
@@ -200,12 +200,12 @@ pub async fn draft_and_decide(
     .await?;
     let (decision, suggestion_id) = match recorded {
         Recorded::Stale => {
-            tracing::info!("the burst changed while drafting; the newer schedule drafts it");
-            return Ok(());
+            tracing::info!("the burst changed while drafting; looking at it again");
+            return Ok(Settled::LookAgain);
         }
         Recorded::Silent => {
             tracing::info!("the bot stays silent");
-            return Ok(());
+            return Ok(Settled::Done);
         }
         Recorded::Decided {
             decision,
@@ -223,5 +223,13 @@ pub async fn draft_and_decide(
         let event = json!({"type": kind, "conversation_id": conversation_id, "suggestion_id": suggestion_id});
         crate::tell_operators(s, tenant_id, &event).await;
     }
-    Ok(())
+    Ok(Settled::Done)
+}
+
+/// Whether a look at a conversation settled it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    Done,
+    /// What was drafted is no longer the burst: draft again at once.
+    LookAgain,
 }

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, field};
 use uuid::Uuid;
 
-pub use draft::{draft_and_decide, evaluate};
+pub use draft::{Settled, draft_and_decide, evaluate};
 pub use switchboard_flows::{Drafted, Situation};
 
 pub async fn run(services: Services, shutdown: CancellationToken) {

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, field};
 use uuid::Uuid;
 
-use crate::{draft_and_decide, tell_operators};
+use crate::{Settled, draft_and_decide, tell_operators};
 
 /// The longest the loop sleeps without looking: a row another worker scheduled, or a lease
 /// that ran out, is seen within this.
@@ -143,7 +143,7 @@ async fn try_settle(s: &Services, d: &DueDraft) -> Result<(), StoreError> {
             .await;
     }
     tracing::Span::current().record("message_id", field::display(q.newest_customer_message));
-    draft_and_decide(
+    let settled = draft_and_decide(
         s,
         d.tenant_id,
         d.conversation_id,
@@ -151,7 +151,12 @@ async fn try_settle(s: &Services, d: &DueDraft) -> Result<(), StoreError> {
         &settings,
     )
     .await?;
-    s.store.finish_draft(d).await
+    match settled {
+        Settled::Done => s.store.finish_draft(d).await,
+        // The burst changed under the draft (an edit, an older draft dealt with): the row
+        // must stay, or nothing would draft the burst as it is now.
+        Settled::LookAgain => s.store.release_draft(d, Duration::ZERO, false).await,
+    }
 }
 
 /// Drafting failed on every attempt: the customer still gets a person rather than silence,

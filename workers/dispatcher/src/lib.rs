@@ -105,7 +105,7 @@ async fn deliver(
     s: &Services,
     adapters: &Adapters,
     limits: &Limits,
-    mut claim: Claim,
+    claim: Claim,
 ) -> Result<(), StoreError> {
     let cfg = &s.config.dispatcher;
     if let Some(reason) = &claim.item.stale_reason {
@@ -166,7 +166,9 @@ async fn deliver(
             count("sent");
             tracing::info!(parts = parts.len(), "sent");
             let m = claim.item.message.clone();
-            claim.sent(first_id.as_deref()).await?;
+            if !claim.sent(first_id.as_deref()).await? {
+                return Ok(());
+            }
             operators::announce(
                 s,
                 m.tenant_id,

@@ -132,7 +132,8 @@ impl Poller {
         }
     }
 
-    /// Queues every mail past the cursor, oldest first, moving the cursor after each.
+    /// Queues every mail past the cursor, oldest first, moving the cursor after each (after
+    /// the whole pass on a first sync).
     async fn catch_up(&self, session: &mut Session<Conn>, validity: u32) -> Result<(), PollError> {
         let store = &self.s.store;
         let cursor = store
@@ -179,43 +180,35 @@ impl Poller {
             }
         };
         uids.sort_unstable();
-        for (i, &uid) in uids.iter().enumerate() {
+        for &uid in &uids {
             self.queue(session, uid).await?;
-            // On a first sync the cursor moves past the read mail that follows this one up
-            // to the next unread mail (or the snapshot's end): left at this UID, a read mail
-            // above it would be fetched and answered by the next pass. It never moves past
-            // a mail this pass has not considered.
-            let upto = match first_sync_upto {
-                Some(highest) => uids
-                    .get(i + 1)
-                    .map_or(highest, |next| next.saturating_sub(1)),
-                None => uid,
-            };
-            store
-                .set_imap_cursor(
-                    self.channel.tenant_id,
-                    self.channel.channel_id,
-                    validity,
-                    upto,
-                )
-                .await
-                .map_err(|e| PollError::Other(error_chain(&e)))?;
+            // A first sync moves the cursor once, at its end: a cursor left at a queued
+            // mail would make the next pass, after an interruption, fetch and answer the
+            // read mail above it. An interrupted first sync is simply done again: what it
+            // queued is marked read by then, and a mail queued twice is recognised by its
+            // Message-ID.
+            if first_sync_upto.is_none() {
+                self.move_cursor(validity, uid).await?;
+            }
         }
-        if let Some(highest) = first_sync_upto
-            && uids.is_empty()
-        {
-            // Record the mailbox even when nothing was unread, so later mail is found by UID.
-            store
-                .set_imap_cursor(
-                    self.channel.tenant_id,
-                    self.channel.channel_id,
-                    validity,
-                    highest,
-                )
-                .await
-                .map_err(|e| PollError::Other(error_chain(&e)))?;
+        if let Some(highest) = first_sync_upto {
+            // Recorded even when nothing was unread, so later mail is found by UID.
+            self.move_cursor(validity, highest).await?;
         }
         Ok(())
+    }
+
+    async fn move_cursor(&self, validity: u32, uid: u32) -> Result<(), PollError> {
+        self.s
+            .store
+            .set_imap_cursor(
+                self.channel.tenant_id,
+                self.channel.channel_id,
+                validity,
+                uid,
+            )
+            .await
+            .map_err(|e| PollError::Other(error_chain(&e)))
     }
 
     /// Fetches one mail and publishes it with a broker confirm. A mail that cannot be
