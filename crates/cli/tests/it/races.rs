@@ -351,3 +351,75 @@ async fn a_slow_llm_holds_up_no_message_of_its_conversation() {
         "the new message moved the schedule on"
     );
 }
+
+/// The customer edits their message while its draft is with the LLM. The draft no longer
+/// answers what they wrote, so it is thrown away and the edited burst drafted again; it is
+/// never dropped with nothing drafted at all.
+#[tokio::test]
+async fn a_message_edited_while_drafted_is_drafted_again() {
+    let answer = |reply: &str| {
+        Scripted::json(json!({
+            "reply": reply, "intent": "shipping", "intent_score": 0.9, "questions_to_ask": [],
+            "used_sources": [], "missing_fields": [], "need_handoff": false,
+            "self_check_score": 0.9, "reasons": ["checked"]
+        }))
+    };
+    let mut slow = answer("Yes, to Berlin.");
+    slow.delay = std::time::Duration::from_secs(2);
+    let fake_llm = FakeLlm::start(vec![slow, answer("Yes, to Munich.")]).await;
+    let mut config = test_config();
+    config.llm.timeout_ms = 30_000;
+    config.llm.max_retries = 0;
+    let app = TestApp::spawn_with(config, switchboard::Parts::ALL).await;
+    sqlx::query(
+        "INSERT INTO llm_settings (tenant_id, provider, base_url, model)
+         SELECT id, 'openai', $1, 'fake-model' FROM tenants",
+    )
+    .bind(&fake_llm.base_url)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let fake = FakePlatform::telegram().await;
+    let channel = telegram_channel(&app, &fake).await;
+    let chat = json!({"id": 302, "type": "private", "first_name": "Customer"});
+    let from = json!({"id": 302, "is_bot": false, "first_name": "Customer"});
+    post_tg(
+        &app,
+        channel,
+        Some(SECRET),
+        &json!({"update_id": 1, "message": {
+        "message_id": 1, "date": 1_700_000_000, "chat": chat, "from": from,
+        "text": "Do you ship to Berlin?"}}),
+    )
+    .await;
+    let start = std::time::Instant::now();
+    while fake_llm.requests().is_empty() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "the draft call never came"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    post_tg(
+        &app,
+        channel,
+        Some(SECRET),
+        &json!({"update_id": 2, "edited_message": {
+        "message_id": 1, "date": 1_700_000_000, "edit_date": 1_700_000_010, "chat": chat,
+        "from": from, "text": "Do you ship to Munich?"}}),
+    )
+    .await;
+    app.wait_count(
+        "SELECT count(*) FROM inbound_receipts WHERE provider_event_id = 'update:2' AND handled > 0",
+        1,
+    )
+    .await;
+    app.wait_count("SELECT count(*) FROM ai_suggestions", 1)
+        .await;
+    app.settled().await;
+    let drafts: Vec<String> = sqlx::query_scalar("SELECT draft FROM ai_suggestions")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(drafts, ["Yes, to Munich."], "drafted again from the edit");
+}
