@@ -250,7 +250,11 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     // A draft whose LLM call failed is stored empty and escalated: it counts as handled,
     // not as a draft, and the bench says how many there were.
-    let failed = count(&pool, "SELECT count(*) FROM ai_suggestions WHERE draft = ''").await?;
+    let failed = count(
+        &pool,
+        "SELECT count(*) FROM ai_suggestions WHERE draft = ''",
+    )
+    .await?;
     let decisions: Vec<(String, i64)> = sqlx::query_as(
         "SELECT decision, count(*) FROM ai_suggestions GROUP BY decision ORDER BY decision",
     )
@@ -268,10 +272,7 @@ async fn main() -> anyhow::Result<()> {
         "drafts: {sustained:.0}/s sustained (first to last draft); {rate:.0}/s from the worker's start ({n} in {:.1} s); each conversation exactly once",
         elapsed.as_secs_f64()
     );
-    let decisions: Vec<String> = decisions
-        .iter()
-        .map(|(d, c)| format!("{d} {c}"))
-        .collect();
+    let decisions: Vec<String> = decisions.iter().map(|(d, c)| format!("{d} {c}")).collect();
     println!(
         "decisions: {}; failed drafts (LLM errors): {failed}",
         decisions.join(", ")

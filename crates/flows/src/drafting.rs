@@ -249,3 +249,31 @@ fn summary(text: &str, draft: &DraftSignals) -> String {
         draft.intent_score
     )
 }
+
+/// Drafting failed on every attempt: the customer still gets a person rather than
+/// silence, unless a draft was made after all. The escalation carries the key of the
+/// message it gives up on, so a worker that dies after opening it and the next one that
+/// gives up open one. Returns the escalation and whether this call opened it, or `None`
+/// when nothing is left to answer.
+pub async fn give_up(
+    store: &Store,
+    tenant_id: Uuid,
+    conversation_id: Uuid,
+) -> Result<Option<(Uuid, bool)>, StoreError> {
+    let Some(q) = store.quiet(conversation_id).await? else {
+        return Ok(None);
+    };
+    if store.has_suggestion(q.newest_customer_message).await? {
+        return Ok(None);
+    }
+    crate::escalate_without_draft(
+        store,
+        tenant_id,
+        conversation_id,
+        &format!("give-up:{}", q.newest_customer_message),
+        "drafting failed on every attempt",
+        "The assistant could not draft a reply to the customer's latest messages; please answer them.",
+    )
+    .await
+    .map(Some)
+}

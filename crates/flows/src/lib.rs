@@ -6,7 +6,7 @@
 pub mod drafting;
 pub mod operator;
 
-pub use drafting::{Drafted, Recorded, Situation, judge, record};
+pub use drafting::{Drafted, Recorded, Situation, give_up, judge, record};
 pub use operator::{
     approve, conversation_action, escalate_without_draft, operator_message, reject,
 };

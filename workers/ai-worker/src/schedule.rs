@@ -159,26 +159,12 @@ async fn try_settle(s: &Services, d: &DueDraft) -> Result<(), StoreError> {
     }
 }
 
-/// Drafting failed on every attempt: the customer still gets a person rather than silence,
-/// unless a draft was made after all. The escalation carries the key of the message it is
-/// for, so a worker that dies after opening it and the next one that gives up open one.
+/// Drafting failed on every attempt: `flows::give_up` hands the conversation to an
+/// operator unless a draft was made after all.
 async fn give_up(s: &Services, d: &DueDraft) -> Result<(), StoreError> {
-    let Some(q) = s.store.quiet(d.conversation_id).await? else {
-        return s.store.finish_draft(d).await;
-    };
-    if s.store.has_suggestion(q.newest_customer_message).await? {
-        return s.store.finish_draft(d).await;
-    }
-    let (escalation, opened) = switchboard_flows::escalate_without_draft(
-            &s.store,
-            d.tenant_id,
-            d.conversation_id,
-            &format!("give-up:{}", q.newest_customer_message),
-            "drafting failed on every attempt",
-            "The assistant could not draft a reply to the customer's latest messages; please answer them.",
-        )
-        .await?;
-    if opened {
+    if let Some((escalation, true)) =
+        switchboard_flows::give_up(&s.store, d.tenant_id, d.conversation_id).await?
+    {
         metrics::counter!("sb_drafts_abandoned_total").increment(1);
         tracing::error!(%escalation, "drafting failed on every attempt: handed to an operator");
         let event = json!({"type": "escalation", "conversation_id": d.conversation_id, "escalation_id": escalation});
