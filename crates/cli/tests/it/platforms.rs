@@ -110,6 +110,15 @@ async fn post_wa(
     req.send().await.unwrap().status()
 }
 
+/// A config whose worker takes one inbound delivery at a time, for tests that repeat a
+/// webhook: a repeat that comes while the first copy is still on its way is queued too,
+/// and `inbound_drained` then tells when every copy is done.
+fn one_at_a_time() -> switchboard_runtime::Config {
+    let mut config = test_config();
+    config.amqp.prefetch = 1;
+    config
+}
+
 /// One signed WhatsApp text message from `from`, accepted.
 async fn customer_writes(app: &TestApp, channel: Uuid, from: &str, id: &str, text: &str) {
     let body = wa_body(vec![wa_message(from, id, text)], vec![]);
@@ -121,7 +130,7 @@ async fn customer_writes(app: &TestApp, channel: Uuid, from: &str, id: &str, tex
 
 #[tokio::test]
 async fn a_telegram_update_gets_one_reply_with_typing_first() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(one_at_a_time(), Parts::ALL).await;
     let fake = FakePlatform::telegram().await;
     let channel = telegram_channel(&app, &fake).await;
     app.exec("UPDATE tenants SET working_hours_start = '00:00', working_hours_end = '23:59:59', working_days = '{1,2,3,4,5,6,7}'").await;
@@ -146,6 +155,7 @@ async fn a_telegram_update_gets_one_reply_with_typing_first() {
     );
     assert_eq!(typing[0].body["action"], "typing");
     app.handled("update:5001", 1).await;
+    app.inbound_drained().await;
     app.settled().await;
     assert_eq!(fake.requests("sendmessage").len(), 1);
     let external: String =
@@ -317,7 +327,7 @@ async fn whatsapp_verification_and_signatures() {
 
 #[tokio::test]
 async fn a_whatsapp_batch_with_two_messages_and_a_status_is_handled() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(one_at_a_time(), Parts::ALL).await;
     let fake = FakePlatform::whatsapp().await;
     let channel = whatsapp_channel(&app, &fake, None).await;
     let send = format!("{PHONE}/messages");
@@ -376,6 +386,7 @@ async fn a_whatsapp_batch_with_two_messages_and_a_status_is_handled() {
     ] {
         app.handled(job, 1).await;
     }
+    app.inbound_drained().await;
     app.settled().await;
     assert_eq!(
         fake.requests(&send).len(),
@@ -440,7 +451,7 @@ async fn a_repeat_of_a_queued_webhook_makes_no_new_job() {
 /// them is still stored once and answered once, and a repeat is still dropped.
 #[tokio::test]
 async fn webhooks_arriving_together_each_get_one_reply() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(one_at_a_time(), Parts::ALL).await;
     let fake = FakePlatform::whatsapp().await;
     let channel = whatsapp_channel(&app, &fake, None).await;
     let send = format!("{PHONE}/messages");
@@ -478,6 +489,7 @@ async fn webhooks_arriving_together_each_get_one_reply() {
     for i in 0..30 {
         app.handled(&format!("msg:wamid.together.{i}"), 1).await;
     }
+    app.inbound_drained().await;
     app.settled().await;
     assert_eq!(fake.requests(&send).len(), 30, "and nobody twice");
     assert_eq!(
