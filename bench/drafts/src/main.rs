@@ -9,6 +9,7 @@
 //! exactly one draft, or the bench fails.
 
 use std::process::{Child, Command};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -50,13 +51,14 @@ fn args() -> anyhow::Result<Args> {
 }
 
 /// One answer that is both a valid draft and a valid self-check, so the stand-in need not
-/// tell the two calls apart.
-fn completion() -> String {
+/// tell the two calls apart. Grounded in the demo shop's shipping page (`source` is its
+/// reference, `reply` its text), so the engine lets it go out on its own, as a good draft
+/// does in production.
+fn completion(source: &str, reply: &str) -> String {
     let content = json!({
-        "reply": "Yes, we ship to Berlin; parcels take two to three working days.",
-        "intent": "shipping", "intent_score": 0.9, "questions_to_ask": [],
-        "used_sources": [], "missing_fields": [], "need_handoff": false,
-        "self_check_score": 0.9, "reasons": ["grounded"]
+        "reply": reply, "intent": "shipping", "intent_score": 0.9, "questions_to_ask": [],
+        "used_sources": [source], "missing_fields": [], "need_handoff": false,
+        "self_check_score": 0.95, "reasons": ["grounded"]
     });
     json!({
         "id": "chatcmpl-bench", "object": "chat.completion", "model": "bench",
@@ -67,15 +69,16 @@ fn completion() -> String {
     .to_string()
 }
 
-/// An OpenAI-compatible stand-in that answers every call after `delay`.
-async fn fake_llm(delay: Duration) -> anyhow::Result<String> {
-    let body = completion();
+/// An OpenAI-compatible stand-in that answers every call after `delay` with what `answer`
+/// holds then.
+async fn fake_llm(delay: Duration, answer: Arc<RwLock<String>>) -> anyhow::Result<String> {
     let app = axum::Router::new().route(
         "/v1/chat/completions",
         axum::routing::post(move || {
-            let body = body.clone();
+            let answer = answer.clone();
             async move {
                 tokio::time::sleep(delay).await;
+                let body = answer.read().map(|b| b.clone()).unwrap_or_default();
                 ([("content-type", "application/json")], body)
             }
         }),
@@ -203,7 +206,8 @@ async fn count(pool: &PgPool, sql: &str) -> anyhow::Result<i64> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = args()?;
-    let llm = fake_llm(Duration::from_millis(a.llm_ms)).await?;
+    let answer = Arc::new(RwLock::new(completion("doc:bench", "Yes.")));
+    let llm = fake_llm(Duration::from_millis(a.llm_ms), answer.clone()).await?;
     println!(
         "{} conversations, an LLM answering each call after {} ms, draft concurrency {}, pool {}",
         a.conversations, a.llm_ms, a.concurrency, a.pool
@@ -217,6 +221,14 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     let db = format!("postgres://postgres@127.0.0.1:5432/{name}");
     let pool = customers(&db, a.conversations).await?;
+    let (source, reply): (String, String) = sqlx::query_as(
+        "SELECT 'doc:' || id::text, body FROM knowledge_docs WHERE title = 'Shipping and delivery'",
+    )
+    .fetch_one(&pool)
+    .await?;
+    if let Ok(mut a) = answer.write() {
+        *a = completion(&source, &reply);
+    }
 
     let n = i64::try_from(a.conversations)?;
     let started = Instant::now();
