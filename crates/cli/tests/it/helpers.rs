@@ -257,11 +257,15 @@ impl TestApp {
         rows.first().copied().unwrap_or(0)
     }
 
-    /// Waits until every inbound job queued before this call has been handled, on paths
-    /// that leave no receipt (the operators' Telegram chat): publishes a job no worker can
-    /// read and waits for it in the dead letters, with nothing left to retry. Exact only
+    /// Waits until every inbound job queued before this call has been handled: for paths
+    /// that leave no receipt (the operators' Telegram chat), and for repeated webhooks,
+    /// whose copies are not counted anywhere (a repeat that comes while the first copy is
+    /// still on its way is queued too). Publishes a job no worker can read and waits for it
+    /// in the dead letters, with nothing left on the queue or its retry rungs. Exact only
     /// with `amqp.prefetch = 1`, where the broker hands the worker nothing new before the
-    /// previous delivery is acknowledged, which is after its handler returned.
+    /// previous delivery is acknowledged, which is after its handler returned. (A job whose
+    /// handler failed comes back from its retry rung unseen once it is being handled again;
+    /// the tests expect no failures.)
     pub async fn inbound_drained(&self) {
         let cfg = &self.config.amqp;
         assert_eq!(
