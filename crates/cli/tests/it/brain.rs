@@ -173,7 +173,8 @@ async fn three_quick_messages_get_one_reply() {
     .iter()
     .enumerate()
     {
-        app.post_chat("d4", &format!("c{i}"), text).await;
+        let (status, body) = app.post_chat("d4", &format!("c{i}"), text).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     }
     let t = app
         .wait_transcript("d4", WAIT, |t| !by_role(t, "assistant").is_empty())
