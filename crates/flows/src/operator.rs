@@ -4,7 +4,7 @@
 //! double click or two operators at once act once, and each is audited.
 
 use serde_json::json;
-use switchboard_core::{ConversationStatus, SuggestionStatus};
+use switchboard_core::{ConversationStatus, Role, SuggestionStatus};
 use switchboard_store::{
     Approval, ConversationAction, OperatorSend, Store, StoreError, TenantSettings, User,
 };
@@ -102,7 +102,11 @@ pub async fn approve(
     let send = OperatorSend {
         suggestion_id: Some(id),
         key: format!("approval:{id}"),
-        role: if is_edit { "operator" } else { "assistant" },
+        role: if is_edit {
+            Role::Operator
+        } else {
+            Role::Assistant
+        },
         body: &text,
         user_id: user.id,
         with_choices: !is_edit,
@@ -213,7 +217,7 @@ pub async fn operator_message(
         .queue_operator_send(&OperatorSend {
             suggestion_id: None,
             key: key.unwrap_or_else(|| format!("operator:{}", Uuid::now_v7())),
-            role: "operator",
+            role: Role::Operator,
             body: text,
             user_id: user.id,
             with_choices: false,

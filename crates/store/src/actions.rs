@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::json;
 use sqlx::{Postgres, Transaction};
-use switchboard_core::{ConversationStatus, SuggestionStatus, UnknownValue};
+use switchboard_core::{ConversationStatus, Role, SuggestionStatus, UnknownValue};
 use uuid::Uuid;
 
 use crate::users::{User, audit, audit_admin};
@@ -58,7 +58,7 @@ impl ConversationAction {
 pub struct OperatorSend<'a> {
     pub suggestion_id: Option<Uuid>,
     pub key: String,
-    pub role: &'a str,
+    pub role: Role,
     pub body: &'a str,
     pub user_id: Uuid,
     pub with_choices: bool,
@@ -270,7 +270,7 @@ impl ConversationLock {
         .bind(self.conversation_id)
         .bind(o.suggestion_id)
         .bind(message_id)
-        .bind(o.role)
+        .bind(o.role.as_str())
         .bind(o.body)
         .bind(&o.key)
         .bind(o.user_id)
@@ -322,7 +322,7 @@ impl ConversationLock {
                 )
                 .bind(outbox_id)
                 .bind(o.body)
-                .bind(o.role)
+                .bind(o.role.as_str())
                 .bind(o.user_id)
                 .bind(o.with_choices)
                 .bind(o.delay_ms as f64)
