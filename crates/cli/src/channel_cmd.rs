@@ -323,7 +323,7 @@ pub async fn set_webhook(config: Config, channel: Uuid) -> anyhow::Result<()> {
     let settings: telegram::Config = serde_json::from_value(record.config.clone())?;
     let secrets: telegram::Secrets = serde_json::from_value(record.secrets(&cipher)?)?;
     let adapter = telegram::outbound::TelegramAdapter::new(
-        reqwest::Client::new(),
+        switchboard_http::client(),
         &secrets.bot_token,
         &settings.api_base_url,
     )

@@ -96,7 +96,7 @@ fn answer_callbacks(
         return;
     }
     let Ok(adapter) = TelegramAdapter::new(
-        reqwest::Client::new(),
+        switchboard_http::client(),
         &secrets.bot_token,
         &cfg.api_base_url,
     ) else {

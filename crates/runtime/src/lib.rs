@@ -6,7 +6,7 @@ mod telemetry;
 
 use std::sync::Arc;
 
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use switchboard_bus::Publisher;
 use switchboard_store::Store;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +42,9 @@ pub struct Services {
     pub publisher: Arc<Publisher>,
 }
 
+/// How long a Redis connection may take to open, and a command to be answered.
+const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Services {
     /// Connects to Redis now and to PostgreSQL and RabbitMQ lazily, so that a database or
     /// broker outage shows as 503s and retries instead of a process that will not start.
@@ -56,7 +59,27 @@ impl Services {
             source,
         };
         let client = redis::Client::open(config.redis.url.as_str()).map_err(redis_err)?;
-        let redis = ConnectionManager::new(client).await.map_err(redis_err)?;
+        // A stalled Redis must not hang every dedup claim and rate-limit reservation: each
+        // command gets an answer or an error within the response timeout.
+        // The connection's own setup commands are not bounded by those timeouts, so the
+        // first connection as a whole is.
+        let redis_cfg = ConnectionManagerConfig::new()
+            .set_connection_timeout(REDIS_TIMEOUT)
+            .set_response_timeout(REDIS_TIMEOUT)
+            .set_number_of_retries(3)
+            .set_max_delay(1000);
+        let redis = tokio::time::timeout(
+            REDIS_TIMEOUT * 4,
+            ConnectionManager::new_with_config(client, redis_cfg),
+        )
+        .await
+        .map_err(|_| {
+            redis_err(redis::RedisError::from((
+                redis::ErrorKind::IoError,
+                "Redis did not answer",
+            )))
+        })?
+        .map_err(redis_err)?;
         let publisher = Arc::new(Publisher::new(config.amqp.clone()));
         Ok(Self {
             config: Arc::new(config),

@@ -63,7 +63,14 @@ impl Store {
     /// process that cannot start.
     pub fn connect_lazy(url: &str, max_connections: u32) -> Result<Self> {
         let options: PgConnectOptions = url.parse()?;
-        let options = options.log_statements(tracing::log::LevelFilter::Trace);
+        // No statement (a lock wait included) runs, and no transaction idles, without end:
+        // a stuck one is cut off and its worker retries, rather than holding rows for good.
+        let options = options
+            .log_statements(tracing::log::LevelFilter::Trace)
+            .options([
+                ("statement_timeout", "30s"),
+                ("idle_in_transaction_session_timeout", "60s"),
+            ]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(3))

@@ -144,7 +144,7 @@ async fn edit(s: &Services, ev: &InboundEvent, chat: i64, message: i64, text: &s
         let cfg: telegram::Config =
             serde_json::from_value(record.config).map_err(|e| e.to_string())?;
         TelegramAdapter::new(
-            reqwest::Client::new(),
+            switchboard_http::client(),
             &secrets.bot_token,
             &cfg.api_base_url,
         )

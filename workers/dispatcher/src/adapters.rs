@@ -34,7 +34,7 @@ pub struct Adapters {
 impl Adapters {
     pub fn new(s: &Services) -> Self {
         Self {
-            http: reqwest::Client::new(),
+            http: switchboard_http::client(),
             cipher: Cipher::from_base64(&s.config.security.master_key).ok(),
             webchat: Arc::new(WebchatAdapter::new(Arc::new(RedisLiveFeed::new(
                 s.redis.clone(),

@@ -50,7 +50,7 @@ impl Poller {
             channel,
             config,
             secrets,
-            http: reqwest::Client::new(),
+            http: switchboard_http::client(),
         })
     }
 

@@ -82,12 +82,10 @@ impl std::str::FromStr for ProviderKind {
     }
 }
 
-/// One HTTP client and one circuit breaker per provider base URL, shared by every tenant
-/// that uses it in this process.
+/// The process's HTTP client and one circuit breaker per provider base URL, shared by
+/// every tenant that uses it in this process.
 pub fn shared(base_url: &str) -> (reqwest::Client, Arc<CircuitBreaker>) {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     static BREAKERS: OnceLock<Mutex<HashMap<String, Arc<CircuitBreaker>>>> = OnceLock::new();
-    let client = CLIENT.get_or_init(reqwest::Client::new).clone();
     let mut map = BREAKERS
         .get_or_init(Default::default)
         .lock()
@@ -96,7 +94,7 @@ pub fn shared(base_url: &str) -> (reqwest::Client, Arc<CircuitBreaker>) {
         .entry(base_url.to_owned())
         .or_insert_with(|| Arc::new(CircuitBreaker::new(5, Duration::from_secs(30))))
         .clone();
-    (client, breaker)
+    (switchboard_http::client(), breaker)
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
