@@ -34,6 +34,22 @@ fn config(max_attempts: u32) -> BusConfig {
     }
 }
 
+/// A publisher whose connection and topology the broker has taken. The first publish of a
+/// new namespace declares its queues, which a broker busy expiring other tests' queues can
+/// take longer to do than one publish is given.
+async fn publisher(cfg: &BusConfig) -> Publisher {
+    let p = Publisher::new(cfg.clone());
+    let start = Instant::now();
+    while !p.ready().await {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the broker never took the topology"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    p
+}
+
 type Seen = (u32, Instant, Vec<u8>);
 
 /// Runs `handler` over the queue until `done` says stop, recording each delivery; then
@@ -135,7 +151,8 @@ async fn dead_letter(cfg: &BusConfig) -> Option<(Vec<u8>, String)> {
 #[tokio::test]
 async fn a_retry_comes_back_after_its_delay() {
     let cfg = config(5);
-    Publisher::new(cfg.clone())
+    publisher(&cfg)
+        .await
         .publish(INBOUND, b"{\"n\":1}")
         .await
         .unwrap();
@@ -162,7 +179,8 @@ async fn a_retry_comes_back_after_its_delay() {
 #[tokio::test]
 async fn retries_end_in_the_dead_letters_with_the_reason() {
     let cfg = config(3);
-    Publisher::new(cfg.clone())
+    publisher(&cfg)
+        .await
         .publish(INBOUND, b"{\"n\":2}")
         .await
         .unwrap();
@@ -181,7 +199,8 @@ async fn retries_end_in_the_dead_letters_with_the_reason() {
 #[tokio::test]
 async fn a_poison_message_goes_straight_to_the_dead_letters() {
     let cfg = config(5);
-    Publisher::new(cfg.clone())
+    publisher(&cfg)
+        .await
         .publish(INBOUND, b"not json")
         .await
         .unwrap();
@@ -198,10 +217,7 @@ async fn a_poison_message_goes_straight_to_the_dead_letters() {
 #[tokio::test]
 async fn a_panicking_handler_is_retried() {
     let cfg = config(5);
-    Publisher::new(cfg.clone())
-        .publish(INBOUND, b"{}")
-        .await
-        .unwrap();
+    publisher(&cfg).await.publish(INBOUND, b"{}").await.unwrap();
     let seen = run(
         &cfg,
         |attempt, _| {
@@ -236,7 +252,7 @@ async fn queued(cfg: &BusConfig) -> u32 {
 /// Publishes `{"n":0}` … `{"n":count-1}` all at once, and returns how many messages the
 /// broker got for them.
 async fn publish_together(cfg: &BusConfig, count: u32) -> u32 {
-    let publisher = Publisher::new(cfg.clone());
+    let publisher = publisher(cfg).await;
     let bodies: Vec<Vec<u8>> = (0..count)
         .map(|n| format!("{{\"n\":{n}}}").into_bytes())
         .collect();
@@ -333,7 +349,7 @@ async fn publish_damaged(cfg: &BusConfig) {
 #[tokio::test]
 async fn dead_letters_are_listed_in_place_and_replayed_once_the_cause_is_fixed() {
     let cfg = config(5);
-    let publisher = Publisher::new(cfg.clone());
+    let publisher = publisher(&cfg).await;
     publisher.publish(INBOUND, b"a").await.unwrap();
     publisher.publish(INBOUND, b"b").await.unwrap();
     publish_damaged(&cfg).await;
