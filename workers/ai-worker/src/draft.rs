@@ -15,8 +15,13 @@ fn llm_config(s: &Services, settings: &TenantSettings) -> Result<LlmConfig, Stri
     if let Some(p) = &o.provider {
         cfg.provider = p.parse()?;
     }
-    if let Some(v) = &o.base_url {
+    if let Some(v) = &o.base_url
+        && v.trim_end_matches('/') != cfg.base_url.trim_end_matches('/')
+    {
         cfg.base_url = v.clone();
+        // The platform's key goes only to the platform's server: a tenant that points
+        // drafting elsewhere brings its own key, or sends none.
+        cfg.api_key = None;
     }
     if let Some(v) = &o.model {
         cfg.model = v.clone();
@@ -79,7 +84,7 @@ pub async fn draft(
         persona: settings.persona.clone(),
     };
     let examples = s.store.similar_examples(tenant_id, text, 3).await?;
-    let (http, breaker) = switchboard_ai::openai::shared(&cfg.base_url);
+    let (http, breaker) = switchboard_ai::openai::shared(&cfg.base_url, cfg.api_key.as_deref());
     let provider = OpenAiProvider::new(http, cfg, breaker);
     let req = DraftRequest {
         persona: &persona,

@@ -82,16 +82,27 @@ impl std::str::FromStr for ProviderKind {
     }
 }
 
-/// The process's HTTP client and one circuit breaker per provider base URL, shared by
-/// every tenant that uses it in this process.
-pub fn shared(base_url: &str) -> (reqwest::Client, Arc<CircuitBreaker>) {
-    static BREAKERS: OnceLock<Mutex<HashMap<String, Arc<CircuitBreaker>>>> = OnceLock::new();
+/// Circuit breakers by provider base URL and a hash of the API key.
+type Breakers = HashMap<(String, u64), Arc<CircuitBreaker>>;
+
+/// The process's HTTP client and one circuit breaker per provider base URL and API key,
+/// shared by every tenant that calls that provider with that key in this process: one
+/// tenant's exhausted quota opens its own breaker, not every tenant's on the same provider.
+pub fn shared(base_url: &str, api_key: Option<&str>) -> (reqwest::Client, Arc<CircuitBreaker>) {
+    static BREAKERS: OnceLock<Mutex<Breakers>> = OnceLock::new();
+    // The key itself is not kept as a map key, only a hash of it.
+    let key = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        api_key.unwrap_or_default().hash(&mut h);
+        h.finish()
+    };
     let mut map = BREAKERS
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     let breaker = map
-        .entry(base_url.to_owned())
+        .entry((base_url.to_owned(), key))
         .or_insert_with(|| Arc::new(CircuitBreaker::new(5, Duration::from_secs(30))))
         .clone();
     (switchboard_http::client(), breaker)

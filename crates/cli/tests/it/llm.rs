@@ -311,6 +311,21 @@ async fn tenant_llm_settings_keep_the_api_key_encrypted() {
     assert_eq!(fake.auth()[0].as_deref(), Some("Bearer sk-test-123"));
 }
 
+/// A tenant admin who points drafting at a server of their own must not receive the
+/// platform's API key there.
+#[tokio::test]
+async fn the_platform_key_never_goes_to_a_tenants_own_server() {
+    let fake = FakeLlm::start(vec![Scripted::content("not json")]).await;
+    let mut config = test_config();
+    config.llm.api_key = Some("sk-platform".into());
+    let app = app_on(&fake, config, switchboard::Parts::ALL).await;
+    app.post_chat("p1", "c1", "Do you ship to Berlin?").await;
+    suggestion(&app).await;
+    let auth = fake.auth();
+    assert!(!auth.is_empty(), "the tenant's server was called");
+    assert!(auth.iter().all(Option::is_none), "{auth:?}");
+}
+
 /// Waits until `n` drafts wait for an operator and returns the newest one's id.
 async fn pending(app: &TestApp, n: i64) -> uuid::Uuid {
     app.wait_count(
