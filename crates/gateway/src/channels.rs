@@ -27,7 +27,9 @@ type Cached = (Option<Arc<ResolvedChannel>>, Instant);
 pub struct ChannelCache {
     store: Store,
     cipher: Option<Cipher>,
-    entries: RwLock<HashMap<Uuid, Cached>>,
+    /// By id and the kind the caller asked for: a webhook for the wrong kind is a cached
+    /// 404, and never decrypts the channel's credentials.
+    entries: RwLock<HashMap<(Uuid, ChannelKind), Cached>>,
 }
 
 impl ChannelCache {
@@ -45,26 +47,33 @@ impl ChannelCache {
         id: Uuid,
         kind: ChannelKind,
     ) -> Result<Arc<ResolvedChannel>, ApiError> {
-        let hit = self.entries.read().await.get(&id).cloned();
+        let hit = self.entries.read().await.get(&(id, kind)).cloned();
         let found = match hit {
             Some((found, at)) if at.elapsed() < TTL => found,
             _ => {
-                let found = self.load(id).await?;
+                let found = self.load(id, kind).await?;
                 let mut entries = self.entries.write().await;
                 if entries.len() > 10_000 {
                     entries.clear();
                 }
-                entries.insert(id, (found.clone(), Instant::now()));
+                entries.insert((id, kind), (found.clone(), Instant::now()));
                 found
             }
         };
-        found
-            .filter(|c| c.kind == kind)
-            .ok_or(ApiError::NotFound("channel"))
+        found.ok_or(ApiError::NotFound("channel"))
     }
 
-    async fn load(&self, id: Uuid) -> Result<Option<Arc<ResolvedChannel>>, ApiError> {
-        let Some(record) = self.store.channel(id).await?.filter(|c| c.is_active) else {
+    async fn load(
+        &self,
+        id: Uuid,
+        kind: ChannelKind,
+    ) -> Result<Option<Arc<ResolvedChannel>>, ApiError> {
+        let Some(record) = self
+            .store
+            .channel(id)
+            .await?
+            .filter(|c| c.is_active && c.kind == kind)
+        else {
             return Ok(None);
         };
         let cipher = self.cipher.as_ref().ok_or_else(|| {

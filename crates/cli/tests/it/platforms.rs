@@ -852,3 +852,27 @@ async fn a_draft_that_offers_choices_goes_out_as_buttons() {
     );
     assert_eq!(sent[0].body["context"]["message_id"], "wamid.in.20");
 }
+
+/// A webhook for a channel of another kind is an unknown channel (404), not a server
+/// error: the web chat has no Telegram secret to check.
+#[tokio::test]
+async fn a_webhook_to_a_channel_of_another_kind_is_404() {
+    let app = TestApp::spawn().await;
+    let webchat = app.webchat_channel().await;
+    let update = json!({"update_id": 1, "message": {"message_id": 1, "date": 1_700_000_000,
+        "chat": {"id": 1, "type": "private", "first_name": "A"}, "text": "hi"}});
+    for _ in 0..2 {
+        assert_eq!(
+            post_tg(&app, webchat, Some(SECRET), &update).await,
+            StatusCode::NOT_FOUND
+        );
+    }
+    let res = app
+        .http
+        .post(format!("{}/webhooks/whatsapp/{webchat}", app.base))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
