@@ -86,7 +86,9 @@ pub async fn approve(
     if c.status == ConversationStatus::Closed {
         return conflict("the conversation is closed");
     }
+    let edited = edited.map(|t| t.replace('\0', ""));
     let text = edited
+        .as_deref()
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .unwrap_or(&p.draft)
@@ -196,6 +198,8 @@ pub async fn operator_message(
     text: &str,
     key: Option<String>,
 ) -> Result<Uuid> {
+    // PostgreSQL cannot store a NUL, and no customer needs one.
+    let text = text.replace('\0', "");
     let text = text.trim();
     if text.is_empty() {
         return Err(StoreError::Invalid("the message is empty".into()));

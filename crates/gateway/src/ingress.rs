@@ -32,7 +32,14 @@ pub fn count_ignored(channel: &str, kinds: &[String]) {
 
 /// Accepts every event, or fails as a whole: the platform then retries the request, and the
 /// events that did get through are recognised as duplicates.
-pub async fn accept(s: &AppState, events: &[InboundEvent]) -> Result<Vec<Accepted>, ApiError> {
+pub async fn accept(s: &AppState, events: &mut [InboundEvent]) -> Result<Vec<Accepted>, ApiError> {
+    // PostgreSQL cannot store a NUL: a message carrying one would be accepted here and then
+    // never stored, so it is taken out at the edge.
+    for ev in events.iter_mut() {
+        if ev.strip_nul() {
+            tracing::debug!(provider_event_id = %ev.provider_event_id, "NUL characters removed");
+        }
+    }
     let results = join_all(events.iter().map(|ev| accept_one(s, ev))).await;
     results.into_iter().collect()
 }

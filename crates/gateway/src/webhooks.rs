@@ -66,10 +66,11 @@ async fn telegram_update(
         ));
     }
     let update = telegram::inbound::parse(&body).map_err(|e| rejected("telegram", e))?;
-    let n = telegram::inbound::normalize(ch.channel, &cfg.inbound(), &update, chrono::Utc::now())
-        .map_err(|e| rejected("telegram", e))?;
+    let mut n =
+        telegram::inbound::normalize(ch.channel, &cfg.inbound(), &update, chrono::Utc::now())
+            .map_err(|e| rejected("telegram", e))?;
     count_ignored("telegram", &n.ignored);
-    accept(&s, &n.events).await?;
+    accept(&s, &mut n.events).await?;
     answer_callbacks(&cfg, &secrets, &n.events);
     Ok(StatusCode::OK)
 }
@@ -153,8 +154,8 @@ async fn whatsapp_post(
         return Err(ApiError::Unauthorized("missing or bad X-Hub-Signature-256"));
     }
     let hook = whatsapp::inbound::parse(&body).map_err(|e| rejected("whatsapp", e))?;
-    let n = whatsapp::inbound::normalize(ch.channel, &hook, chrono::Utc::now());
+    let mut n = whatsapp::inbound::normalize(ch.channel, &hook, chrono::Utc::now());
     count_ignored("whatsapp", &n.ignored);
-    accept(&s, &n.events).await?;
+    accept(&s, &mut n.events).await?;
     Ok(StatusCode::OK)
 }

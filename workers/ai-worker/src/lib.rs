@@ -55,13 +55,16 @@ pub async fn run(services: Services, shutdown: CancellationToken) {
 /// One delivery of the inbound queue, start to finish: acknowledged once the message is
 /// stored and its conversation scheduled, never held while the conversation goes quiet.
 pub async fn handle(s: &Services, wake: &Notify, d: Delivery) -> Outcome {
-    let env: Envelope<InboundEvent> = match serde_json::from_slice(&d.body) {
+    let mut env: Envelope<InboundEvent> = match serde_json::from_slice(&d.body) {
         Ok(env) => env,
         Err(e) => return Outcome::Dead(format!("unparsable envelope: {e}")),
     };
     if env.v != Envelope::<InboundEvent>::VERSION || env.kind != INBOUND_MESSAGE {
         return Outcome::Dead(format!("unsupported envelope {} v{}", env.kind, env.v));
     }
+    // The gateway strips NULs at the edge; jobs from elsewhere (the listener, a replay of
+    // an older dead letter) are made storable here too.
+    env.payload.strip_nul();
     let span = tracing::info_span!(
         "inbound",
         trace_id = %env.trace_id,

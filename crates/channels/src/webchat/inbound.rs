@@ -8,6 +8,12 @@ use crate::InboundError;
 pub const MAX_ID_CHARS: usize = 128;
 pub const MAX_TEXT_CHARS: usize = 4000;
 
+/// A visitor id as the widget's reads (transcript, event stream) must carry it: the same
+/// rules as on a post, so a bad one is a 400 rather than a database error.
+pub fn check_visitor_id(value: &str) -> Result<(), InboundError> {
+    check_id("visitor_id", value)
+}
+
 fn check_id(field: &'static str, value: &str) -> Result<(), InboundError> {
     let invalid = |reason: &str| InboundError::Invalid {
         field,

@@ -57,7 +57,8 @@ async fn inbox(
     let filter = InboxFilter {
         status: q.status,
         channel: q.channel,
-        q: q.q,
+        // PostgreSQL cannot compare with a NUL; searching for one finds what the rest finds.
+        q: q.q.map(|q| q.replace('\0', "")),
     };
     let list = s
         .services

@@ -55,8 +55,8 @@ async fn post_message(
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let tc = s.tenants.resolve(&slug, ChannelKind::Webchat).await?;
-    let ev = inbound::normalize(tc.tenant_id, tc.channel_id, &body, chrono::Utc::now()).map_err(
-        |e| {
+    let mut ev = inbound::normalize(tc.tenant_id, tc.channel_id, &body, chrono::Utc::now())
+        .map_err(|e| {
             metrics::counter!("sb_inbound_total", "channel" => "webchat", "result" => "rejected")
                 .increment(1);
             match e {
@@ -64,9 +64,8 @@ async fn post_message(
                     ApiError::BadRequest(e.to_string())
                 }
             }
-        },
-    )?;
-    let status = match crate::ingress::accept(&s, std::slice::from_ref(&ev)).await?[..] {
+        })?;
+    let status = match crate::ingress::accept(&s, std::slice::from_mut(&mut ev)).await?[..] {
         [crate::ingress::Accepted::Duplicate] => "duplicate",
         _ => "queued",
     };
@@ -83,6 +82,7 @@ async fn transcript(
     Path(slug): Path<String>,
     Query(v): Query<Visitor>,
 ) -> Result<impl IntoResponse, ApiError> {
+    inbound::check_visitor_id(&v.visitor_id).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let tc = s.tenants.resolve(&slug, ChannelKind::Webchat).await?;
     let entries = s
         .services
@@ -97,6 +97,7 @@ async fn events(
     Path(slug): Path<String>,
     Query(v): Query<Visitor>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    inbound::check_visitor_id(&v.visitor_id).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let tc = s.tenants.resolve(&slug, ChannelKind::Webchat).await?;
     let wanted = topic(tc.channel_id, &v.visitor_id);
     let stream = BroadcastStream::new(s.live.subscribe()).filter_map(move |item| match item {
