@@ -153,7 +153,12 @@ async fn whatsapp_post(
     ) {
         return Err(ApiError::Unauthorized("missing or bad X-Hub-Signature-256"));
     }
-    let hook = whatsapp::inbound::parse(&body).map_err(|e| rejected("whatsapp", e))?;
+    let cfg: whatsapp::Config = typed(&ch, &ch.config)?;
+    let mut hook = whatsapp::inbound::parse(&body).map_err(|e| rejected("whatsapp", e))?;
+    count_ignored(
+        "whatsapp",
+        &whatsapp::inbound::only_for_number(&mut hook, &cfg.phone_number_id),
+    );
     let mut n = whatsapp::inbound::normalize(ch.channel, &hook, chrono::Utc::now());
     count_ignored("whatsapp", &n.ignored);
     accept(&s, &mut n.events).await?;

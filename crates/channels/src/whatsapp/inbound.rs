@@ -69,6 +69,28 @@ pub fn parse(body: &[u8]) -> Result<Webhook, InboundError> {
 }
 
 /// Every message and status of every change of every entry.
+/// Keeps only the changes addressed to `phone_number_id`, the channel's own number, and
+/// returns what it dropped. One Meta app (and so one app secret, one valid signature) can
+/// serve several numbers, even several tenants' numbers: a body signed for one of them must
+/// not be stored in another's channel.
+pub fn only_for_number(hook: &mut Webhook, phone_number_id: &str) -> Vec<String> {
+    let mut dropped = Vec::new();
+    for entry in &mut hook.entry {
+        entry.changes.retain(|c| {
+            let ours = c
+                .value
+                .metadata
+                .as_ref()
+                .is_some_and(|m| m.phone_number_id == phone_number_id);
+            if !ours {
+                dropped.push("another phone number".to_owned());
+            }
+            ours
+        });
+    }
+    dropped
+}
+
 pub fn normalize(ch: ChannelRef, hook: &Webhook, now: DateTime<Utc>) -> Normalized {
     let mut out = Normalized::default();
     for change in hook.entry.iter().flat_map(|e| &e.changes) {

@@ -876,3 +876,52 @@ async fn a_webhook_to_a_channel_of_another_kind_is_404() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
+
+/// A body for another number, signed with the app secret several numbers (and tenants)
+/// share, is not stored in this channel; the body for this number beside it is.
+#[tokio::test]
+async fn a_whatsapp_body_for_another_number_is_not_stored_here() {
+    let app = TestApp::spawn().await;
+    let fake = FakePlatform::whatsapp().await;
+    let channel = whatsapp_channel(&app, &fake, None).await;
+    let foreign = String::from_utf8(wa_body(
+        vec![wa_message("491700000009", "wamid.foreign", "Not for you")],
+        vec![],
+    ))
+    .unwrap()
+    .replace(PHONE, "PN-OTHER");
+    let mut doc: Value = serde_json::from_str(&foreign).unwrap();
+    let ours: Value = serde_json::from_slice(&wa_body(
+        vec![wa_message(
+            "491700000001",
+            "wamid.ours",
+            "Do you ship to Berlin?",
+        )],
+        vec![],
+    ))
+    .unwrap();
+    doc["entry"]
+        .as_array_mut()
+        .unwrap()
+        .push(ours["entry"][0].clone());
+    let body = serde_json::to_vec(&doc).unwrap();
+    assert_eq!(
+        post_wa(&app, channel, &body, Some(sign(&body))).await,
+        StatusCode::OK
+    );
+    app.handled("msg:wamid.ours", 1).await;
+    app.settled().await;
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT content FROM messages WHERE role = 'customer'")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, ["Do you ship to Berlin?"]);
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM inbound_receipts WHERE provider_event_id = 'msg:wamid.foreign'"
+        )
+        .await,
+        0
+    );
+}
