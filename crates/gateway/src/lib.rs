@@ -19,11 +19,20 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use std::time::Duration;
 use switchboard_runtime::Services;
 use switchboard_store::Dedup;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+use axum::BoxError;
+use axum::error_handling::HandleErrorLayer;
+use axum::http::StatusCode;
+use tower::ServiceBuilder;
+use tower::limit::ConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
@@ -39,7 +48,10 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    let limit = state.services.config.server.body_limit_bytes;
+    let server = &state.services.config.server;
+    let limit = server.body_limit_bytes;
+    let timeout = Duration::from_secs(server.request_timeout_secs.max(1));
+    let concurrency = server.max_concurrent_requests.max(1);
     Router::new()
         .merge(ops::routes())
         .merge(webchat::routes(state.clone()))
@@ -48,6 +60,20 @@ pub fn router(state: AppState) -> Router {
         .merge(console::routes())
         .merge(webhooks::routes())
         .layer(DefaultBodyLimit::max(limit))
+        // A stuck dependency cannot hold a request (and its platform) for ever: 503, retry.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
+        // Past the cap, requests are shed with 503 rather than queued without bound.
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: BoxError| async {
+                    (StatusCode::SERVICE_UNAVAILABLE, "overloaded; retry")
+                }))
+                .layer(LoadShedLayer::new())
+                .layer(ConcurrencyLimitLayer::new(concurrency)),
+        )
         .layer(TraceLayer::new_for_http())
         // A panic in a handler becomes a 500 for that request, not a dead process.
         .layer(CatchPanicLayer::new())

@@ -59,6 +59,11 @@ pub struct ServerConfig {
     /// strangers reach (web-chat posts and streams, sign-in), and the burst above that.
     pub public_rate_per_ip: u32,
     pub public_burst_per_ip: u32,
+    /// The longest a request may take to be answered (an event stream's body excepted);
+    /// past it the answer is 503, so a platform retries.
+    pub request_timeout_secs: u64,
+    /// Requests handled at once; more are answered 503 at once instead of queueing.
+    pub max_concurrent_requests: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
