@@ -7,7 +7,6 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Utc};
 use rand::RngCore;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -113,11 +112,9 @@ pub struct NewSession {
 #[derive(Debug)]
 pub enum Login {
     Ok(NewSession),
-    /// Wrong email or password; the two are not told apart.
+    /// Wrong email or password, or an account locked after repeated failures: none of
+    /// them is told apart, so nobody learns which addresses have accounts.
     Refused,
-    Locked {
-        until: DateTime<Utc>,
-    },
 }
 
 fn random_token() -> String {
@@ -242,7 +239,10 @@ impl Store {
     }
 
     /// Checks the password, counting failures: after `MAX_FAILED_LOGINS` in a row the
-    /// account is locked for a while, whatever password comes next.
+    /// account is locked for a while, whatever password comes next. Each attempt is
+    /// counted before its password is checked, in one statement, so attempts made at once
+    /// check no more passwords than that; a success clears the count but not a lock that
+    /// failures made meanwhile.
     pub async fn login(&self, email: &str, password: &str) -> Result<Login> {
         let email = email.trim().to_lowercase();
         #[derive(sqlx::FromRow)]
@@ -252,47 +252,43 @@ impl Store {
             email: String,
             role: String,
             password_hash: Option<String>,
-            locked_until: Option<DateTime<Utc>>,
         }
         let row: Option<Row> = sqlx::query_as(
-            "SELECT id, tenant_id, email, role, password_hash, locked_until FROM users WHERE email = $1",
+            "UPDATE users SET failed_logins = failed_logins + 1
+             WHERE email = $1 AND failed_logins < $2
+               AND (locked_until IS NULL OR locked_until <= now())
+             RETURNING id, tenant_id, email, role, password_hash",
         )
         .bind(&email)
+        .bind(MAX_FAILED_LOGINS)
         .fetch_optional(&self.pool)
         .await?;
+        // Checked even when there is nothing to check against, so that an unknown or a
+        // locked account takes as long to refuse as a wrong password.
         let ok = verify_password(
             password.to_owned(),
             row.as_ref().and_then(|r| r.password_hash.clone()),
         )
         .await;
         let Some(row) = row else {
+            self.lock_if_exhausted(&email).await?;
             return Ok(Login::Refused);
         };
-        if let Some(until) = row.locked_until.filter(|u| *u > Utc::now()) {
-            return Ok(Login::Locked { until });
-        }
         if !ok {
-            let until: Option<DateTime<Utc>> = sqlx::query_scalar(
-                "UPDATE users SET
-                     failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END,
-                     locked_until = CASE WHEN failed_logins + 1 >= $2
-                                         THEN now() + $3 * interval '1 minute' END
-                 WHERE id = $1 RETURNING locked_until",
-            )
-            .bind(row.id)
-            .bind(MAX_FAILED_LOGINS)
-            .bind(LOCK_MINUTES as f64)
-            .fetch_one(&self.pool)
-            .await?;
-            return Ok(match until {
-                Some(until) => Login::Locked { until },
-                None => Login::Refused,
-            });
+            self.lock_if_exhausted(&email).await?;
+            return Ok(Login::Refused);
         }
-        sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
-            .bind(row.id)
-            .execute(&self.pool)
-            .await?;
+        let cleared = sqlx::query(
+            "UPDATE users SET failed_logins = 0
+             WHERE id = $1 AND (locked_until IS NULL OR locked_until <= now())",
+        )
+        .bind(row.id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if cleared == 0 {
+            return Ok(Login::Refused);
+        }
         let user = UserRow {
             id: row.id,
             tenant_id: row.tenant_id,
@@ -319,6 +315,21 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(Login::Ok(NewSession { token, session }))
+    }
+
+    /// Locks the account once failures used up its attempts, starting the count afresh
+    /// for when the lock ends.
+    async fn lock_if_exhausted(&self, email: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE users SET failed_logins = 0, locked_until = now() + $3 * interval '1 minute'
+             WHERE email = $1 AND failed_logins >= $2",
+        )
+        .bind(email)
+        .bind(MAX_FAILED_LOGINS)
+        .bind(LOCK_MINUTES as f64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// The live session a bearer token or cookie names, if any.

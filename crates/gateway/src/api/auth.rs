@@ -147,15 +147,25 @@ async fn login(
         s.services.config.amqp.namespace,
         peer.ip()
     );
+    // Counted before the password is checked, in one step, so attempts made at once from
+    // one address check no more passwords than the cap; a success gives its count back.
     let mut redis = s.services.redis.clone();
-    let failures: Option<u64> = redis.get(&ip_key).await.unwrap_or(None);
-    if failures.unwrap_or(0) >= FAILED_PER_IP {
+    let attempts: Option<u64> = redis::pipe()
+        .incr(&ip_key, 1)
+        .expire(&ip_key, FAILED_WINDOW_SECS)
+        .ignore()
+        .query_async::<(u64,)>(&mut redis)
+        .await
+        .ok()
+        .map(|(n,)| n);
+    if attempts.is_some_and(|n| n > FAILED_PER_IP) {
         return Err(ApiError::TooMany(
             "too many failed sign-ins from this address; wait and retry".into(),
         ));
     }
     match s.services.store.login(&c.email, &c.password).await? {
         Login::Ok(new) => {
+            let _: Result<i64, _> = redis.decr(&ip_key, 1).await;
             let user = &new.session.user;
             s.services
                 .store
@@ -179,20 +189,9 @@ async fn login(
             );
             Ok(res)
         }
-        refused => {
-            let _: Result<(), _> = redis::pipe()
-                .incr(&ip_key, 1)
-                .expire(&ip_key, FAILED_WINDOW_SECS)
-                .query_async(&mut redis)
-                .await;
-            Err(match refused {
-                Login::Locked { until } => ApiError::TooMany(format!(
-                    "this account is locked after repeated failed sign-ins until {}",
-                    until.to_rfc3339()
-                )),
-                _ => ApiError::Unauthorized("wrong email or password"),
-            })
-        }
+        Login::Refused => Err(ApiError::Unauthorized(
+            "wrong email or password (after repeated failures an account is locked for a while)",
+        )),
     }
 }
 
