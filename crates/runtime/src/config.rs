@@ -56,7 +56,7 @@ pub struct ServerConfig {
     pub public_url: String,
     pub body_limit_bytes: usize,
     /// Requests a second one address may make to the public endpoints that customers and
-    /// strangers reach (web-chat posts and streams, sign-in), and the burst above that.
+    /// strangers reach (web-chat posts, transcripts and streams, sign-in), and the burst above that.
     pub public_rate_per_ip: u32,
     pub public_burst_per_ip: u32,
     /// The longest a request may take to be answered (an event stream's body excepted);

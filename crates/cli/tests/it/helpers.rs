@@ -150,7 +150,8 @@ impl TestApp {
                 return t;
             }
             assert!(start.elapsed() < timeout, "timed out; transcript: {t:#?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // Under the per-address limit the transcript shares with posts and streams.
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
 

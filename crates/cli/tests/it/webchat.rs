@@ -381,7 +381,7 @@ async fn migrations_are_idempotent() {
 }
 
 #[tokio::test]
-async fn one_address_posting_too_fast_gets_429_and_reading_stays_open() {
+async fn one_address_posting_too_fast_gets_429() {
     let mut config = test_config();
     config.server.public_rate_per_ip = 1;
     config.server.public_burst_per_ip = 3;
@@ -415,17 +415,59 @@ async fn one_address_posting_too_fast_gets_429_and_reading_stays_open() {
     }
     let refused = refused.expect("sign-in shares the per-address limit");
     assert_eq!(refused.headers()["retry-after"], "1");
-    // The transcript is not limited: a widget reloading its history is not a flood.
-    for _ in 0..5 {
-        let r = app
+}
+
+/// Reading the transcript costs the database, so it shares the per-address limit with
+/// posts and streams; and over https the session cookie is `Secure`.
+#[tokio::test]
+async fn the_transcript_is_limited_per_address_and_cookies_are_secure_over_https() {
+    let mut config = crate::helpers::test_config();
+    config.server.public_rate_per_ip = 1;
+    config.server.public_burst_per_ip = 5;
+    config.server.public_url = "https://shop.example".into();
+    let app = TestApp::spawn_with(config, switchboard::Parts::ALL).await;
+    let tenant = app.services.store.tenant_id("demo").await.unwrap();
+    app.services
+        .store
+        .add_user(
+            tenant,
+            "secure@demo.example",
+            switchboard_store::Role::Operator,
+            "correct horse battery",
+        )
+        .await
+        .unwrap();
+    let res = app
+        .http
+        .post(format!("{}/api/v1/auth/login", app.base))
+        .json(&serde_json::json!({"email": "secure@demo.example", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+    let cookies: Vec<String> = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        !cookies.is_empty() && cookies.iter().all(|c| c.contains("; Secure")),
+        "{cookies:?}"
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        let res = app
             .http
-            .get(format!(
-                "{}/api/webchat/demo/messages?visitor_id=flood",
-                app.base
-            ))
+            .get(format!("{}/api/webchat/demo/messages", app.base))
+            .query(&[("visitor_id", "t1")])
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
+        statuses.push(res.status());
     }
+    assert!(
+        statuses.contains(&reqwest::StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
 }

@@ -120,15 +120,23 @@ struct Credentials {
     password: String,
 }
 
+/// A session cookie; `Secure` whenever people reach the gateway over https, so the
+/// browser never sends it in the clear.
 fn set_cookie(
+    s: &AppState,
     name: &str,
     value: &str,
     http_only: bool,
     max_age: i64,
 ) -> Result<HeaderValue, ApiError> {
     let http_only = if http_only { "; HttpOnly" } else { "" };
+    let secure = if s.services.config.server.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
     HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; SameSite=Strict; Max-Age={max_age}{http_only}"
+        "{name}={value}; Path=/; SameSite=Strict; Max-Age={max_age}{http_only}{secure}"
     ))
     .map_err(|_| ApiError::Internal)
 }
@@ -181,11 +189,11 @@ async fn login(
             let h = res.headers_mut();
             h.append(
                 SET_COOKIE,
-                set_cookie(SESSION_COOKIE, &new.token, true, max_age)?,
+                set_cookie(&s, SESSION_COOKIE, &new.token, true, max_age)?,
             );
             h.append(
                 SET_COOKIE,
-                set_cookie(CSRF_COOKIE, &new.session.csrf_token, false, max_age)?,
+                set_cookie(&s, CSRF_COOKIE, &new.session.csrf_token, false, max_age)?,
             );
             Ok(res)
         }
@@ -199,8 +207,8 @@ async fn logout(State(s): State<AppState>, caller: Caller) -> Result<Response, A
     s.services.store.logout(caller.session.id).await?;
     let mut res = StatusCode::NO_CONTENT.into_response();
     let h = res.headers_mut();
-    h.append(SET_COOKIE, set_cookie(SESSION_COOKIE, "", true, 0)?);
-    h.append(SET_COOKIE, set_cookie(CSRF_COOKIE, "", false, 0)?);
+    h.append(SET_COOKIE, set_cookie(&s, SESSION_COOKIE, "", true, 0)?);
+    h.append(SET_COOKIE, set_cookie(&s, CSRF_COOKIE, "", false, 0)?);
     Ok(res)
 }
 

@@ -22,11 +22,14 @@ use crate::{ApiError, AppState};
 
 const WIDGET: &str = include_str!("widget.html");
 
-/// Posting and streaming are limited per address; reading the transcript and the widget
-/// are not.
+/// Posting, reading the transcript and streaming are limited per address (each costs the
+/// database or an open connection); the widget page is not.
 pub fn routes(state: AppState) -> Router<AppState> {
     let limited = Router::new()
-        .route("/api/webchat/{slug}/messages", post(post_message))
+        .route(
+            "/api/webchat/{slug}/messages",
+            post(post_message).get(transcript),
+        )
         .route("/api/webchat/{slug}/events", get(events))
         .route_layer(axum::middleware::from_fn_with_state(
             state,
@@ -34,7 +37,6 @@ pub fn routes(state: AppState) -> Router<AppState> {
         ));
     Router::new()
         .route("/chat/{slug}", get(widget))
-        .route("/api/webchat/{slug}/messages", get(transcript))
         .merge(limited)
 }
 
