@@ -153,6 +153,19 @@ impl Store {
         Ok(())
     }
 
+    /// Extends every lease the worker `lease` holds by `hold` from now: it is alive.
+    pub async fn renew_leases(&self, lease: Uuid, hold: Duration) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE pending_drafts SET leased_until = clock_timestamp() + $2 * interval '1 millisecond'
+             WHERE lease = $1",
+        )
+        .bind(lease)
+        .bind(ms(hold))
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
     /// Frees every lease the worker `lease` holds: it is stopping, and what it did not
     /// finish is due again at once rather than when the leases would run out.
     pub async fn release_leases(&self, lease: Uuid) -> Result<u64> {

@@ -32,15 +32,27 @@ pub(crate) fn quiet_left(settings: &TenantSettings, q: &Quiet) -> u64 {
     quiet_left.min(cap_left)
 }
 
-/// A lease outlasts the longest a draft can take: the draft call and the self-check, each
-/// with every attempt timing out and every retry waiting its longest, twice over.
-fn lease(s: &Services) -> Duration {
-    let llm = &s.config.llm;
-    let call = Duration::from_millis(
-        llm.timeout_ms
-            .saturating_mul(u64::from(llm.max_retries) + 1),
-    ) + switchboard_ai::openai::MAX_RETRY_WAIT * llm.max_retries;
-    call * 4 + Duration::from_secs(30)
+/// A lease is short and renewed while its worker lives, however long a draft takes: a
+/// worker that dies leaves its conversations to another within this, not after the
+/// longest draft the LLM settings allow.
+const LEASE: Duration = Duration::from_secs(30);
+/// How often a live worker renews its leases; well inside `LEASE`, so a renewal that is
+/// late or fails once loses nothing.
+const RENEW_EVERY: Duration = Duration::from_secs(10);
+
+/// Keeps every lease the worker `token` holds alive until `stop`.
+async fn renew_leases(s: Services, token: Uuid, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(RENEW_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = s.store.renew_leases(token, LEASE).await {
+            tracing::warn!(error = %error_chain(&e), "cannot renew draft leases");
+        }
+    }
 }
 
 pub(crate) async fn draft_loop(
@@ -49,9 +61,12 @@ pub(crate) async fn draft_loop(
     shutdown: CancellationToken,
 ) {
     let concurrency = s.config.ai_worker.draft_concurrency.max(1);
-    let hold = lease(&s);
-    // One token for all of this worker's leases, so that stopping frees them at once.
+    let hold = LEASE;
+    // One token for all of this worker's leases, so that stopping frees them at once and
+    // one statement renews them.
     let token = Uuid::now_v7();
+    let renewing = CancellationToken::new();
+    let renewal = tokio::spawn(renew_leases(s.clone(), token, renewing.clone()));
     let mut drafts = JoinSet::new();
     while !shutdown.is_cancelled() {
         if drafts.len() >= concurrency {
@@ -98,6 +113,8 @@ pub(crate) async fn draft_loop(
         tokio::time::timeout(grace, async { while drafts.join_next().await.is_some() {} }).await;
     drafts.abort_all();
     while drafts.join_next().await.is_some() {}
+    renewing.cancel();
+    let _ = renewal.await;
     match s.store.release_leases(token).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(conversations = n, "unfinished drafts handed back"),

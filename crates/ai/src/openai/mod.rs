@@ -21,7 +21,7 @@ use wire::{ChatMessage, ChatRequest, ChatResponse, DraftAnswer, SelfCheckAnswer}
 pub const PROVIDER: &str = "openai";
 
 /// The longest a retry waits, whatever `Retry-After` asks.
-pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -448,3 +448,52 @@ async fn a_stopping_worker_hands_back_its_unfinished_drafts() {
     );
     assert_eq!(app.count("SELECT count(*) FROM ai_suggestions").await, 0);
 }
+
+/// A draft holds a short lease that its live worker keeps renewing, however slow the LLM:
+/// a worker that dies leaves the conversation to another within the short lease, not
+/// after the longest draft the LLM settings allow.
+#[tokio::test]
+async fn a_slow_draft_keeps_a_short_lease_alive() {
+    let mut slow = draft("Yes.", "shipping", 0.9, &[]);
+    slow.delay = Duration::from_secs(60);
+    let fake = FakeLlm::start(vec![slow]).await;
+    let mut config = test_config();
+    config.llm.timeout_ms = 120_000;
+    config.llm.max_retries = 0;
+    let app = app_on(&fake, config, switchboard::Parts::ALL).await;
+    app.post_chat("r1", "c1", "Do you ship to Berlin?").await;
+    let start = std::time::Instant::now();
+    while fake.requests().is_empty() {
+        assert!(start.elapsed() < WAIT, "the draft call never came");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let left = || {
+        sqlx::query_scalar::<_, f64>(
+            "SELECT EXTRACT(EPOCH FROM leased_until - clock_timestamp())::float8 FROM pending_drafts",
+        )
+        .fetch_one(&app.pool)
+    };
+    let first = left().await.unwrap();
+    assert!(first <= 30.5, "a short lease: {first} s");
+    // Renewed while the LLM still thinks: the lease ends later than it first did.
+    let until = || {
+        sqlx::query_scalar::<_, chrono::DateTime<chrono::Utc>>(
+            "SELECT leased_until FROM pending_drafts",
+        )
+        .fetch_one(&app.pool)
+    };
+    let initial = until().await.unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        if until().await.unwrap() > initial {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(25),
+            "the lease was never renewed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(left().await.unwrap() <= 30.5);
+    assert_eq!(app.count("SELECT count(*) FROM ai_suggestions").await, 0);
+}
