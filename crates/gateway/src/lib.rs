@@ -87,7 +87,12 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     ops::install_metrics();
-    let live = live::LiveHub::start(services.config.redis.url.clone(), shutdown.clone());
+    let live = live::LiveHub::start(
+        services.config.redis.url.clone(),
+        shutdown.clone(),
+        services.config.server.max_streams_per_ip,
+        services.config.server.max_streams,
+    );
     let state = AppState {
         dedup: Dedup::new(services.redis.clone()),
         tenants: Arc::new(tenants::TenantCache::new(services.store.clone())),

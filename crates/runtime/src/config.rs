@@ -64,6 +64,10 @@ pub struct ServerConfig {
     pub request_timeout_secs: u64,
     /// Requests handled at once; more are answered 503 at once instead of queueing.
     pub max_concurrent_requests: usize,
+    /// Event streams (web chat, operators' console) open at once from one address, and in
+    /// all; more answer 429.
+    pub max_streams_per_ip: usize,
+    pub max_streams: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -471,3 +471,36 @@ async fn the_transcript_is_limited_per_address_and_cookies_are_secure_over_https
         "{statuses:?}"
     );
 }
+
+/// Open event streams are capped per address (429 past the cap), and every stream ends
+/// when the gateway shuts down, so it stops within its grace instead of waiting on them.
+#[tokio::test]
+async fn event_streams_are_capped_and_end_at_shutdown() {
+    let mut config = crate::helpers::test_config();
+    config.server.max_streams_per_ip = 2;
+    let app = TestApp::spawn_with(config, switchboard::Parts::ALL).await;
+    let open = |visitor: &'static str| {
+        app.http
+            .get(format!("{}/api/webchat/demo/events", app.base))
+            .query(&[("visitor_id", visitor)])
+            .send()
+    };
+    let first = open("e1").await.unwrap();
+    let second = open("e2").await.unwrap();
+    assert_eq!(first.status(), reqwest::StatusCode::OK);
+    assert_eq!(second.status(), reqwest::StatusCode::OK);
+    let third = open("e3").await.unwrap();
+    assert_eq!(third.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
+
+    app.shutdown.cancel();
+    let mut body = first.bytes_stream();
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(chunk) = body.next().await {
+            if chunk.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ended when the gateway shut down");
+}

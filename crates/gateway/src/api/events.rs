@@ -9,11 +9,13 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use futures::Stream;
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::BroadcastStream;
 
 use super::{Caller, operators_topic};
-use crate::AppState;
+use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/v1/events", get(events))
@@ -21,13 +23,14 @@ pub fn routes() -> Router<AppState> {
 
 async fn events(
     State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     caller: Caller,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let topic = operators_topic(caller.user().tenant_id);
-    let stream = BroadcastStream::new(s.live.subscribe()).filter_map(move |ev| match ev {
+    let stream = s.live.subscribe(peer.ip())?.filter_map(move |ev| match ev {
         Ok(ev) if ev.0 == topic => Some(Ok(Event::default().data(ev.1.clone()))),
         // A slow console missed events; it reloads on the next one.
         _ => None,
     });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

@@ -1,10 +1,11 @@
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse};
@@ -16,7 +17,6 @@ use switchboard_channels::InboundError;
 use switchboard_channels::webchat::{inbound, topic};
 use switchboard_core::ChannelKind;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::BroadcastStream;
 
 use crate::{ApiError, AppState};
 
@@ -96,17 +96,21 @@ async fn transcript(
 
 async fn events(
     State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(slug): Path<String>,
     Query(v): Query<Visitor>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     inbound::check_visitor_id(&v.visitor_id).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let tc = s.tenants.resolve(&slug, ChannelKind::Webchat).await?;
     let wanted = topic(tc.channel_id, &v.visitor_id);
-    let stream = BroadcastStream::new(s.live.subscribe()).filter_map(move |item| match item {
-        Ok(ev) if ev.0 == wanted => Some(Ok(Event::default().data(ev.1.clone()))),
-        // A lagging client missed events: tell it to refetch the transcript.
-        Err(_) => Some(Ok(Event::default().data(r#"{"type":"resync"}"#))),
-        _ => None,
-    });
+    let stream = s
+        .live
+        .subscribe(peer.ip())?
+        .filter_map(move |item| match item {
+            Ok(ev) if ev.0 == wanted => Some(Ok(Event::default().data(ev.1.clone()))),
+            // A lagging client missed events: tell it to refetch the transcript.
+            Err(_) => Some(Ok(Event::default().data(r#"{"type":"resync"}"#))),
+            _ => None,
+        });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
