@@ -16,6 +16,9 @@ pub fn routes() -> Router<AppState> {
     )
 }
 
+/// The shortest admin token accepted: one any guessing would take years to find.
+const MIN_TOKEN_CHARS: usize = 16;
+
 fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let expected = s.services.config.admin.api_token.as_bytes();
     if expected.is_empty() {
@@ -23,11 +26,12 @@ fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
             "the admin API is disabled: no admin token is configured",
         ));
     }
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+    if expected.len() < MIN_TOKEN_CHARS {
+        return Err(ApiError::Unauthorized(
+            "the admin API is disabled: the admin token is shorter than 16 characters",
+        ));
+    }
+    let given = crate::bearer_token(headers).unwrap_or("");
     if switchboard_core::constant_time_eq(given.as_bytes(), expected) {
         Ok(())
     } else {

@@ -15,6 +15,8 @@ pub enum ApiError {
     /// Signed in, but not allowed to do this.
     Forbidden(&'static str),
     TooMany(String),
+    /// The body is not in a type this endpoint reads.
+    UnsupportedMediaType(&'static str),
     Internal,
 }
 
@@ -28,6 +30,7 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized(r) => (StatusCode::UNAUTHORIZED, r.to_owned()),
             ApiError::Forbidden(r) => (StatusCode::FORBIDDEN, r.to_owned()),
             ApiError::TooMany(r) => (StatusCode::TOO_MANY_REQUESTS, r),
+            ApiError::UnsupportedMediaType(r) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, r.to_owned()),
             ApiError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal error".to_owned(),

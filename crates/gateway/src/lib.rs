@@ -80,6 +80,20 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The token of an `Authorization: Bearer …` header; the scheme's name is case-insensitive
+/// (RFC 9110), so `bearer …` is the same.
+pub(crate) fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
 /// Serves the gateway on `listener` until `shutdown` fires.
 pub async fn serve(
     services: Services,

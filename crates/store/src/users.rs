@@ -175,6 +175,20 @@ impl Store {
                 "the password needs at least 8 characters".into(),
             ));
         }
+        // zxcvbn's estimate, with the address's own words counted as guessable: "password",
+        // "12345678" and the like score 0 or 1 and are refused.
+        let local = email.split('@').next().unwrap_or_default();
+        let strength = zxcvbn::zxcvbn(password, &[local, &email]);
+        if (strength.score() as u8) < 2 {
+            let hint = strength
+                .feedback()
+                .and_then(|f| f.warning())
+                .map(|w| format!(": {w}"))
+                .unwrap_or_default();
+            return Err(StoreError::Invalid(format!(
+                "the password is too easy to guess{hint}; use a few unrelated words"
+            )));
+        }
         let hash = hash_password(password.to_owned()).await?;
         let id = Uuid::now_v7();
         let res = sqlx::query(

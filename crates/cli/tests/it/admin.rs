@@ -74,6 +74,15 @@ async fn settings_need_the_admin_token() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    // The scheme's name is case-insensitive.
+    let lower = app
+        .http
+        .get(url(&app))
+        .header("authorization", format!("bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lower.status(), StatusCode::OK);
     let doc: Value = r.json().await.unwrap();
     assert_eq!(doc["decision"]["t_auto"], 0.75);
     assert_eq!(doc["human_delay"]["night_mode"], "DELAY");
@@ -166,4 +175,21 @@ async fn settings_change_the_next_decision() {
             .await,
         4
     );
+}
+
+/// An admin token short enough to guess leaves the admin API off.
+#[tokio::test]
+async fn a_short_admin_token_leaves_the_admin_api_off() {
+    let mut config = test_config();
+    config.admin.api_token = "short".into();
+    let app = TestApp::spawn_with(config, switchboard::Parts::ALL).await;
+    let r = app
+        .http
+        .get(url(&app))
+        .bearer_auth("short")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.text().await.unwrap().contains("16 characters"));
 }

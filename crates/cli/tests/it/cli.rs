@@ -275,6 +275,10 @@ async fn user_commands_create_an_operator_who_can_sign_in() {
     };
     let (ok, _, err) = add("operator", "short").await;
     assert!(!ok && err.contains("8 characters"), "{err}");
+    for weak in ["password", "12345678", "ana@demo.example1"] {
+        let (ok, _, err) = add("operator", weak).await;
+        assert!(!ok && err.contains("too easy to guess"), "{weak}: {err}");
+    }
     let (ok, _, err) = add("janitor", "long enough password").await;
     assert!(!ok && err.contains("unknown role"), "{err}");
     let (ok, out, err) = add("operator", "long enough password").await;

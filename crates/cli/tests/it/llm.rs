@@ -260,7 +260,7 @@ async fn tenant_llm_settings_keep_the_api_key_encrypted() {
     use base64::Engine;
     let fake = FakeLlm::start(vec![Scripted::content("not json")]).await;
     let mut config = test_config();
-    config.admin.api_token = "t".into();
+    config.admin.api_token = "test-admin-token".into();
     config.security.master_key = String::new();
     let app = TestApp::spawn_with(config, switchboard::Parts::ALL).await;
     let url = format!("{}/api/v1/admin/tenants/demo/settings", app.base);
@@ -269,7 +269,7 @@ async fn tenant_llm_settings_keep_the_api_key_encrypted() {
     let r = app
         .http
         .put(&url)
-        .bearer_auth("t")
+        .bearer_auth("test-admin-token")
         .json(&doc)
         .send()
         .await
@@ -279,14 +279,14 @@ async fn tenant_llm_settings_keep_the_api_key_encrypted() {
     drop(app);
 
     let mut config = test_config();
-    config.admin.api_token = "t".into();
+    config.admin.api_token = "test-admin-token".into();
     config.security.master_key = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
     let app = TestApp::spawn_with(config, switchboard::Parts::ALL).await;
     let url = format!("{}/api/v1/admin/tenants/demo/settings", app.base);
     let r = app
         .http
         .put(&url)
-        .bearer_auth("t")
+        .bearer_auth("test-admin-token")
         .json(&doc)
         .send()
         .await

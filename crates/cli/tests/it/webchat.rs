@@ -155,6 +155,16 @@ async fn bad_input_gets_a_clear_error() {
             .body(body)
             .send()
     };
+    // Another site's plain form post (no CORS preflight) is not a visitor's message.
+    let r = app
+        .http
+        .post(format!("{}/api/webchat/demo/messages", app.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("visitor_id=v&client_message_id=c&text=hi")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let r = post("{\"visitor_id\": ".into(), "demo").await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
@@ -54,8 +54,20 @@ async fn widget(
 async fn post_message(
     State(s): State<AppState>,
     Path(slug): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
+    // JSON only: a form post from another site (no CORS preflight) is not a visitor's.
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(ApiError::UnsupportedMediaType(
+            "send the message as application/json",
+        ));
+    }
     let tc = s.tenants.resolve(&slug, ChannelKind::Webchat).await?;
     let mut ev = inbound::normalize(tc.tenant_id, tc.channel_id, &body, chrono::Utc::now())
         .map_err(|e| {
