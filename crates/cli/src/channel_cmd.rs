@@ -186,6 +186,7 @@ pub fn build(a: &AddArgs) -> anyhow::Result<(ChannelKind, serde_json::Value, ser
                 from: from.clone(),
                 max_bytes: a.max_bytes,
                 poll_secs: 30,
+                command_timeout_secs: 30,
                 tls_ca_pem: match &a.tls_ca_file {
                     Some(path) => Some(
                         std::fs::read_to_string(path)

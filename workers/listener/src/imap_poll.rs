@@ -30,6 +30,24 @@ trait Io: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> Io for T {}
 type Conn = Box<dyn Io>;
 
+/// `fut` within `limit`, the channel's `command_timeout_secs`: a server that stops
+/// answering a connection or a command is given up on, and the session starts again with
+/// backoff. IDLE waits longer on purpose, and has its own renewal time.
+async fn bounded<T, E: Into<PollError>>(
+    limit: Duration,
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, PollError> {
+    tokio::time::timeout(limit, fut)
+        .await
+        .map_err(|_| {
+            PollError::Other(format!(
+                "the server did not answer within {}s",
+                limit.as_secs()
+            ))
+        })?
+        .map_err(Into::into)
+}
+
 #[derive(Debug, thiserror::Error)]
 enum PollError {
     #[error("IMAP: {0}")]
@@ -105,29 +123,35 @@ impl Poller {
             .map_err(|(e, _)| PollError::Imap(e))
     }
 
+    fn limit(&self) -> Duration {
+        Duration::from_secs(self.config.command_timeout_secs.max(1))
+    }
+
     /// One connection: catch up, then wait for news, until the connection fails.
     async fn session(&self, backoff: &mut Duration) -> Result<(), PollError> {
-        let mut session = self.connect().await?;
-        let mailbox = session.select(&self.config.mailbox).await?;
+        let mut session = bounded(self.limit(), self.connect()).await?;
+        let mailbox = bounded(self.limit(), session.select(&self.config.mailbox)).await?;
         let validity = mailbox
             .uid_validity
             .ok_or_else(|| PollError::Other("the server sent no UIDVALIDITY".into()))?;
-        let idle = session.capabilities().await?.has_str("IDLE");
+        let idle = bounded(self.limit(), session.capabilities())
+            .await?
+            .has_str("IDLE");
         *backoff = Duration::from_secs(1);
         loop {
             self.catch_up(&mut session, validity).await?;
             if idle {
                 let mut handle = session.idle();
-                handle.init().await?;
+                bounded(self.limit(), handle.init()).await?;
                 let (wait, _interrupt) = handle.wait_with_timeout(IDLE_RENEW);
                 match wait.await? {
                     IdleResponse::NewData(_) => tracing::debug!("the mailbox changed"),
                     IdleResponse::Timeout | IdleResponse::ManualInterrupt => {}
                 }
-                session = handle.done().await?;
+                session = bounded(self.limit(), handle.done()).await?;
             } else {
                 tokio::time::sleep(Duration::from_secs(self.config.poll_secs.max(1))).await;
-                session.noop().await?;
+                bounded(self.limit(), session.noop()).await?;
             }
         }
     }
@@ -145,12 +169,14 @@ impl Poller {
         // alone if read), and anything above it is new mail for the next pass.
         let mut first_sync_upto = None;
         let mut uids: Vec<u32> = match cursor {
-            Some((v, last)) if v == validity => session
-                .uid_search(format!("UID {}:*", last.saturating_add(1)))
-                .await?
-                .into_iter()
-                .filter(|u| *u > last)
-                .collect(),
+            Some((v, last)) if v == validity => bounded(
+                self.limit(),
+                session.uid_search(format!("UID {}:*", last.saturating_add(1))),
+            )
+            .await?
+            .into_iter()
+            .filter(|u| *u > last)
+            .collect(),
             other => {
                 if other.is_some() {
                     tracing::warn!("UIDVALIDITY changed: reading the unread mail again");
@@ -160,8 +186,7 @@ impl Poller {
                 // highest UID is taken once, before the unread search, and that search is
                 // bounded by it: a mail arriving in between is above it and found next
                 // pass, instead of being skipped by a cursor taken after the search.
-                let highest = session
-                    .uid_search("ALL")
+                let highest = bounded(self.limit(), session.uid_search("ALL"))
                     .await?
                     .into_iter()
                     .max()
@@ -170,12 +195,14 @@ impl Poller {
                 if highest == 0 {
                     Vec::new()
                 } else {
-                    session
-                        .uid_search(format!("UID 1:{highest} UNSEEN"))
-                        .await?
-                        .into_iter()
-                        .filter(|u| *u <= highest)
-                        .collect()
+                    bounded(
+                        self.limit(),
+                        session.uid_search(format!("UID 1:{highest} UNSEEN")),
+                    )
+                    .await?
+                    .into_iter()
+                    .filter(|u| *u <= highest)
+                    .collect()
                 }
             }
         };
@@ -215,11 +242,14 @@ impl Poller {
     /// read as a mail is logged with the reason and stepped over.
     async fn queue(&self, session: &mut Session<Conn>, uid: u32) -> Result<(), PollError> {
         let raw: Option<Vec<u8>> = {
-            let fetches: Vec<_> = session
-                .uid_fetch(uid.to_string(), "BODY.PEEK[]")
-                .await?
-                .try_collect()
-                .await?;
+            let fetches: Vec<_> = bounded(self.limit(), async {
+                session
+                    .uid_fetch(uid.to_string(), "BODY.PEEK[]")
+                    .await?
+                    .try_collect()
+                    .await
+            })
+            .await?;
             fetches.iter().find_map(|f| f.body().map(<[u8]>::to_vec))
         };
         let Some(raw) = raw else {
@@ -264,7 +294,7 @@ impl Poller {
                 .await?;
             Ok::<_, async_imap::error::Error>(updates.len())
         };
-        if let Err(e) = marked.await {
+        if let Err(e) = bounded(self.limit(), marked).await {
             tracing::debug!(uid, error = %e, "could not mark the mail read");
         }
         Ok(())
@@ -330,6 +360,7 @@ mod tests {
             from: "Shop <support@shop.example>".into(),
             max_bytes: 1000,
             poll_secs: 30,
+            command_timeout_secs: 30,
             tls_ca_pem: ca,
         }
     }

@@ -55,6 +55,10 @@ pub struct Config {
     /// Seconds between polls on servers without IDLE.
     #[serde(default = "default_poll_secs")]
     pub poll_secs: u64,
+    /// Seconds the IMAP server may take over connecting (TCP, TLS, greeting, login) or one
+    /// command before the session is given up and started again with backoff.
+    #[serde(default = "default_command_timeout_secs")]
+    pub command_timeout_secs: u64,
     /// Certificates (PEM) of a private CA that signed the mail servers' certificates; the
     /// public web roots are trusted either way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -70,6 +74,10 @@ fn default_max_bytes() -> usize {
 }
 
 fn default_poll_secs() -> u64 {
+    30
+}
+
+fn default_command_timeout_secs() -> u64 {
     30
 }
 

@@ -271,6 +271,7 @@ mod tests {
             from: "Shop <support@shop.example>".into(),
             max_bytes: 1000,
             poll_secs: 30,
+            command_timeout_secs: 30,
             tls_ca_pem: None,
         };
         let secrets = Secrets {

@@ -713,3 +713,43 @@ async fn a_mail_over_the_size_limit_goes_to_an_operator_truncated() {
     );
     assert_eq!(app.count("SELECT count(*) FROM ai_suggestions").await, 0);
 }
+
+/// An IMAP server that greets and then never answers: the listener gives up on the
+/// command after the channel's `command_timeout_secs` and connects again, instead of
+/// waiting on it for ever.
+#[tokio::test]
+async fn a_silent_imap_server_is_given_up_on_and_tried_again() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let seen = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let _ = socket.write_all(b"* OK IMAP4rev1 ready\r\n").await;
+                let mut buf = [0u8; 1024];
+                // Reads what the client sends and never answers it.
+                while matches!(socket.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    let app = TestApp::spawn().await;
+    let config = serde_json::json!({"imap_host": "127.0.0.1", "imap_port": port, "imap_tls": "none",
+        "smtp_host": "127.0.0.1", "smtp_port": SMTP_PORT, "smtp_tls": "none",
+        "from": "Shop Support <support@shop.example>", "poll_secs": 1, "command_timeout_secs": 1});
+    let secrets = serde_json::json!({"imap_user": "support", "imap_password": "support"});
+    app.add_channel(ChannelKind::Email, config, secrets).await;
+    let start = std::time::Instant::now();
+    while connections.load(Ordering::SeqCst) < 2 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "the listener still waits on the first connection"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
