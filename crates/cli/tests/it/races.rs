@@ -12,6 +12,24 @@ use crate::helpers::{TestApp, test_config};
 use crate::operators::operator;
 use crate::platforms::{SECRET, post_tg, telegram_channel};
 
+/// The app, its demo tenant drafting with `llm`: one attempt per call, and time enough for
+/// the slowest answer a test scripts.
+async fn drafting_with(llm: &FakeLlm) -> TestApp {
+    let mut config = test_config();
+    config.llm.timeout_ms = 120_000;
+    config.llm.max_retries = 0;
+    let app = TestApp::spawn_with(config, switchboard::Parts::ALL).await;
+    sqlx::query(
+        "INSERT INTO llm_settings (tenant_id, provider, base_url, model)
+         SELECT id, 'openai', $1, 'fake-model' FROM tenants",
+    )
+    .bind(&llm.base_url)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    app
+}
+
 /// Around the clock, and every AUTO_SEND reply waits `ms` with the typing indicator.
 async fn fixed_delay(app: &TestApp, ms: i32) {
     app.exec("UPDATE tenants SET working_hours_start = '00:00', working_hours_end = '23:59:59', working_days = '{1,2,3,4,5,6,7}'").await;
@@ -312,18 +330,7 @@ async fn a_slow_llm_holds_up_no_message_of_its_conversation() {
     }));
     slow.delay = std::time::Duration::from_secs(60);
     let fake = FakeLlm::start(vec![slow]).await;
-    let mut config = test_config();
-    config.llm.timeout_ms = 120_000;
-    config.llm.max_retries = 0;
-    let app = TestApp::spawn_with(config, switchboard::Parts::ALL).await;
-    sqlx::query(
-        "INSERT INTO llm_settings (tenant_id, provider, base_url, model)
-         SELECT id, 'openai', $1, 'fake-model' FROM tenants",
-    )
-    .bind(&fake.base_url)
-    .execute(&app.pool)
-    .await
-    .unwrap();
+    let app = drafting_with(&fake).await;
 
     app.post_chat("l1", "c1", "Do you ship to Berlin?").await;
     let start = std::time::Instant::now();
@@ -367,18 +374,7 @@ async fn a_message_edited_while_drafted_is_drafted_again() {
     let mut slow = answer("Yes, to Berlin.");
     slow.delay = std::time::Duration::from_secs(2);
     let fake_llm = FakeLlm::start(vec![slow, answer("Yes, to Munich.")]).await;
-    let mut config = test_config();
-    config.llm.timeout_ms = 30_000;
-    config.llm.max_retries = 0;
-    let app = TestApp::spawn_with(config, switchboard::Parts::ALL).await;
-    sqlx::query(
-        "INSERT INTO llm_settings (tenant_id, provider, base_url, model)
-         SELECT id, 'openai', $1, 'fake-model' FROM tenants",
-    )
-    .bind(&fake_llm.base_url)
-    .execute(&app.pool)
-    .await
-    .unwrap();
+    let app = drafting_with(&fake_llm).await;
     let fake = FakePlatform::telegram().await;
     let channel = telegram_channel(&app, &fake).await;
     let chat = json!({"id": 302, "type": "private", "first_name": "Customer"});
