@@ -29,7 +29,7 @@ use axum::BoxError;
 use axum::error_handling::HandleErrorLayer;
 use axum::http::StatusCode;
 use tower::ServiceBuilder;
-use tower::limit::ConcurrencyLimitLayer;
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -72,7 +72,9 @@ pub fn router(state: AppState) -> Router {
                     (StatusCode::SERVICE_UNAVAILABLE, "overloaded; retry")
                 }))
                 .layer(LoadShedLayer::new())
-                .layer(ConcurrencyLimitLayer::new(concurrency)),
+                // One semaphore for the whole router: `Router::layer` copies a layer onto
+                // every route, and a plain concurrency limit would count per route.
+                .layer(GlobalConcurrencyLimitLayer::new(concurrency)),
         )
         .layer(TraceLayer::new_for_http())
         // A panic in a handler becomes a 500 for that request, not a dead process.

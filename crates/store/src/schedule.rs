@@ -153,14 +153,21 @@ impl Store {
         Ok(())
     }
 
-    /// Extends every lease the worker `lease` holds by `hold` from now: it is alive.
-    pub async fn renew_leases(&self, lease: Uuid, hold: Duration) -> Result<u64> {
+    /// Extends the leases the worker `lease` holds on `conversations` by `hold` from now:
+    /// it is alive and still drafting them.
+    pub async fn renew_leases(
+        &self,
+        lease: Uuid,
+        conversations: &[Uuid],
+        hold: Duration,
+    ) -> Result<u64> {
         Ok(sqlx::query(
             "UPDATE pending_drafts SET leased_until = clock_timestamp() + $2 * interval '1 millisecond'
-             WHERE lease = $1",
+             WHERE lease = $1 AND conversation_id = ANY($3)",
         )
         .bind(lease)
         .bind(ms(hold))
+        .bind(conversations)
         .execute(&self.pool)
         .await?
         .rows_affected())

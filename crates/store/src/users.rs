@@ -284,8 +284,10 @@ impl Store {
             row.as_ref().and_then(|r| r.password_hash.clone()),
         )
         .await;
+        // No attempt left (or locked, or unknown): refused without locking anything, so
+        // that correct sign-ins made at once never lock an account; the lock is set by
+        // verified failures alone.
         let Some(row) = row else {
-            self.lock_if_exhausted(&email).await?;
             return Ok(Login::Refused);
         };
         if !ok {

@@ -2,6 +2,8 @@
 //! look (`pending_drafts`) and acknowledges; this loop leases what is due, a few at a time,
 //! so a thousand conversations waiting out their window cost a worker nothing.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
@@ -40,8 +42,40 @@ const LEASE: Duration = Duration::from_secs(30);
 /// late or fails once loses nothing.
 const RENEW_EVERY: Duration = Duration::from_secs(10);
 
-/// Keeps every lease the worker `token` holds alive until `stop`.
-async fn renew_leases(s: Services, token: Uuid, stop: CancellationToken) {
+/// The conversations this worker is drafting right now: only their leases are renewed, so a
+/// lease whose release failed (or whose task died) runs out like a dead worker's.
+type InFlight = Arc<Mutex<HashSet<Uuid>>>;
+
+/// Leaves `in_flight` when the draft task ends, however it ends.
+struct Drafting {
+    in_flight: InFlight,
+    conversation_id: Uuid,
+}
+
+impl Drafting {
+    fn start(in_flight: &InFlight, conversation_id: Uuid) -> Self {
+        in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(conversation_id);
+        Self {
+            in_flight: in_flight.clone(),
+            conversation_id,
+        }
+    }
+}
+
+impl Drop for Drafting {
+    fn drop(&mut self) {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.conversation_id);
+    }
+}
+
+/// Keeps the leases of the conversations in flight alive until `stop`.
+async fn renew_leases(s: Services, token: Uuid, in_flight: InFlight, stop: CancellationToken) {
     let mut tick = tokio::time::interval(RENEW_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -49,7 +83,16 @@ async fn renew_leases(s: Services, token: Uuid, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if let Err(e) = s.store.renew_leases(token, LEASE).await {
+        let ids: Vec<Uuid> = in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        if let Err(e) = s.store.renew_leases(token, &ids, LEASE).await {
             tracing::warn!(error = %error_chain(&e), "cannot renew draft leases");
         }
     }
@@ -65,8 +108,14 @@ pub(crate) async fn draft_loop(
     // One token for all of this worker's leases, so that stopping frees them at once and
     // one statement renews them.
     let token = Uuid::now_v7();
+    let in_flight = InFlight::default();
     let renewing = CancellationToken::new();
-    let renewal = tokio::spawn(renew_leases(s.clone(), token, renewing.clone()));
+    let renewal = tokio::spawn(renew_leases(
+        s.clone(),
+        token,
+        in_flight.clone(),
+        renewing.clone(),
+    ));
     let mut drafts = JoinSet::new();
     while !shutdown.is_cancelled() {
         if drafts.len() >= concurrency {
@@ -87,7 +136,14 @@ pub(crate) async fn draft_loop(
                     let s = s.clone();
                     let span = tracing::info_span!("draft", tenant_id = %d.tenant_id, channel_id = %d.channel_id,
                         conversation_id = %d.conversation_id, message_id = field::Empty, attempt = d.attempts);
-                    drafts.spawn(async move { settle(&s, d).await }.instrument(span));
+                    let drafting = Drafting::start(&in_flight, d.conversation_id);
+                    drafts.spawn(
+                        async move {
+                            let _drafting = drafting;
+                            settle(&s, d).await
+                        }
+                        .instrument(span),
+                    );
                 }
                 continue;
             }

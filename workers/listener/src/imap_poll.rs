@@ -242,7 +242,9 @@ impl Poller {
     /// read as a mail is logged with the reason and stepped over.
     async fn queue(&self, session: &mut Session<Conn>, uid: u32) -> Result<(), PollError> {
         let raw: Option<Vec<u8>> = {
-            let fetches: Vec<_> = bounded(self.limit(), async {
+            // A whole mail may be large and the link slow: its fetch gets twenty times a
+            // command's time, so that a big mail is read rather than retried for ever.
+            let fetches: Vec<_> = bounded(self.limit() * 20, async {
                 session
                     .uid_fetch(uid.to_string(), "BODY.PEEK[]")
                     .await?
@@ -294,8 +296,16 @@ impl Poller {
                 .await?;
             Ok::<_, async_imap::error::Error>(updates.len())
         };
-        if let Err(e) = bounded(self.limit(), marked).await {
-            tracing::debug!(uid, error = %e, "could not mark the mail read");
+        match tokio::time::timeout(self.limit(), marked).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::debug!(uid, error = %e, "could not mark the mail read"),
+            // The command's answer may still come and would be read as the next one's: the
+            // session is dropped and started again.
+            Err(_) => {
+                return Err(PollError::Other(
+                    "the server did not answer marking a mail read".into(),
+                ));
+            }
         }
         Ok(())
     }
