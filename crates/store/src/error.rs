@@ -23,6 +23,14 @@ impl StoreError {
     /// answer with 503 (or a retry) rather than treat as a bug.
     pub fn is_unavailable(&self) -> bool {
         match self {
+            // A statement or an idle transaction cut off by its timeout, or a deadlock the
+            // database broke, is a moment's trouble: the client should retry, not give up.
+            StoreError::Db(sqlx::Error::Database(e)) => {
+                matches!(
+                    e.code().as_deref(),
+                    Some("57014" | "25P03" | "40P01" | "40001")
+                )
+            }
             StoreError::Db(e) => matches!(
                 e,
                 sqlx::Error::Io(_)
@@ -31,7 +39,7 @@ impl StoreError {
                     | sqlx::Error::Tls(_)
                     | sqlx::Error::WorkerCrashed
             ),
-            StoreError::Redis(e) => e.is_io_error() || e.is_connection_dropped(),
+            StoreError::Redis(e) => e.is_io_error() || e.is_connection_dropped() || e.is_timeout(),
             _ => false,
         }
     }

@@ -125,3 +125,21 @@ async fn a_nul_character_is_taken_out_at_the_edge_not_lost() {
     let (status, body) = op.get("/api/v1/conversations?q=Ber%00lin").await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+/// A statement the database cut off at its timeout is a dependency's moment of trouble
+/// (503, retry), not a server error.
+#[tokio::test]
+async fn a_statement_cut_off_by_its_timeout_is_unavailable_not_an_error() {
+    let app = TestApp::spawn().await;
+    let mut tx = app.pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL statement_timeout = '20ms'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let err = sqlx::query("SELECT pg_sleep(2)")
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    let err = switchboard_store::StoreError::from(err);
+    assert!(err.is_unavailable(), "{err}");
+}
