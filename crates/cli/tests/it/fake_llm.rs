@@ -84,6 +84,18 @@ impl FakeLlm {
         self.fake.requests.lock().unwrap().clone()
     }
 
+    /// Waits until the first call has come, or fails after fifteen seconds.
+    pub async fn wait_called(&self) {
+        let start = std::time::Instant::now();
+        while self.requests().is_empty() {
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "the draft call never came"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The Authorization header of each request.
     pub fn auth(&self) -> Vec<Option<String>> {
         self.fake.auth.lock().unwrap().clone()

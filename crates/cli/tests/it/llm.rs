@@ -431,11 +431,7 @@ async fn a_stopping_worker_hands_back_its_unfinished_drafts() {
         1,
     )
     .await;
-    let start = std::time::Instant::now();
-    while fake.requests().is_empty() {
-        assert!(start.elapsed() < WAIT, "the draft call never came");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    fake.wait_called().await;
     stop.cancel();
     worker.await.unwrap();
     assert_eq!(
@@ -462,11 +458,7 @@ async fn a_slow_draft_keeps_a_short_lease_alive() {
     config.llm.max_retries = 0;
     let app = app_on(&fake, config, switchboard::Parts::ALL).await;
     app.post_chat("r1", "c1", "Do you ship to Berlin?").await;
-    let start = std::time::Instant::now();
-    while fake.requests().is_empty() {
-        assert!(start.elapsed() < WAIT, "the draft call never came");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    fake.wait_called().await;
     let left = || {
         sqlx::query_scalar::<_, f64>(
             "SELECT EXTRACT(EPOCH FROM leased_until - clock_timestamp())::float8 FROM pending_drafts",

@@ -333,14 +333,7 @@ async fn a_slow_llm_holds_up_no_message_of_its_conversation() {
     let app = drafting_with(&fake).await;
 
     app.post_chat("l1", "c1", "Do you ship to Berlin?").await;
-    let start = std::time::Instant::now();
-    while fake.requests().is_empty() {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(15),
-            "the draft call never came"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    fake.wait_called().await;
     app.post_chat("l1", "c2", "And to Munich?").await;
     app.wait_count(
         "SELECT count(*) FROM inbound_receipts WHERE provider_event_id = 'l1:c2' AND handled > 0",
@@ -388,14 +381,7 @@ async fn a_message_edited_while_drafted_is_drafted_again() {
         "text": "Do you ship to Berlin?"}}),
     )
     .await;
-    let start = std::time::Instant::now();
-    while fake_llm.requests().is_empty() {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(15),
-            "the draft call never came"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    fake_llm.wait_called().await;
     post_tg(
         &app,
         channel,
