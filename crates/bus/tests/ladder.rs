@@ -316,10 +316,7 @@ async fn a_failing_job_of_a_shared_message_is_retried_or_dead_lettered_alone() {
 #[tokio::test]
 async fn a_damaged_shared_message_goes_to_the_dead_letters_with_the_reason() {
     let cfg = config(5);
-    assert!(
-        Publisher::new(cfg.clone()).ready().await,
-        "topology declared"
-    );
+    publisher(&cfg).await;
     publish_damaged(&cfg).await;
     // The consumer has taken the message when it is in the dead letters.
     let seen = run_until(&cfg, |_, _| Outcome::Ack, |_| true, 1).await;
