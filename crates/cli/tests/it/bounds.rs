@@ -10,10 +10,10 @@ use switchboard_runtime::Services;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::fake_platform::FakePlatform;
 use crate::helpers::{TestApp, test_config};
 use crate::operators::operator;
 use crate::platforms::{SECRET, post_tg, telegram_channel};
+use switchboard_fakes::FakePlatform;
 
 #[tokio::test]
 async fn database_sessions_carry_statement_and_idle_transaction_timeouts() {

@@ -128,7 +128,7 @@ fn run_binary(args: &[String], config: &switchboard_runtime::Config) -> (bool, S
 #[tokio::test]
 async fn channel_commands_store_encrypted_credentials_and_set_the_webhook() {
     let app = crate::helpers::TestApp::spawn().await;
-    let fake = crate::fake_platform::FakePlatform::telegram().await;
+    let fake = switchboard_fakes::FakePlatform::telegram().await;
     let (ok, out, err) = switchboard(
         &[
             "channel",

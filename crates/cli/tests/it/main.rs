@@ -9,7 +9,6 @@ mod cli;
 mod console;
 mod email;
 mod fake_llm;
-mod fake_platform;
 mod helpers;
 mod llm;
 mod operators;

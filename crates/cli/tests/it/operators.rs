@@ -10,9 +10,9 @@ use switchboard_core::ChannelKind;
 use switchboard_store::Role;
 use uuid::Uuid;
 
-use crate::fake_platform::FakePlatform;
 use crate::helpers::{TestApp, by_role, test_config};
 use crate::platforms::{SECRET, post_tg, telegram_channel};
+use switchboard_fakes::FakePlatform;
 
 const WAIT: Duration = Duration::from_secs(15);
 const PASSWORD: &str = "correct horse battery";

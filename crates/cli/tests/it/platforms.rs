@@ -14,8 +14,8 @@ use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use switchboard::Parts;
 
-use crate::fake_platform::FakePlatform;
 use crate::helpers::{TestApp, test_config};
+use switchboard_fakes::FakePlatform;
 
 const WAIT: Duration = Duration::from_secs(15);
 pub const SECRET: &str = "tg-secret-token";

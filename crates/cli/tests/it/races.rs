@@ -7,10 +7,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::fake_llm::{FakeLlm, Scripted};
-use crate::fake_platform::FakePlatform;
 use crate::helpers::{TestApp, test_config};
 use crate::operators::operator;
 use crate::platforms::{SECRET, post_tg, telegram_channel};
+use switchboard_fakes::FakePlatform;
 
 /// The app, its demo tenant drafting with `llm`: one attempt per call, and time enough for
 /// the slowest answer a test scripts.
