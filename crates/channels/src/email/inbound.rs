@@ -353,7 +353,7 @@ fn no_reply(
 /// Readable text from an HTML body: tags and `<head>`/`<style>`/`<script>` dropped,
 /// entities decoded, whitespace collapsed, block elements on their own lines, `<br>` kept,
 /// and `<blockquote>` lines marked with `> ` so the quote stripper sees them as quoted.
-fn html_to_text(html: &str) -> String {
+pub fn html_to_text(html: &str) -> String {
     let lower = html.to_ascii_lowercase();
     let mut out = HtmlText::default();
     let mut i = 0;

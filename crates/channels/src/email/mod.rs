@@ -6,6 +6,8 @@ pub mod inbound;
 pub mod outbound;
 mod strip;
 
+pub use strip::customer_words;
+
 use serde::{Deserialize, Serialize};
 
 /// How a connection is secured.
