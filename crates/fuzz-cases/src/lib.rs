@@ -9,8 +9,11 @@ use switchboard_channels::{email, split_message, telegram, whatsapp};
 use switchboard_core::{ChannelRef, InboundBody, Normalized};
 use uuid::Uuid;
 
+/// What a target does with one input.
+pub type Target = fn(&[u8]);
+
 /// The targets by name, as `fuzz/fuzz_targets/<name>.rs` and `fuzz/corpus/<name>/` call them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("telegram", telegram),
     ("whatsapp", whatsapp),
     ("email", email),
