@@ -20,6 +20,8 @@ pub enum BusError {
     Timeout(std::time::Duration),
     #[error("broker refused the publish: {0}")]
     Refused(String),
+    #[error("{0} jobs already wait to be published to this queue")]
+    Busy(usize),
 }
 
 /// The work queues. Each has its retry ladder and its dead-letter queue.

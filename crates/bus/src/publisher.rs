@@ -16,6 +16,14 @@ pub(crate) const JSON: &str = "application/json";
 
 /// Full messages may overlap up to this many confirms; see `Lane`.
 const MAX_IN_FLIGHT: usize = 8;
+/// Jobs that may wait for a place in a message, per queue. More are refused at once (the
+/// gateway answers 503 and the platform retries) rather than held in memory without end
+/// while the broker is slow.
+const MAX_WAITING: usize = 10_000;
+/// A publish not confirmed by then fails, so that no caller waits on a stalled broker for
+/// longer than a platform waits for a webhook's answer. Its job may still go out later;
+/// the consumers' dedup drops the copy the platform's retry brings.
+const PUBLISH_DEADLINE: Duration = Duration::from_secs(15);
 
 /// A job waiting for a place in a message, and the caller waiting for its confirm.
 struct Waiting {
@@ -80,10 +88,19 @@ impl Publisher {
     /// message carrying it is stored durably. Jobs published at the same moment may share
     /// that message; the consumer hands each to its handler alone.
     pub async fn publish(&self, queue: &str, body: &[u8]) -> Result<(), BusError> {
+        tokio::time::timeout(PUBLISH_DEADLINE, self.publish_waiting(queue, body))
+            .await
+            .unwrap_or(Err(BusError::Timeout(PUBLISH_DEADLINE)))
+    }
+
+    async fn publish_waiting(&self, queue: &str, body: &[u8]) -> Result<(), BusError> {
         let (done, mut confirmed) = oneshot::channel();
         let wake = {
             let mut lanes = lock(&self.inner.lanes);
             let lane = lanes.entry(queue.to_owned()).or_default();
+            if lane.waiting.len() >= MAX_WAITING {
+                return Err(BusError::Busy(lane.waiting.len()));
+            }
             lane.waiting_bytes += body.len();
             lane.waiting.push_back(Waiting {
                 body: body.to_vec(),

@@ -8,6 +8,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use crate::transcript::{Page, page_sql};
 use crate::{Result, Store, StoreError};
 
 #[derive(Debug, Clone, Default)]
@@ -186,12 +187,14 @@ impl Store {
         })
     }
 
-    /// The conversation's messages, oldest first; reading them clears the unread count.
+    /// A page of the conversation's messages, oldest first, and the message to page back
+    /// from when there are older ones; reading clears the unread count.
     pub async fn conversation_messages(
         &self,
         tenant_id: Uuid,
         id: Uuid,
-    ) -> Result<Vec<MessageView>> {
+        page: Page,
+    ) -> Result<(Vec<MessageView>, Option<Uuid>)> {
         let found = sqlx::query(
             "UPDATE conversations SET unread_count = 0 WHERE tenant_id = $1 AND id = $2",
         )
@@ -204,19 +207,22 @@ impl Store {
                 what: "conversation",
             });
         }
-        Ok(sqlx::query_as(
+        let rows: Vec<MessageView> = sqlx::query_as(&format!(
             "SELECT m.id, m.role, m.content AS text, m.created_at AS at, m.delivery_status,
                     m.attachments, s.decision, o.suggestion_id
              FROM messages m
              LEFT JOIN outbox o ON o.message_id = m.id
              LEFT JOIN ai_suggestions s ON s.id = o.suggestion_id
-             WHERE m.tenant_id = $1 AND m.conversation_id = $2
-             ORDER BY m.created_at, m.id",
-        )
+             WHERE m.tenant_id = $1 AND m.conversation_id = $2 {}",
+            page_sql(3)
+        ))
         .bind(tenant_id)
         .bind(id)
+        .bind(page.before)
+        .bind(page.limit())
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        Ok(page.turn(rows, |r| r.id))
     }
 
     pub async fn suggestions(

@@ -45,7 +45,7 @@ pub use settings::{
 };
 pub(crate) use supersede::supersede_waiting;
 pub use tenants::{LlmOverrides, TenantChannel, TenantSettings};
-pub use transcript::TranscriptEntry;
+pub use transcript::{Page, TranscriptEntry};
 pub use users::{Login, MAX_FAILED_LOGINS, NewSession, Role, Session, User};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -27,7 +27,7 @@ pub enum DedupClaim {
 
 /// Writes the marks that came meanwhile as one pipeline: one Redis round trip for many
 /// webhooks under load.
-async fn mark_queued(mut redis: ConnectionManager, mut marks: mpsc::UnboundedReceiver<String>) {
+async fn mark_queued(mut redis: ConnectionManager, mut marks: mpsc::Receiver<String>) {
     let mut keys = Vec::new();
     while marks.recv_many(&mut keys, 256).await > 0 {
         let mut pipe = redis::pipe();
@@ -45,8 +45,13 @@ async fn mark_queued(mut redis: ConnectionManager, mut marks: mpsc::UnboundedRec
 #[derive(Clone)]
 pub struct Dedup {
     redis: ConnectionManager,
-    queued: mpsc::UnboundedSender<String>,
+    queued: mpsc::Sender<String>,
 }
+
+/// Marks waiting to be written. A mark only saves a broker round trip (the receipts table
+/// is the truth), so one that finds the buffer full is dropped: its key runs out after
+/// `PENDING_TTL_SECS` and a retry then goes to the database.
+const MARKS_BUFFER: usize = 10_000;
 
 const PENDING_TTL_SECS: u64 = 30;
 const QUEUED_TTL_SECS: u64 = 7 * 24 * 3600;
@@ -54,7 +59,7 @@ const QUEUED_TTL_SECS: u64 = 7 * 24 * 3600;
 impl Dedup {
     /// Starts the task that marks events queued, so call it inside the runtime.
     pub fn new(redis: ConnectionManager) -> Self {
-        let (queued, marks) = mpsc::unbounded_channel();
+        let (queued, marks) = mpsc::channel(MARKS_BUFFER);
         tokio::spawn(mark_queued(redis.clone(), marks));
         Self { redis, queued }
     }
@@ -85,7 +90,7 @@ impl Dedup {
     /// Marks a claimed event as durably queued, in the background. A mark that is lost
     /// only lets the claim expire, and the worker's receipt drops the next copy.
     pub fn confirm(&self, channel_id: Uuid, event_id: &str) {
-        let _ = self.queued.send(Self::key(channel_id, event_id));
+        let _ = self.queued.try_send(Self::key(channel_id, event_id));
     }
 
     pub async fn release(&self, channel_id: Uuid, event_id: &str) -> Result<()> {

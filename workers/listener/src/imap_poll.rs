@@ -242,11 +242,14 @@ impl Poller {
     /// read as a mail is logged with the reason and stepped over.
     async fn queue(&self, session: &mut Session<Conn>, uid: u32) -> Result<(), PollError> {
         let raw: Option<Vec<u8>> = {
-            // A whole mail may be large and the link slow: its fetch gets twenty times a
-            // command's time, so that a big mail is read rather than retried for ever.
+            // No more than the size limit is read, and one byte more to tell that the mail
+            // was longer (normalize then marks it truncated): a 50 MB attachment costs no
+            // 50 MB here. A mail may still be large and the link slow: its fetch gets
+            // twenty times a command's time, so that it is read rather than retried for ever.
+            let partial = format!("BODY.PEEK[]<0.{}>", self.config.inbound().max_bytes + 1);
             let fetches: Vec<_> = bounded(self.limit() * 20, async {
                 session
-                    .uid_fetch(uid.to_string(), "BODY.PEEK[]")
+                    .uid_fetch(uid.to_string(), &partial)
                     .await?
                     .try_collect()
                     .await

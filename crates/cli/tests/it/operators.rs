@@ -20,7 +20,7 @@ const PASSWORD: &str = "correct horse battery";
 /// A signed-in API client.
 pub(crate) struct Api<'a> {
     app: &'a TestApp,
-    token: String,
+    pub(crate) token: String,
 }
 
 impl Api<'_> {

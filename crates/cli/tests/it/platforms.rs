@@ -31,7 +31,7 @@ pub async fn telegram_channel(app: &TestApp, fake: &FakePlatform) -> Uuid {
     .await
 }
 
-async fn whatsapp_channel(app: &TestApp, fake: &FakePlatform, template: Option<Value>) -> Uuid {
+pub async fn whatsapp_channel(app: &TestApp, fake: &FakePlatform, template: Option<Value>) -> Uuid {
     app.add_channel(
         ChannelKind::Whatsapp,
         json!({"api_base_url": fake.base_url, "phone_number_id": PHONE, "reengagement_template": template}),
@@ -40,7 +40,7 @@ async fn whatsapp_channel(app: &TestApp, fake: &FakePlatform, template: Option<V
     .await
 }
 
-fn tg_update(update_id: i64, chat: i64, message_id: i64, text: &str) -> Value {
+pub fn tg_update(update_id: i64, chat: i64, message_id: i64, text: &str) -> Value {
     json!({"update_id": update_id, "message": {
         "message_id": message_id, "date": 1_700_000_000, "text": text,
         "from": {"id": chat, "is_bot": false, "first_name": "Ada"},
@@ -63,11 +63,11 @@ pub async fn post_tg(
     req.send().await.unwrap().status()
 }
 
-fn wa_message(from: &str, id: &str, text: &str) -> Value {
+pub fn wa_message(from: &str, id: &str, text: &str) -> Value {
     json!({"from": from, "id": id, "timestamp": "1700000000", "type": "text", "text": {"body": text}})
 }
 
-fn wa_body(messages: Vec<Value>, statuses: Vec<Value>) -> Vec<u8> {
+pub fn wa_body(messages: Vec<Value>, statuses: Vec<Value>) -> Vec<u8> {
     let contacts: Vec<Value> = messages
         .iter()
         .map(|m| json!({"wa_id": m["from"], "profile": {"name": "Customer"}}))
@@ -81,7 +81,7 @@ fn wa_body(messages: Vec<Value>, statuses: Vec<Value>) -> Vec<u8> {
     .unwrap()
 }
 
-fn sign(body: &[u8]) -> String {
+pub fn sign(body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(APP_SECRET.as_bytes()).unwrap();
     mac.update(body);
     let hex: String = mac

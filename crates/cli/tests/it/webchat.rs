@@ -514,3 +514,83 @@ async fn event_streams_are_capped_and_end_at_shutdown() {
     .await;
     assert!(ended.is_ok(), "the stream ended when the gateway shut down");
 }
+
+/// Pages back through `path` (`?…&limit=2&before=…`) until the first message; the ids of
+/// every page, oldest first.
+async fn paged(app: &TestApp, path: &str, token: Option<&str>) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut before = String::new();
+    loop {
+        let mut req = app.http.get(format!("{}{path}&limit=2{before}", app.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let page: Value = req.send().await.unwrap().json().await.unwrap();
+        let got: Vec<String> = page["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(got.len() <= 2, "a page holds at most its limit");
+        ids.splice(0..0, got);
+        match page["before"].as_str() {
+            Some(id) => before = format!("&before={id}"),
+            None => return ids,
+        }
+    }
+}
+
+#[tokio::test]
+async fn transcripts_and_conversations_come_in_pages() {
+    let app = TestApp::spawn().await;
+    // Two exchanges, each a message the demo shop answers on its own and its reply.
+    for (i, text) in ["Hello", "Do you ship to Berlin?"].iter().enumerate() {
+        app.post_chat("v-pages", &format!("c{i}"), text).await;
+        app.handled(&format!("v-pages:c{i}"), 1).await;
+        app.settled().await;
+    }
+    let transcript = app.transcript("v-pages").await;
+    assert_eq!(
+        by_role(&transcript, "assistant").len(),
+        2,
+        "two questions and their replies: {transcript:#?}"
+    );
+    let all: Vec<String> = transcript
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        paged(&app, "/api/webchat/demo/messages?visitor_id=v-pages", None).await,
+        all
+    );
+
+    let op = crate::operators::operator(&app).await;
+    let conversation: uuid::Uuid = sqlx::query_scalar("SELECT id FROM conversations")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let (_, whole) = op
+        .get(&format!("/api/v1/conversations/{conversation}/messages"))
+        .await;
+    assert!(
+        whole["before"].is_null(),
+        "one page holds them all by default"
+    );
+    let whole: Vec<String> = whole["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(whole, all);
+    assert_eq!(
+        paged(
+            &app,
+            &format!("/api/v1/conversations/{conversation}/messages?x=1"),
+            Some(&op.token)
+        )
+        .await,
+        all
+    );
+}

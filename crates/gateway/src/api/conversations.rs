@@ -90,13 +90,14 @@ async fn messages(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<Uuid>,
+    Query(page): Query<switchboard_store::Page>,
 ) -> Result<Json<Value>, ApiError> {
-    let list = s
+    let (list, before) = s
         .services
         .store
-        .conversation_messages(caller.user().tenant_id, id)
+        .conversation_messages(caller.user().tenant_id, id, page)
         .await?;
-    Ok(Json(json!({ "messages": list })))
+    Ok(Json(json!({ "messages": list, "before": before })))
 }
 
 #[derive(Deserialize)]

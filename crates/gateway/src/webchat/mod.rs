@@ -91,19 +91,31 @@ struct Visitor {
     visitor_id: String,
 }
 
+/// The transcript's query: the visitor, and which page.
+#[derive(Deserialize)]
+struct TranscriptQuery {
+    visitor_id: String,
+    before: Option<uuid::Uuid>,
+    limit: Option<u32>,
+}
+
 async fn transcript(
     State(s): State<AppState>,
     Path(slug): Path<String>,
-    Query(v): Query<Visitor>,
+    Query(v): Query<TranscriptQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     inbound::check_visitor_id(&v.visitor_id).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let tc = s.tenants.resolve(&slug, ChannelKind::Webchat).await?;
-    let entries = s
+    let page = switchboard_store::Page {
+        before: v.before,
+        limit: v.limit,
+    };
+    let (entries, before) = s
         .services
         .store
-        .transcript(tc.tenant_id, tc.channel_id, &v.visitor_id)
+        .transcript(tc.tenant_id, tc.channel_id, &v.visitor_id, page)
         .await?;
-    Ok(Json(json!({ "messages": entries })))
+    Ok(Json(json!({ "messages": entries, "before": before })))
 }
 
 async fn events(
