@@ -60,6 +60,7 @@ impl Fleet {
         env: Vec<(String, String)>,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&log_dir)?;
+        let log_dir = log_dir.canonicalize()?;
         let mut fleet = Self {
             bin_dir,
             log_dir,
@@ -87,6 +88,9 @@ impl Fleet {
             .open(self.log_dir.join(format!("{}-{n}.log", role.name())))?;
         Command::new(self.bin_dir.join(program))
             .args(args)
+            // Not the checkout: a `config/default.toml` there is read by the binaries, and
+            // one edited during a run must not change the fleet's configuration.
+            .current_dir(&self.log_dir)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

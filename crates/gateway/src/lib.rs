@@ -5,6 +5,7 @@
 mod admin;
 mod api;
 mod channels;
+mod client_ip;
 mod console;
 mod error;
 mod ingress;
@@ -35,6 +36,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+pub use client_ip::ClientIp;
 pub use error::ApiError;
 
 #[derive(Clone)]
@@ -45,6 +47,7 @@ pub struct AppState {
     pub tenants: Arc<tenants::TenantCache>,
     pub channels: Arc<channels::ChannelCache>,
     pub per_ip: Arc<per_ip::PerIp>,
+    pub proxies: Arc<client_ip::TrustedProxies>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -109,7 +112,10 @@ pub async fn serve(
         services.config.server.max_streams_per_ip,
         services.config.server.max_streams,
     );
+    let proxies = client_ip::TrustedProxies::parse(&services.config.server.trusted_proxies)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let state = AppState {
+        proxies: Arc::new(proxies),
         dedup: Dedup::new(services.redis.clone()),
         tenants: Arc::new(tenants::TenantCache::new(services.store.clone())),
         channels: Arc::new(channels::ChannelCache::new(

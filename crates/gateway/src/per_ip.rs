@@ -47,7 +47,7 @@ pub async fn limit(State(s): State<AppState>, req: Request, next: Next) -> Respo
     let ip = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+        .map(|c| s.proxies.client(c.0.ip(), req.headers()));
     if let Some(ip) = ip
         && !s.per_ip.allow(ip)
     {

@@ -3,8 +3,11 @@
 //! A request may set a longer timeout of its own (Telegram's long poll, a slow LLM); none
 //! runs without one.
 
-use std::sync::OnceLock;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 /// How long a TCP and TLS connection may take to open.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -27,6 +30,97 @@ pub fn client() -> reqwest::Client {
                 .unwrap_or_default()
         })
         .clone()
+}
+
+/// A client for URLs a tenant chose (its own LLM server): it connects only to public
+/// addresses, whatever a name resolves to at the moment of the call (so a name that
+/// changes its answer after a check cannot reach the private network either), and follows
+/// no redirect, which could point anywhere. An IP written in the URL itself is checked by
+/// [`refuse_private`], since it is never resolved.
+pub fn public_client() -> reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .timeout(REQUEST_TIMEOUT)
+                .pool_idle_timeout(Duration::from_secs(60))
+                .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+                .redirect(reqwest::redirect::Policy::none())
+                .dns_resolver(Arc::new(PublicOnly))
+                .build()
+                .unwrap_or_default()
+        })
+        .clone()
+}
+
+/// Whether `ip` is on the public internet: not loopback, private, link-local, shared
+/// (carrier-grade NAT), unspecified, broadcast or documentation space, in IPv4 or IPv6
+/// (an IPv4 address inside IPv6 is judged as IPv4).
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_unique_local()
+                    || v6.is_unicast_link_local()
+                    || v6.is_multicast())
+            }
+        },
+    }
+}
+
+/// Refuses a URL that is not http(s) or that names a non-public IP address itself.
+pub fn refuse_private(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("{url:?} is not an http or https URL"));
+    }
+    let literal = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+        Some(url::Host::Domain(d)) if d.eq_ignore_ascii_case("localhost") => {
+            return Err("the URL points to this machine".into());
+        }
+        Some(url::Host::Domain(_)) => None,
+        None => return Err(format!("{url:?} has no host")),
+    };
+    match literal {
+        Some(ip) if !is_public(ip) => Err(format!("the URL points to a private address ({ip})")),
+        _ => Ok(()),
+    }
+}
+
+/// Resolves names as the system does and keeps only public addresses.
+struct PublicOnly;
+
+impl Resolve for PublicOnly {
+    fn resolve(&self, name: Name) -> Resolving {
+        Box::pin(async move {
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
+                .await?
+                .filter(|a| is_public(a.ip()))
+                .collect();
+            if found.is_empty() {
+                return Err(format!("{} has no public address", name.as_str()).into());
+            }
+            let addrs: Addrs = Box::new(found.into_iter());
+            Ok(addrs)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -54,5 +148,47 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.is_timeout(), "{err}");
+    }
+
+    #[test]
+    fn private_and_local_addresses_are_not_public() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["1.1.1.1", "104.18.6.192", "2606:4700::6810:1"] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+        assert!(refuse_private("http://169.254.169.254/latest/meta-data").is_err());
+        assert!(refuse_private("http://[::1]:8080/v1").is_err());
+        assert!(refuse_private("http://localhost:11434").is_err());
+        assert!(refuse_private("file:///etc/passwd").is_err());
+        assert!(refuse_private("https://api.openai.com").is_ok());
+    }
+
+    /// A name that resolves only to this machine is not connected to.
+    #[tokio::test]
+    async fn a_name_for_a_private_address_is_not_connected_to() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let err = public_client()
+            .get(format!("http://localhost:{port}/"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .unwrap_err();
+        let chain = format!("{err:?}");
+        assert!(chain.contains("no public address"), "{chain}");
     }
 }

@@ -40,11 +40,17 @@ impl std::fmt::Debug for AdminConfig {
 #[serde(deny_unknown_fields)]
 pub struct SecurityConfig {
     pub master_key: String,
+    /// Whether a tenant's own LLM base URL may point to a private, loopback or link-local
+    /// address (a model on the shop's own network); off, such URLs are refused.
+    pub allow_private_llm_urls: bool,
 }
 
 impl std::fmt::Debug for SecurityConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecurityConfig { master_key: <redacted> }")
+        f.debug_struct("SecurityConfig")
+            .field("master_key", &"<redacted>")
+            .field("allow_private_llm_urls", &self.allow_private_llm_urls)
+            .finish()
     }
 }
 
@@ -68,6 +74,9 @@ pub struct ServerConfig {
     /// all; more answer 429.
     pub max_streams_per_ip: usize,
     pub max_streams: usize,
+    /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` names the client;
+    /// from anyone else the header is ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -91,6 +100,9 @@ pub struct DispatcherConfig {
     pub max_attempts: u32,
     pub backoff_base_ms: u64,
     pub backoff_max_ms: u64,
+    /// How long a claimed send stays its dispatcher's without renewal; renewed every third
+    /// of it while the send runs, so a dispatcher that dies frees its sends this soon.
+    pub lease_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

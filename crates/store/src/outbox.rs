@@ -279,6 +279,21 @@ impl Claim {
         Ok(())
     }
 
+    /// Extends the lease while the send runs; false when it is no longer ours.
+    pub async fn renew(&self) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE outbox SET leased_until = now() + $3 * interval '1 millisecond'
+             WHERE id = $1 AND lease = $2 AND status = 'pending'",
+        )
+        .bind(self.item.id)
+        .bind(self.lease)
+        .bind(self.hold.as_millis() as f64)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
     /// The first `parts_sent` parts of a long reply went out; a retry starts after them.
     /// Committed at once, and the lease renewed for the next part.
     pub async fn part_sent(&self, parts_sent: usize, external_id: Option<&str>) -> Result<()> {

@@ -8,10 +8,13 @@ use switchboard_store::crypto::Cipher;
 use switchboard_store::{StoreError, TenantSettings};
 use uuid::Uuid;
 
-/// The tenant's LLM settings over the global ones, with the API key decrypted.
-fn llm_config(s: &Services, settings: &TenantSettings) -> Result<LlmConfig, String> {
+/// The tenant's LLM settings over the global ones, with the API key decrypted, and whether
+/// the URL is the tenant's own (then only public addresses are called, unless the platform
+/// allows private ones).
+fn llm_config(s: &Services, settings: &TenantSettings) -> Result<(LlmConfig, bool), String> {
     let o = &settings.llm;
     let mut cfg = s.config.llm.clone();
+    let mut own_url = false;
     if let Some(p) = &o.provider {
         cfg.provider = p.parse()?;
     }
@@ -22,6 +25,10 @@ fn llm_config(s: &Services, settings: &TenantSettings) -> Result<LlmConfig, Stri
         // The platform's key goes only to the platform's server: a tenant that points
         // drafting elsewhere brings its own key, or sends none.
         cfg.api_key = None;
+        own_url = !s.config.security.allow_private_llm_urls;
+        if own_url {
+            switchboard_http::refuse_private(&cfg.base_url)?;
+        }
     }
     if let Some(v) = &o.model {
         cfg.model = v.clone();
@@ -42,7 +49,7 @@ fn llm_config(s: &Services, settings: &TenantSettings) -> Result<LlmConfig, Stri
         cfg.api_key =
             Some(String::from_utf8(key).map_err(|_| "the stored API key is not text".to_owned())?);
     }
-    Ok(cfg)
+    Ok((cfg, own_url))
 }
 
 /// Drafts with the tenant's provider. A provider failure is not an error here: it comes
@@ -59,8 +66,8 @@ pub async fn draft(
     } else {
         vec![]
     };
-    let cfg = match llm_config(s, settings) {
-        Ok(cfg) => cfg,
+    let (cfg, public_only) = match llm_config(s, settings) {
+        Ok(found) => found,
         Err(e) => {
             return Ok(Drafted {
                 draft: failed_draft(),
@@ -84,7 +91,8 @@ pub async fn draft(
         persona: settings.persona.clone(),
     };
     let examples = s.store.similar_examples(tenant_id, text, 3).await?;
-    let (http, breaker) = switchboard_ai::openai::shared(&cfg.base_url, cfg.api_key.as_deref());
+    let (http, breaker) =
+        switchboard_ai::openai::shared(&cfg.base_url, cfg.api_key.as_deref(), public_only);
     let provider = OpenAiProvider::new(http, cfg, breaker);
     let req = DraftRequest {
         persona: &persona,

@@ -29,9 +29,6 @@ const MAX_INLINE_WAIT: Duration = Duration::from_secs(3);
 /// The longest one platform call may take; a call still running then is a retryable
 /// failure, so a hung platform cannot outlive the lease.
 const SEND_TIMEOUT: Duration = Duration::from_secs(60);
-/// A lease covers one part's send (the rate-limit wait and the call) with room to record
-/// it; it is renewed after each part of a long reply.
-const LEASE: Duration = Duration::from_secs(90);
 
 pub async fn run(s: Services, shutdown: CancellationToken) {
     let adapters = Arc::new(Adapters::new(&s));
@@ -71,14 +68,15 @@ async fn send_loop(
     shutdown: CancellationToken,
 ) {
     let poll = s.config.dispatcher.poll_interval_ms;
+    let hold = Duration::from_millis(s.config.dispatcher.lease_ms.max(100));
     let lease = Uuid::now_v7();
     while !shutdown.is_cancelled() {
-        match s.store.claim_due(lease, LEASE).await {
+        match s.store.claim_due(lease, hold).await {
             Ok(Some(claim)) => {
                 let m = &claim.item.message;
                 let span = tracing::info_span!("send", tenant_id = %m.tenant_id, channel_id = %m.channel_id,
                     conversation_id = %m.conversation_id, message_id = %m.message_id, outbox_id = %claim.item.id);
-                if let Err(e) = deliver(&s, &adapters, &limits, claim)
+                if let Err(e) = deliver(&s, &adapters, &limits, claim, hold)
                     .instrument(span)
                     .await
                 {
@@ -101,37 +99,31 @@ pub(crate) fn backoff(cfg: &DispatcherConfig, attempts: u32) -> Duration {
     Duration::from_millis(rand::rng().random_range(capped / 2..=capped))
 }
 
-async fn deliver(
-    s: &Services,
-    adapters: &Adapters,
+/// How sending the parts of a reply ended.
+enum Parts {
+    /// The rate limits ask for a wait longer than a row is held for.
+    Defer(Duration),
+    /// Every part went out, or one failed; and the first part's platform id.
+    Done(Result<(), SendError>, Option<String>),
+}
+
+/// Sends the parts not yet sent, each within the rate limits and the send timeout,
+/// recording each part but the last as it goes out.
+async fn send_parts(
+    claim: &Claim,
+    built: &adapters::Built,
     limits: &Limits,
-    claim: Claim,
-) -> Result<(), StoreError> {
-    let cfg = &s.config.dispatcher;
-    if let Some(reason) = &claim.item.stale_reason {
-        tracing::info!(reason = %reason, "reply superseded before it went out");
-        return claim.supersede().await;
-    }
+    parts: &[String],
+) -> Result<Parts, StoreError> {
     let kind = claim.item.channel.kind.as_str();
-    let built = match adapters.get(&claim.item.channel) {
-        Ok(b) => b,
-        Err(reason) => return claim.fail(&reason).await,
-    };
-    // A reply over the platform's limit goes out in parts, each a send of its own within
-    // the rate limits; a retry resumes after the last part that went out.
-    let parts = match built.adapter.max_text() {
-        Some(max) => switchboard_channels::split_message(&claim.item.message.text, max),
-        None => vec![claim.item.message.text.clone()],
-    };
     let mut first_id = claim.item.first_external_id.clone();
-    let mut result = Ok(());
     for (i, text) in parts.iter().enumerate().skip(claim.item.parts_sent) {
         let part = part_of(&claim.item.message, text, i, parts.len());
         let wait = limits
             .acquire(claim.item.channel.id, &built.adapter.rate_limits(&part))
             .await?;
         if wait > MAX_INLINE_WAIT {
-            return claim.defer(wait).await;
+            return Ok(Parts::Defer(wait));
         }
         tokio::time::sleep(wait).await;
         let started = Instant::now();
@@ -151,12 +143,55 @@ async fn deliver(
                     claim.part_sent(i + 1, first_id.as_deref()).await?;
                 }
             }
-            Err(e) => {
-                result = Err(e);
-                break;
-            }
+            Err(e) => return Ok(Parts::Done(Err(e), first_id)),
         }
     }
+    Ok(Parts::Done(Ok(()), first_id))
+}
+
+async fn deliver(
+    s: &Services,
+    adapters: &Adapters,
+    limits: &Limits,
+    claim: Claim,
+    hold: Duration,
+) -> Result<(), StoreError> {
+    let cfg = &s.config.dispatcher;
+    if let Some(reason) = &claim.item.stale_reason {
+        tracing::info!(reason = %reason, "reply superseded before it went out");
+        return claim.supersede().await;
+    }
+    let kind = claim.item.channel.kind.as_str();
+    let built = match adapters.get(&claim.item.channel) {
+        Ok(b) => b,
+        Err(reason) => return claim.fail(&reason).await,
+    };
+    // A reply over the platform's limit goes out in parts, each a send of its own within
+    // the rate limits; a retry resumes after the last part that went out.
+    let parts = match built.adapter.max_text() {
+        Some(max) => switchboard_channels::split_message(&claim.item.message.text, max),
+        None => vec![claim.item.message.text.clone()],
+    };
+    // The lease is short, so that the sends of a dispatcher that died are taken over
+    // soon; it is renewed while this one sends, however long the platform takes.
+    let ended = {
+        let send = send_parts(&claim, &built, limits, &parts);
+        tokio::pin!(send);
+        loop {
+            tokio::select! {
+                out = &mut send => break out?,
+                () = tokio::time::sleep(hold / 3) => match claim.renew().await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!("the send's lease was lost; it is not recorded here"),
+                    Err(e) => tracing::warn!(error = %error_chain(&e), "renewing the send's lease failed"),
+                },
+            }
+        }
+    };
+    let (result, first_id) = match ended {
+        Parts::Defer(wait) => return claim.defer(wait).await,
+        Parts::Done(result, first_id) => (result, first_id),
+    };
     let attempts = u32::try_from(claim.item.attempts).unwrap_or(0) + 1;
     let count = |result: &'static str| {
         metrics::counter!("sb_sent_total", "channel" => kind, "result" => result).increment(1)

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use async_imap::Session;
 use async_imap::extensions::idle::IdleResponse;
+use async_imap::types::UnsolicitedResponse;
 use futures::TryStreamExt;
 use switchboard_channels::email;
 use switchboard_core::envelope::INBOUND_MESSAGE;
@@ -22,6 +23,21 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+
+/// Whether the server announced new mail (`EXISTS`, `RECENT`) alongside an earlier
+/// command's answer. Mail that arrives while the listener catches up is announced then, not
+/// to the IDLE that follows, which would otherwise wait for the next mail, or the renewal
+/// half an hour later, before the mail is seen. (The fault suite found one waiting so.)
+fn announced_new_mail(session: &Session<Conn>) -> bool {
+    let mut announced = false;
+    while let Ok(r) = session.unsolicited_responses.try_recv() {
+        announced |= matches!(
+            r,
+            UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+        );
+    }
+    announced
+}
 
 /// Servers drop an IDLE after 30 minutes; RFC 2177 asks clients to renew before that.
 const IDLE_RENEW: Duration = Duration::from_secs(29 * 60);
@@ -140,6 +156,9 @@ impl Poller {
         *backoff = Duration::from_secs(1);
         loop {
             self.catch_up(&mut session, validity).await?;
+            if announced_new_mail(&session) {
+                continue;
+            }
             if idle {
                 let mut handle = session.idle();
                 bounded(self.limit(), handle.init()).await?;

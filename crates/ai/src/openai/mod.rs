@@ -88,7 +88,14 @@ type Breakers = HashMap<(String, u64), Arc<CircuitBreaker>>;
 /// The process's HTTP client and one circuit breaker per provider base URL and API key,
 /// shared by every tenant that calls that provider with that key in this process: one
 /// tenant's exhausted quota opens its own breaker, not every tenant's on the same provider.
-pub fn shared(base_url: &str, api_key: Option<&str>) -> (reqwest::Client, Arc<CircuitBreaker>) {
+///
+/// `public_only` calls go through the client that reaches public addresses only (a URL a
+/// tenant chose).
+pub fn shared(
+    base_url: &str,
+    api_key: Option<&str>,
+    public_only: bool,
+) -> (reqwest::Client, Arc<CircuitBreaker>) {
     static BREAKERS: OnceLock<Mutex<Breakers>> = OnceLock::new();
     // The key itself is not kept as a map key, only a hash of it.
     let key = {
@@ -105,7 +112,12 @@ pub fn shared(base_url: &str, api_key: Option<&str>) -> (reqwest::Client, Arc<Ci
         .entry((base_url.to_owned(), key))
         .or_insert_with(|| Arc::new(CircuitBreaker::new(5, Duration::from_secs(30))))
         .clone();
-    (switchboard_http::client(), breaker)
+    let http = if public_only {
+        switchboard_http::public_client()
+    } else {
+        switchboard_http::client()
+    };
+    (http, breaker)
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -125,8 +137,10 @@ pub struct LlmDraft {
 pub enum LlmError {
     #[error("the LLM did not answer within {0:?}")]
     Timeout(Duration),
-    #[error("the LLM answered HTTP {status}: {body}")]
-    Http { status: u16, body: String },
+    /// The provider's error body is not kept: it can echo the prompt or part of the key,
+    /// and this message reaches the console and the logs.
+    #[error("the LLM answered HTTP {status}")]
+    Http { status: u16 },
     #[error("the LLM could not be reached: {0}")]
     Transport(String),
     #[error("the LLM's answer does not parse: {0}")]
@@ -335,12 +349,9 @@ impl OpenAiProvider {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok())
                 .map(Duration::from_secs);
-            let text = resp.text().await.unwrap_or_default();
-            let body: String = text.chars().take(200).collect();
             return Err((
                 LlmError::Http {
                     status: status.as_u16(),
-                    body,
                 },
                 retry_after,
             ));

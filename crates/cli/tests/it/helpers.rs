@@ -47,6 +47,8 @@ pub fn test_config() -> Config {
     c.dispatcher.backoff_max_ms = 1000;
     c.server.port = 0;
     c.security.master_key = MASTER_KEY.into();
+    // The fake LLMs of the tests listen on this machine.
+    c.security.allow_private_llm_urls = true;
     c
 }
 

@@ -166,6 +166,10 @@ async fn escalates_with(script: Vec<Scripted>, reason: &str) -> FakeLlm {
     let (decision, explanations, _) = suggestion(&app).await;
     assert_eq!(decision, "ESCALATE");
     assert!(explanations.to_string().contains(reason), "{explanations}");
+    assert!(
+        !explanations.to_string().contains("scripted failure"),
+        "the provider's error body is not shown: {explanations}"
+    );
     let t = app
         .wait_transcript("lf", WAIT, |t| !by_role(t, "assistant").is_empty())
         .await;
@@ -176,6 +180,30 @@ async fn escalates_with(script: Vec<Scripted>, reason: &str) -> FakeLlm {
     assert_eq!(by_role(&t, "assistant").len(), 1);
     assert_eq!(by_role(&t, "assistant")[0]["text"], holding.as_str());
     fake
+}
+
+/// A tenant may not point drafting at the platform's own network (the metadata service,
+/// an admin port): its URL is refused before any call, unless the platform allows it.
+#[tokio::test]
+async fn a_tenant_llm_url_on_the_private_network_is_refused() {
+    let fake = FakeLlm::start(vec![]).await;
+    let mut config = test_config();
+    config.security.allow_private_llm_urls = false;
+    let app = app_on(&fake, config, switchboard::Parts::ALL).await;
+    app.post_chat("ls", "c1", "Do you ship to Berlin?").await;
+    let (decision, explanations, _) = suggestion(&app).await;
+    assert_eq!(decision, "ESCALATE");
+    assert!(
+        explanations
+            .to_string()
+            .contains("private address (127.0.0.1)"),
+        "{explanations}"
+    );
+    app.settled().await;
+    assert!(
+        fake.requests().is_empty(),
+        "no call reached the private address"
+    );
 }
 
 #[tokio::test]

@@ -405,3 +405,44 @@ async fn a_message_edited_while_drafted_is_drafted_again() {
         .unwrap();
     assert_eq!(drafts, ["Yes, to Munich."], "drafted again from the edit");
 }
+
+/// A send that takes longer than its lease stays its dispatcher's: the lease is renewed
+/// while the platform thinks, so another send loop does not send the reply again (and a
+/// dispatcher that dies frees its sends after one short lease, not after the send timeout).
+#[tokio::test]
+async fn a_send_slower_than_its_lease_goes_out_once() {
+    let mut config = test_config();
+    config.dispatcher.lease_ms = 600;
+    let app = TestApp::spawn_with(config, switchboard::Parts::ALL).await;
+    let fake = FakePlatform::telegram().await;
+    let channel = telegram_channel(&app, &fake).await;
+    fake.hold("sendmessage");
+    let update = crate::platforms::tg_update(1, 4242, 1, "Do you ship to Berlin?");
+    assert_eq!(
+        post_tg(&app, channel, Some(SECRET), &update).await,
+        StatusCode::OK
+    );
+    fake.wait_for("sendmessage", 1, std::time::Duration::from_secs(15))
+        .await;
+    // The send is with Telegram; wait until its lease has been renewed three times, which
+    // is past the lease it was claimed with.
+    let mut seen = std::collections::HashSet::new();
+    let start = std::time::Instant::now();
+    while seen.len() < 4 {
+        let until: Option<chrono::DateTime<chrono::Utc>> =
+            sqlx::query_scalar("SELECT leased_until FROM outbox WHERE status = 'pending'")
+                .fetch_optional(&app.pool)
+                .await
+                .unwrap()
+                .flatten();
+        seen.extend(until);
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "the lease was not renewed: {seen:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    fake.release("sendmessage");
+    app.settled().await;
+    assert_eq!(fake.requests("sendmessage").len(), 1, "sent once");
+}

@@ -594,3 +594,40 @@ async fn transcripts_and_conversations_come_in_pages() {
         all
     );
 }
+
+/// Behind a reverse proxy every visitor has the proxy's address: the proxy's
+/// `X-Forwarded-For` tells them apart, but only from a proxy the configuration trusts; a
+/// client writing the header itself gains nothing.
+#[tokio::test]
+async fn the_per_address_limit_believes_only_trusted_proxies() {
+    async fn post(app: &TestApp, from: &str, n: u32) -> StatusCode {
+        app.http
+            .post(format!("{}/api/webchat/demo/messages", app.base))
+            .header("x-forwarded-for", from)
+            .json(&serde_json::json!({"visitor_id": "v-proxy-0001", "client_message_id": format!("c{n}"), "text": "hi"}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+    let mut config = test_config();
+    config.server.public_rate_per_ip = 1;
+    config.server.public_burst_per_ip = 1;
+    let direct = TestApp::spawn_with(config.clone(), Parts::GATEWAY).await;
+    assert_eq!(post(&direct, "203.0.113.1", 1).await, StatusCode::ACCEPTED);
+    assert_eq!(
+        post(&direct, "203.0.113.2", 2).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a header from an untrusted peer is ignored"
+    );
+
+    config.server.trusted_proxies = vec!["127.0.0.1".into()];
+    let proxied = TestApp::spawn_with(config, Parts::GATEWAY).await;
+    assert_eq!(post(&proxied, "203.0.113.1", 1).await, StatusCode::ACCEPTED);
+    assert_eq!(post(&proxied, "203.0.113.2", 2).await, StatusCode::ACCEPTED);
+    assert_eq!(
+        post(&proxied, "203.0.113.1", 3).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "each client behind the proxy has its own limit"
+    );
+}

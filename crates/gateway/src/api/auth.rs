@@ -2,9 +2,7 @@
 //! cookie identifies the caller; a cookie alone never authorises a change without the
 //! session's CSRF token in `X-CSRF-Token`, so another site cannot act through the browser.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -16,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 use switchboard_store::{Login, Role, Session, User};
 
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, ClientIp};
 
 const SESSION_COOKIE: &str = "sb_session";
 const CSRF_COOKIE: &str = "sb_csrf";
@@ -139,7 +137,7 @@ fn set_cookie(
 
 async fn login(
     State(s): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let c: Credentials =
@@ -148,8 +146,7 @@ async fn login(
     // count each other's failures.
     let ip_key = format!(
         "{}:login-failures:{}",
-        s.services.config.amqp.namespace,
-        peer.ip()
+        s.services.config.amqp.namespace, client
     );
     // Counted before the password is checked, in one step, so attempts made at once from
     // one address check no more passwords than the cap; a success gives its count back.

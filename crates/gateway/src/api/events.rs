@@ -9,13 +9,11 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use futures::Stream;
-use std::net::SocketAddr;
 
-use axum::extract::ConnectInfo;
 use tokio_stream::StreamExt;
 
 use super::{Caller, operators_topic};
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, ClientIp};
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/v1/events", get(events))
@@ -23,11 +21,11 @@ pub fn routes() -> Router<AppState> {
 
 async fn events(
     State(s): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     caller: Caller,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let topic = operators_topic(caller.user().tenant_id);
-    let stream = s.live.subscribe(peer.ip())?.filter_map(move |ev| match ev {
+    let stream = s.live.subscribe(client)?.filter_map(move |ev| match ev {
         Ok(ev) if ev.0 == topic => Some(Ok(Event::default().data(ev.1.clone()))),
         // A slow console missed events; it reloads on the next one.
         _ => None,

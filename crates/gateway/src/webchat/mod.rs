@@ -1,11 +1,10 @@
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse};
@@ -18,7 +17,7 @@ use switchboard_channels::webchat::{inbound, topic};
 use switchboard_core::ChannelKind;
 use tokio_stream::StreamExt;
 
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, ClientIp};
 
 const WIDGET: &str = include_str!("widget.html");
 
@@ -120,7 +119,7 @@ async fn transcript(
 
 async fn events(
     State(s): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     Path(slug): Path<String>,
     Query(v): Query<Visitor>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
@@ -129,7 +128,7 @@ async fn events(
     let wanted = topic(tc.channel_id, &v.visitor_id);
     let stream = s
         .live
-        .subscribe(peer.ip())?
+        .subscribe(client)?
         .filter_map(move |item| match item {
             Ok(ev) if ev.0 == wanted => Some(Ok(Event::default().data(ev.1.clone()))),
             // A lagging client missed events: tell it to refetch the transcript.
