@@ -56,6 +56,7 @@ pub struct Verdict {
     /// (a process killed after the platform took a message and before it was recorded).
     pub window_duplicates: usize,
     pub after_stop: usize,
+    /// Automatic replies sent after an operator took over.
     pub while_held: usize,
     /// Work left behind: outbox rows not sent, drafts waiting, dead letters.
     pub left_over: Vec<String>,
@@ -121,16 +122,22 @@ pub async fn verdict(
     .into_iter()
     .map(|(k, c, t): (String, String, DateTime<Utc>)| ((k, c), t))
     .collect();
-    let takeovers: HashMap<(String, String), DateTime<Utc>> = sqlx::query_as(
-        "SELECT ch.kind, lower(cu.external_id), min(h.created_at)
-         FROM human_actions h JOIN conversations c ON c.id = h.conversation_id
+    // Automatic replies that went out after an operator took the conversation over. A
+    // draft an operator approved is that operator's decision, and goes out whoever takes
+    // over later (only an opt-out stops it), so it is not counted.
+    let while_held: HashMap<(String, String), i64> = sqlx::query_as(
+        "SELECT ch.kind, lower(cu.external_id), count(*)
+         FROM outbox o JOIN conversations c ON c.id = o.conversation_id
          JOIN customers cu ON cu.id = c.customer_id JOIN channels ch ON ch.id = c.channel_id
-         WHERE h.action = 'takeover' GROUP BY 1, 2",
+         WHERE o.status = 'sent' AND o.idempotency_key NOT LIKE 'approval:%'
+           AND o.sent_at > (SELECT min(h.created_at) FROM human_actions h
+                            WHERE h.conversation_id = c.id AND h.action = 'takeover')
+         GROUP BY 1, 2",
     )
     .fetch_all(pool)
     .await?
     .into_iter()
-    .map(|(k, c, t): (String, String, DateTime<Utc>)| ((k, c), t))
+    .map(|(k, c, n): (String, String, i64)| ((k, c), n))
     .collect();
     let mut at_platform: HashMap<String, Vec<(String, Instant)>> = HashMap::new();
     for (customer, text, at) in received {
@@ -215,9 +222,7 @@ pub async fn verdict(
                 }
             }
             Kind::Held => {
-                if let Some(held) = takeovers.get(&key).map(|t| clock.at(*t)) {
-                    v.while_held += replies.iter().filter(|(_, at)| *at > held).count();
-                }
+                v.while_held += while_held.get(&key).copied().unwrap_or(0) as usize;
             }
         }
     }

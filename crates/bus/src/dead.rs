@@ -22,6 +22,31 @@ pub struct DeadLetter {
     pub jobs: Vec<Vec<u8>>,
 }
 
+impl DeadLetter {
+    /// The reason, the attempts and each job's ids (trace, tenant, channel, kind) and size:
+    /// enough to trace it in the logs, and never the message text.
+    pub fn describe(&self) -> serde_json::Value {
+        let jobs: Vec<serde_json::Value> = self
+            .jobs
+            .iter()
+            .map(|job| match serde_json::from_slice::<serde_json::Value>(job) {
+                Ok(env) => serde_json::json!({"trace_id": env["trace_id"], "tenant_id": env["tenant_id"],
+                    "channel_id": env["channel_id"], "kind": env["kind"], "bytes": job.len()}),
+                Err(_) => serde_json::json!({"unparsable": true, "bytes": job.len()}),
+            })
+            .collect();
+        serde_json::json!({"reason": self.reason, "attempt": self.attempt, "jobs": jobs})
+    }
+
+    /// Whether a job of this letter is the tenant's (by its id as text).
+    pub fn concerns(&self, tenant_id: &str) -> bool {
+        self.jobs.iter().any(|job| {
+            serde_json::from_slice::<serde_json::Value>(job)
+                .is_ok_and(|env| env["tenant_id"] == tenant_id)
+        })
+    }
+}
+
 /// What a replay did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Replayed {

@@ -60,16 +60,8 @@ pub async fn run(config: Config, action: DlqAction) -> anyhow::Result<()> {
                 .await
                 .context("reading the inbound dead letters")?
                 .iter()
-                .map(describe)
-                .filter(|d| {
-                    tenant_id.is_none_or(|t| {
-                        d["jobs"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .any(|j| j["tenant_id"] == t.to_string())
-                    })
-                })
+                .filter(|d| tenant_id.is_none_or(|t| d.concerns(&t.to_string())))
+                .map(DeadLetter::describe)
                 .collect();
             json!({"outbound": outbound, "inbound": inbound})
         }
@@ -90,18 +82,4 @@ pub async fn run(config: Config, action: DlqAction) -> anyhow::Result<()> {
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
-}
-
-/// The ids of a dead inbound message's jobs, enough to trace them in the logs.
-fn describe(d: &DeadLetter) -> Value {
-    let jobs: Vec<Value> = d
-        .jobs
-        .iter()
-        .map(|job| match serde_json::from_slice::<Value>(job) {
-            Ok(env) => json!({"trace_id": env["trace_id"], "tenant_id": env["tenant_id"],
-                              "channel_id": env["channel_id"], "kind": env["kind"], "bytes": job.len()}),
-            Err(_) => json!({"unparsable": true, "bytes": job.len()}),
-        })
-        .collect();
-    json!({"reason": d.reason, "attempt": d.attempt, "jobs": jobs})
 }

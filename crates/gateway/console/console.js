@@ -222,7 +222,9 @@
       return;
     }
     await busy([$('login-submit')], async () => {
-      const r = await api('POST', '/auth/login', { email, password }, { login: true });
+      const tenant = $('login-tenant').value.trim();
+      const body = tenant ? { email, password, tenant } : { email, password };
+      const r = await api('POST', '/auth/login', body, { login: true });
       if (r && r.csrf_token) sessionStorage.setItem('sb_csrf', r.csrf_token);
       $('login-password').value = '';
       hideError();
@@ -757,6 +759,21 @@
     });
     $('dl-list').replaceChildren(...items);
     $('dl-empty').hidden = items.length > 0;
+    // Inbound jobs the workers gave up on: ids and reasons only. The queue is shared by
+    // every shop, so the platform admin replays them (`switchboard dlq replay --inbound`).
+    const inbound = ((data && data.inbound) || []).map((d) => h(
+      'li',
+      { class: 'card', 'data-dead-inbound': '' },
+      h('div', { class: 'row' },
+        ...(d.jobs || []).map((j) => h('span', { class: 'badge' }, j.kind || 'job')),
+        h('span', { class: 'muted small' }, `${d.attempt ?? 0} retries`)),
+      h('p', { class: 'text small failed' }, 'Reason: ', d.reason || 'unknown'),
+      h('p', { class: 'muted small' }, 'Trace: ', (d.jobs || []).map((j) => j.trace_id || '?').join(', ')),
+    ));
+    $('dl-inbound-list').replaceChildren(...inbound);
+    $('dl-inbound-empty').hidden = inbound.length > 0;
+    $('dl-inbound-error').hidden = !(data && data.inbound_error);
+    $('dl-inbound-error').textContent = (data && data.inbound_error) || '';
   }
 
   // ------------------------------------------------------------ settings

@@ -7,7 +7,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use switchboard_store::SettingsDoc;
 
-use crate::{ApiError, AppState};
+use std::net::IpAddr;
+
+use crate::attempts::Attempts;
+use crate::{ApiError, AppState, ClientIp};
 
 pub fn routes() -> Router<AppState> {
     Router::new().route(
@@ -19,7 +22,14 @@ pub fn routes() -> Router<AppState> {
 /// The shortest admin token accepted: one any guessing would take years to find.
 const MIN_TOKEN_CHARS: usize = 16;
 
-fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+/// Wrong admin tokens one address may send per window before it has to wait.
+const ADMIN_TOKENS: Attempts = Attempts {
+    scope: "admin-token",
+    max: 10,
+    window_secs: 900,
+};
+
+async fn authorize(s: &AppState, client: IpAddr, headers: &HeaderMap) -> Result<(), ApiError> {
     let expected = s.services.config.admin.api_token.as_bytes();
     if expected.is_empty() {
         return Err(ApiError::Unauthorized(
@@ -31,8 +41,14 @@ fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
             "the admin API is disabled: the admin token is shorter than 16 characters",
         ));
     }
+    if !ADMIN_TOKENS.allow(s, client).await {
+        return Err(ApiError::TooMany(
+            "too many wrong admin tokens from this address; wait and retry".into(),
+        ));
+    }
     let given = crate::bearer_token(headers).unwrap_or("");
     if switchboard_core::constant_time_eq(given.as_bytes(), expected) {
+        ADMIN_TOKENS.give_back(s, client).await;
         Ok(())
     } else {
         Err(ApiError::Unauthorized(
@@ -44,9 +60,10 @@ fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 async fn read(
     State(s): State<AppState>,
     Path(slug): Path<String>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
 ) -> Result<Json<SettingsDoc>, ApiError> {
-    authorize(&s, &headers)?;
+    authorize(&s, client, &headers).await?;
     let tenant = s.services.store.tenant_id(&slug).await?;
     Ok(Json(s.services.store.settings_doc(tenant).await?))
 }
@@ -55,10 +72,11 @@ async fn read(
 async fn write(
     State(s): State<AppState>,
     Path(slug): Path<String>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<SettingsDoc>, ApiError> {
-    authorize(&s, &headers)?;
+    authorize(&s, client, &headers).await?;
     let doc: SettingsDoc =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let tenant = s.services.store.tenant_id(&slug).await?;

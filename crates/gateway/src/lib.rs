@@ -4,6 +4,7 @@
 
 mod admin;
 mod api;
+mod attempts;
 mod channels;
 mod client_ip;
 mod console;
@@ -105,7 +106,14 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    ops::install_metrics();
+    // Metrics on their own address when one is configured (kept off the public port),
+    // else at /metrics beside the API.
+    if services.config.metrics.listen.is_empty() {
+        ops::install_metrics();
+    } else {
+        switchboard_runtime::serve_metrics(&services.config.metrics)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    }
     let live = live::LiveHub::start(
         services.config.redis.url.clone(),
         shutdown.clone(),

@@ -40,7 +40,13 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     )
 }
 
-async fn metrics_text() -> impl IntoResponse {
+async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {
+    if !s.services.config.metrics.listen.is_empty() {
+        return (
+            StatusCode::NOT_FOUND,
+            "metrics are served on metrics.listen".to_owned(),
+        );
+    }
     match METRICS.get().and_then(Option::as_ref) {
         Some(h) => (StatusCode::OK, h.render()),
         None => (

@@ -115,6 +115,9 @@ pub enum Login {
     /// Wrong email or password, or an account locked after repeated failures: none of
     /// them is told apart, so nobody learns which addresses have accounts.
     Refused,
+    /// The password opens accounts of this address in several shops: the sign-in must
+    /// name the shop. Only someone who knows the password learns this.
+    ChooseTenant,
 }
 
 fn random_token() -> String {
@@ -209,7 +212,7 @@ impl Store {
                 role,
             }),
             Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Err(StoreError::Invalid(
-                format!("a user with the email {email} exists already"),
+                format!("this shop has a user with the email {email} already"),
             )),
             Err(e) => Err(e.into()),
         }
@@ -252,12 +255,21 @@ impl Store {
         row.map(UserRow::user).transpose()
     }
 
-    /// Checks the password, counting failures: after `MAX_FAILED_LOGINS` in a row the
+    /// Checks the password, counting failures: after `MAX_FAILED_LOGINS` in a row an
     /// account is locked for a while, whatever password comes next. Each attempt is
     /// counted before its password is checked, in one statement, so attempts made at once
     /// check no more passwords than that; a success clears the count but not a lock that
     /// failures made meanwhile.
-    pub async fn login(&self, email: &str, password: &str) -> Result<Login> {
+    ///
+    /// An address may have accounts in several shops. With `tenant_id` only that shop's
+    /// is tried; without, every one, and the one the password opens is signed in (when it
+    /// opens several, the caller must say which shop: `Login::ChooseTenant`).
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        tenant_id: Option<Uuid>,
+    ) -> Result<Login> {
         let email = email.trim().to_lowercase();
         #[derive(sqlx::FromRow)]
         struct Row {
@@ -267,33 +279,39 @@ impl Store {
             role: String,
             password_hash: Option<String>,
         }
-        let row: Option<Row> = sqlx::query_as(
+        let rows: Vec<Row> = sqlx::query_as(
             "UPDATE users SET failed_logins = failed_logins + 1
-             WHERE email = $1 AND failed_logins < $2
+             WHERE email = $1 AND ($3::uuid IS NULL OR tenant_id = $3) AND failed_logins < $2
                AND (locked_until IS NULL OR locked_until <= now())
              RETURNING id, tenant_id, email, role, password_hash",
         )
         .bind(&email)
         .bind(MAX_FAILED_LOGINS)
-        .fetch_optional(&self.pool)
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
         .await?;
         // Checked even when there is nothing to check against, so that an unknown or a
         // locked account takes as long to refuse as a wrong password.
-        let ok = verify_password(
-            password.to_owned(),
-            row.as_ref().and_then(|r| r.password_hash.clone()),
-        )
-        .await;
-        // No attempt left (or locked, or unknown): refused without locking anything, so
-        // that correct sign-ins made at once never lock an account; the lock is set by
-        // verified failures alone.
-        let Some(row) = row else {
-            return Ok(Login::Refused);
-        };
-        if !ok {
-            self.lock_if_exhausted(&email).await?;
+        if rows.is_empty() {
+            verify_password(password.to_owned(), None).await;
+            // No attempt left (or locked, or unknown): refused without locking anything,
+            // so that correct sign-ins made at once never lock an account; the lock is set
+            // by verified failures alone.
             return Ok(Login::Refused);
         }
+        let mut opened = Vec::new();
+        for row in rows {
+            if verify_password(password.to_owned(), row.password_hash.clone()).await {
+                opened.push(row);
+            } else {
+                self.lock_if_exhausted(row.id).await?;
+            }
+        }
+        let row = match opened.len() {
+            0 => return Ok(Login::Refused),
+            1 => opened.remove(0),
+            _ => return Ok(Login::ChooseTenant),
+        };
         let cleared = sqlx::query(
             "UPDATE users SET failed_logins = 0
              WHERE id = $1 AND (locked_until IS NULL OR locked_until <= now())",
@@ -335,12 +353,12 @@ impl Store {
 
     /// Locks the account once failures used up its attempts, starting the count afresh
     /// for when the lock ends.
-    async fn lock_if_exhausted(&self, email: &str) -> Result<()> {
+    async fn lock_if_exhausted(&self, id: Uuid) -> Result<()> {
         sqlx::query(
             "UPDATE users SET failed_logins = 0, locked_until = now() + $3 * interval '1 minute'
-             WHERE email = $1 AND failed_logins >= $2",
+             WHERE id = $1 AND failed_logins >= $2",
         )
-        .bind(email)
+        .bind(id)
         .bind(MAX_FAILED_LOGINS)
         .bind(LOCK_MINUTES as f64)
         .execute(&self.pool)

@@ -193,3 +193,35 @@ async fn a_short_admin_token_leaves_the_admin_api_off() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(r.text().await.unwrap().contains("16 characters"));
 }
+
+/// Guessing the admin token is capped per address: ten wrong tokens in the window, then
+/// 429 even for the right one, from that address. Attempts sent at once are counted
+/// before any token is compared, so a burst gets no more comparisons than the cap.
+#[tokio::test]
+async fn admin_token_guesses_are_capped_per_address() {
+    let app = app().await;
+    let guess = |token: String| app.http.get(url(&app)).bearer_auth(token).send();
+    let answers =
+        futures::future::join_all((0..25).map(|i| guess(format!("wrong-token-{i:04}")))).await;
+    let statuses: Vec<StatusCode> = answers.into_iter().map(|r| r.unwrap().status()).collect();
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::UNAUTHORIZED)
+            .count(),
+        10,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count(),
+        15
+    );
+    assert_eq!(
+        guess(TOKEN.into()).await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the address waits, whatever it sends"
+    );
+}

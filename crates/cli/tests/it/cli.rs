@@ -318,3 +318,85 @@ async fn user_commands_create_an_operator_who_can_sign_in() {
         .unwrap();
     assert_eq!(res.status(), reqwest::StatusCode::OK);
 }
+
+/// With `metrics.listen` set, the gateway serves its metrics there and not on the public
+/// port, where anyone could read them.
+#[tokio::test]
+async fn the_gateway_serves_metrics_on_their_own_address_when_asked() {
+    let app = crate::helpers::TestApp::spawn_with(
+        crate::helpers::test_config(),
+        switchboard::Parts::GATEWAY,
+    )
+    .await;
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (public, private) = (free(), free());
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _gateway = Killed(
+        Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .arg("gateway")
+            .env("SWITCHBOARD__DATABASE__URL", &app.config.database.url)
+            .env(
+                "SWITCHBOARD__SECURITY__MASTER_KEY",
+                &app.config.security.master_key,
+            )
+            .env("SWITCHBOARD__AMQP__NAMESPACE", &app.config.amqp.namespace)
+            .env("SWITCHBOARD__SERVER__PORT", public.to_string())
+            .env(
+                "SWITCHBOARD__METRICS__LISTEN",
+                format!("127.0.0.1:{private}"),
+            )
+            .env("SWITCHBOARD__LOG__FILTER", "error")
+            .spawn()
+            .unwrap(),
+    );
+    let http = reqwest::Client::new();
+    let start = std::time::Instant::now();
+    while !http
+        .get(format!("http://127.0.0.1:{public}/healthz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "the gateway never came up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Something to count: a web-chat message taken.
+    let posted = http
+        .post(format!("http://127.0.0.1:{public}/api/webchat/demo/messages"))
+        .json(&serde_json::json!({"visitor_id": "v-metrics-0001", "client_message_id": "c1", "text": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), reqwest::StatusCode::ACCEPTED);
+    let on_public = http
+        .get(format!("http://127.0.0.1:{public}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_public.status(), reqwest::StatusCode::NOT_FOUND);
+    let on_private = http
+        .get(format!("http://127.0.0.1:{private}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_private.status(), reqwest::StatusCode::OK);
+    assert!(
+        on_private.text().await.unwrap().contains("sb_"),
+        "the gateway's own metrics"
+    );
+}

@@ -138,6 +138,43 @@ async fn conversation_of(app: &TestApp, suggestion: Uuid) -> Uuid {
         .unwrap()
 }
 
+/// Twenty operators approve one draft at once, each with an edit of their own: one edit
+/// goes out, once, and every one of them is told which text that was.
+#[tokio::test]
+async fn concurrent_approvals_with_different_edits_all_learn_the_text_sent() {
+    let app = TestApp::spawn().await;
+    approvals_only(&app).await;
+    let op = operator(&app).await;
+    let id = pending_draft(&app, "e20", "Do you ship to Berlin?").await;
+    let path = format!("/api/v1/suggestions/{id}/approve");
+    let answers = futures::future::join_all((0..20).map(|i| {
+        op.post(
+            &path,
+            json!({ "text": format!("We ship to Berlin. (edit {i})") }),
+        )
+    }))
+    .await;
+    assert!(
+        answers.iter().all(|(s, _)| *s == StatusCode::OK),
+        "{answers:?}"
+    );
+    let first: Vec<_> = answers
+        .iter()
+        .filter(|(_, b)| b["already"] == false)
+        .collect();
+    assert_eq!(first.len(), 1, "one approval queues the send");
+    let sent = first[0].1["text"].as_str().unwrap().to_owned();
+    assert!(
+        answers.iter().all(|(_, b)| b["text"] == sent.as_str()),
+        "every answer names the text that goes out: {answers:?}"
+    );
+    app.settled().await;
+    let t = app.transcript("e20").await;
+    let ops = by_role(&t, "operator");
+    assert_eq!(ops.len(), 1, "sent once: {t:#?}");
+    assert_eq!(ops[0]["text"], sent.as_str());
+}
+
 #[tokio::test]
 async fn approve_with_edit_delivers_exactly_the_edited_text_once() {
     let app = TestApp::spawn().await;
@@ -1225,6 +1262,45 @@ async fn a_long_reply_resumes_after_the_parts_that_went_out() {
     assert_eq!(fake.requests("sendmessage").len(), 4, "nothing went twice");
 }
 
+/// The console's dead letters show the tenant's inbound jobs the workers gave up on (ids
+/// and reasons, no text), and none of another tenant's.
+#[tokio::test]
+async fn the_console_lists_the_tenants_own_dead_inbound_jobs() {
+    let app = TestApp::spawn().await;
+    let op = operator(&app).await;
+    let demo = tenant(&app, "demo").await;
+    let channel = app.webchat_channel().await;
+    for tenant in [demo, Uuid::now_v7()] {
+        let env = json!({"v": 1, "kind": "no-such-kind", "trace_id": Uuid::now_v7(),
+                         "tenant_id": tenant, "channel_id": channel, "payload": {"text": "secret"}});
+        app.services
+            .publisher
+            .publish(switchboard_bus::INBOUND, env.to_string().as_bytes())
+            .await
+            .unwrap();
+    }
+    let start = std::time::Instant::now();
+    while switchboard_bus::dead_letters(&app.config.amqp, switchboard_bus::INBOUND, 10)
+        .await
+        .unwrap()
+        .len()
+        < 2
+    {
+        assert!(start.elapsed() < WAIT, "the jobs never died");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body) = op.get("/api/v1/dead-letters").await;
+    assert_eq!(status, StatusCode::OK);
+    let inbound = body["inbound"].as_array().unwrap();
+    assert_eq!(inbound.len(), 1, "only the demo shop's: {body}");
+    assert!(
+        inbound[0]["reason"].as_str().unwrap().contains("envelope"),
+        "the worker's reason: {body}"
+    );
+    assert_eq!(inbound[0]["jobs"][0]["tenant_id"], demo.to_string());
+    assert!(!body.to_string().contains("secret"), "no message text");
+}
+
 #[tokio::test]
 async fn the_cli_lists_and_replays_failed_sends_and_dead_inbound_jobs() {
     let app = TestApp::spawn().await;
@@ -1313,4 +1389,84 @@ async fn the_cli_lists_and_replays_failed_sends_and_dead_inbound_jobs() {
     );
     let (ok, _, err) = crate::cli::switchboard(&["dlq", "replay"], &app.config).await;
     assert!(!ok && err.contains("required"), "{err}");
+}
+
+async fn login(app: &TestApp, body: Value) -> (StatusCode, Value) {
+    let r = app
+        .http
+        .post(format!("{}/api/v1/auth/login", app.base))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// Users are a shop's own: another shop may add an address this one uses and learns
+/// nothing by it, each account signs in to its own shop, and a password that opens
+/// accounts in two shops must name the shop.
+#[tokio::test]
+async fn users_are_per_shop_and_tell_nothing_across_shops() {
+    let app = TestApp::spawn().await;
+    let demo = tenant(&app, "demo").await;
+    let other = other_tenant(&app).await;
+    let store = &app.services.store;
+    let other_password = "another-long-passphrase-9";
+    store
+        .add_user(demo, "ada@shop.example", Role::Owner, PASSWORD)
+        .await
+        .unwrap();
+    store
+        .add_user(other, "ada@shop.example", Role::Operator, other_password)
+        .await
+        .expect("another shop adds the address without learning it is used");
+    let again = store
+        .add_user(demo, "ada@shop.example", Role::Viewer, PASSWORD)
+        .await
+        .unwrap_err();
+    assert!(again.to_string().contains("this shop"), "{again}");
+
+    let (status, body) = login(
+        &app,
+        json!({"email": "ada@shop.example", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["user"]["tenant_id"], demo.to_string());
+    let (status, body) = login(
+        &app,
+        json!({"email": "ada@shop.example", "password": other_password}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["user"]["tenant_id"], other.to_string());
+
+    // One password for two shops' accounts: the shop must be named.
+    store
+        .add_user(demo, "bo@shop.example", Role::Operator, PASSWORD)
+        .await
+        .unwrap();
+    store
+        .add_user(other, "bo@shop.example", Role::Operator, PASSWORD)
+        .await
+        .unwrap();
+    let (status, _) = login(
+        &app,
+        json!({"email": "bo@shop.example", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, body) = login(
+        &app,
+        json!({"email": "bo@shop.example", "password": PASSWORD, "tenant": "other"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["user"]["tenant_id"], other.to_string());
+    for wrong in [
+        json!({"email": "bo@shop.example", "password": "not-the-password-1"}),
+        json!({"email": "bo@shop.example", "password": PASSWORD, "tenant": "no-such-shop"}),
+    ] {
+        assert_eq!(login(&app, wrong).await.0, StatusCode::UNAUTHORIZED);
+    }
 }

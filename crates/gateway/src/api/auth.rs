@@ -9,18 +9,21 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use redis::AsyncCommands;
 use serde::Deserialize;
 use serde_json::json;
 use switchboard_store::{Login, Role, Session, User};
 
+use crate::attempts::Attempts;
 use crate::{ApiError, AppState, ClientIp};
 
 const SESSION_COOKIE: &str = "sb_session";
 const CSRF_COOKIE: &str = "sb_csrf";
-/// Failed sign-ins one address may make per window before it has to wait.
-const FAILED_PER_IP: u64 = 30;
-const FAILED_WINDOW_SECS: i64 = 900;
+/// Sign-ins one address may get wrong per window before it has to wait.
+const SIGN_INS: Attempts = Attempts {
+    scope: "login",
+    max: 30,
+    window_secs: 900,
+};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -112,6 +115,10 @@ impl FromRequestParts<AppState> for Caller {
 struct Credentials {
     email: String,
     password: String,
+    /// The shop's slug; needed only when the address has accounts in several shops that
+    /// this password opens.
+    #[serde(default)]
+    tenant: Option<String>,
 }
 
 /// A session cookie; `Secure` whenever people reach the gateway over https, so the
@@ -142,31 +149,28 @@ async fn login(
 ) -> Result<Response, ApiError> {
     let c: Credentials =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    // Per deployment (its namespace), so deployments or test runs sharing a Redis do not
-    // count each other's failures.
-    let ip_key = format!(
-        "{}:login-failures:{}",
-        s.services.config.amqp.namespace, client
-    );
-    // Counted before the password is checked, in one step, so attempts made at once from
-    // one address check no more passwords than the cap; a success gives its count back.
-    let mut redis = s.services.redis.clone();
-    let attempts: Option<u64> = redis::pipe()
-        .incr(&ip_key, 1)
-        .expire(&ip_key, FAILED_WINDOW_SECS)
-        .ignore()
-        .query_async::<(u64,)>(&mut redis)
-        .await
-        .ok()
-        .map(|(n,)| n);
-    if attempts.is_some_and(|n| n > FAILED_PER_IP) {
+    if !SIGN_INS.allow(&s, client).await {
         return Err(ApiError::TooMany(
             "too many failed sign-ins from this address; wait and retry".into(),
         ));
     }
-    match s.services.store.login(&c.email, &c.password).await? {
+    let tenant = match c.tenant.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        // An unknown shop is refused like a wrong password, after the same work.
+        Some(slug) => match s.services.store.tenant_id(slug).await {
+            Ok(id) => Some(id),
+            Err(switchboard_store::StoreError::NotFound { .. }) => Some(uuid::Uuid::nil()),
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    match s
+        .services
+        .store
+        .login(&c.email, &c.password, tenant)
+        .await?
+    {
         Login::Ok(new) => {
-            let _: Result<i64, _> = redis.decr(&ip_key, 1).await;
+            SIGN_INS.give_back(&s, client).await;
             let user = &new.session.user;
             s.services
                 .store
@@ -190,6 +194,10 @@ async fn login(
             );
             Ok(res)
         }
+        Login::ChooseTenant => Err(ApiError::Conflict(
+            "this address has accounts in several shops: sign in with the shop's slug as `tenant`"
+                .into(),
+        )),
         Login::Refused => Err(ApiError::Unauthorized(
             "wrong email or password (after repeated failures an account is locked for a while)",
         )),

@@ -85,13 +85,34 @@ async fn add_user(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
+/// Inbound jobs read from the broker's dead letters per listing; the shared queue holds
+/// every tenant's, so a tenant sees those of its own among them.
+const INBOUND_DEAD_READ: usize = 500;
+
+/// Failed sends, and the tenant's inbound jobs the workers gave up on (ids and reasons
+/// only; replaying those is the platform admin's `switchboard dlq replay --inbound`, since
+/// the queue is shared). With the broker away the sends are still listed.
 async fn dead_letters(State(s): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    let list = s
-        .services
-        .store
-        .dead_letters(Some(caller.user().tenant_id))
-        .await?;
-    Ok(Json(json!({ "dead_letters": list })))
+    let tenant = caller.user().tenant_id;
+    let list = s.services.store.dead_letters(Some(tenant)).await?;
+    let tenant = tenant.to_string();
+    let inbound = switchboard_bus::dead_letters(
+        s.services.publisher.config(),
+        switchboard_bus::INBOUND,
+        INBOUND_DEAD_READ,
+    )
+    .await
+    .map(|all| {
+        all.iter()
+            .filter(|d| d.concerns(&tenant))
+            .map(switchboard_bus::DeadLetter::describe)
+            .collect::<Vec<_>>()
+    });
+    Ok(Json(match inbound {
+        Ok(inbound) => json!({ "dead_letters": list, "inbound": inbound }),
+        Err(e) => json!({ "dead_letters": list, "inbound": null,
+                          "inbound_error": format!("the broker could not be read: {e}") }),
+    }))
 }
 
 async fn replay(
