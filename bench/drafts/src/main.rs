@@ -136,7 +136,7 @@ async fn customers(url: &str, n: usize) -> anyhow::Result<PgPool> {
         .map(|i| {
             let store = store.clone();
             async move {
-                let body = json!({"visitor_id": format!("bench-{i}"), "client_message_id": "c1",
+                let body = json!({"visitor_id": format!("bench-visitor-{i:06}"), "client_message_id": "c1",
                                   "text": "Do you ship to Berlin?"});
                 let ev = switchboard_channels::webchat::inbound::normalize(
                     tenant,

@@ -20,10 +20,11 @@ const MAX_IN_FLIGHT: usize = 8;
 /// gateway answers 503 and the platform retries) rather than held in memory without end
 /// while the broker is slow.
 const MAX_WAITING: usize = 10_000;
-/// A publish not confirmed by then fails, so that no caller waits on a stalled broker for
-/// longer than a platform waits for a webhook's answer. Its job may still go out later;
-/// the consumers' dedup drops the copy the platform's retry brings.
-const PUBLISH_DEADLINE: Duration = Duration::from_secs(15);
+/// A publish not confirmed by then fails, so that no caller waits on a stalled broker
+/// without end; it is under the gateway's request timeout (30 s by default), so a webhook
+/// gets this clear 503 first. Its job may still go out later; the consumers' dedup drops
+/// the copy the platform's retry brings.
+const PUBLISH_DEADLINE: Duration = Duration::from_secs(25);
 
 /// A job waiting for a place in a message, and the caller waiting for its confirm.
 struct Waiting {

@@ -786,6 +786,7 @@
     policies: ['Policies', 'Intents that always go to a person, and topics the assistant must not discuss.'],
     llm: ['Language model', 'Empty fields use the gateway\'s global configuration.'],
     operators: ['Operators', 'Approval expiry, takeover length and escalation reminders.'],
+    webchat: ['Web chat', 'Sites allowed to show the chat widget in a frame, such as https://shop.example. Empty: only this gateway\'s own pages.'],
   };
 
   const ENUMS = {

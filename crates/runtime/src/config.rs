@@ -8,7 +8,7 @@ use switchboard_bus::BusConfig;
 
 const EMBEDDED_DEFAULTS: &str = include_str!("../../../config/default.toml");
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub server: ServerConfig,

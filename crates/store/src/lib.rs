@@ -42,6 +42,7 @@ pub use schedule::DueDraft;
 pub use seed::DEMO_SLUG;
 pub use settings::{
     ConversationSettings, InvalidSettingsDoc, LlmSettingsDoc, OperatorSettings, SettingsDoc,
+    WebchatSettings,
 };
 pub(crate) use supersede::supersede_waiting;
 pub use tenants::{LlmOverrides, TenantChannel, TenantSettings};

@@ -40,6 +40,42 @@ pub struct SettingsDoc {
     pub llm: Option<LlmSettingsDoc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operators: Option<OperatorSettings>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webchat: Option<WebchatSettings>,
+}
+
+/// The web-chat widget: the sites that may show it in a frame. Empty, only the gateway's
+/// own pages may; the widget's page says so to browsers (`frame-ancestors`), so another
+/// site cannot dress it up to trick a visitor.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebchatSettings {
+    /// Origins such as `https://shop.example` or `https://*.shop.example`.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+}
+
+/// Whether `origin` is a scheme, host and optional port, nothing else: the form a
+/// `frame-ancestors` source takes. A wildcard may stand only for the leftmost labels.
+fn is_origin(origin: &str) -> bool {
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (rest, None),
+    };
+    let host = host.strip_prefix("*.").unwrap_or(host);
+    matches!(scheme, "https" | "http")
+        && port
+            .is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
+        && !host.is_empty()
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 /// How operators are involved: how long drafts wait, how long a takeover lasts, when an
@@ -151,6 +187,16 @@ impl SettingsDoc {
                 );
             }
         }
+        if let Some(w) = &self.webchat {
+            if w.allowed_origins.len() > 50 {
+                return bad("webchat.allowed_origins holds at most 50 origins".into());
+            }
+            if let Some(o) = w.allowed_origins.iter().find(|o| !is_origin(o)) {
+                return bad(format!(
+                    "webchat.allowed_origins: {o:?} is not an origin such as https://shop.example"
+                ));
+            }
+        }
         if let Some(flags) = &self.flags {
             let known = Flags::all_keys();
             if let Some(k) = flags.keys().find(|k| !known.contains(k)) {
@@ -191,10 +237,12 @@ impl Store {
             telegram_channel: Option<String>,
             operator_chat_id: Option<i64>,
             delay_approved_sends: bool,
+            widget_origins: Vec<String>,
         }
         let ops: Ops = sqlx::query_as(
             "SELECT t.approval_ttl_minutes, t.takeover_minutes, t.escalation_sla_minutes,
-                    ch.name AS telegram_channel, t.operator_chat_id, t.delay_approved_sends
+                    ch.name AS telegram_channel, t.operator_chat_id, t.delay_approved_sends,
+                    t.widget_origins
              FROM tenants t LEFT JOIN channels ch ON ch.id = t.operator_channel_id WHERE t.id = $1",
         )
         .bind(tenant_id)
@@ -232,6 +280,9 @@ impl Store {
                 telegram_channel: ops.telegram_channel,
                 telegram_chat_id: ops.operator_chat_id,
                 delay_approved_sends: ops.delay_approved_sends,
+            }),
+            webchat: Some(WebchatSettings {
+                allowed_origins: ops.widget_origins,
             }),
         })
     }
@@ -386,6 +437,13 @@ impl Store {
             .bind(o.delay_approved_sends)
             .execute(&mut *tx)
             .await?;
+        }
+        if let Some(w) = &doc.webchat {
+            sqlx::query("UPDATE tenants SET widget_origins = $2 WHERE id = $1")
+                .bind(tenant_id)
+                .bind(&w.allowed_origins)
+                .execute(&mut *tx)
+                .await?;
         }
         for (key, value) in doc.flags.iter().flatten() {
             set_flag(&mut tx, Some(tenant_id), key, *value).await?;

@@ -86,6 +86,17 @@ impl Store {
         }))
     }
 
+    /// The origins allowed to frame the tenant's chat widget.
+    pub async fn widget_origins(&self, tenant_id: Uuid) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT widget_origins FROM tenants WHERE id = $1")
+                .bind(tenant_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .unwrap_or_default(),
+        )
+    }
+
     pub async fn tenant_id(&self, slug: &str) -> Result<Uuid> {
         sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1")
             .bind(slug)

@@ -1,3 +1,4 @@
+use secrecy::ExposeSecret;
 use serde_json::json;
 use switchboard_ai::{DraftRequest, LlmConfig, OpenAiProvider, Persona, ProviderKind, Turn};
 use switchboard_core::{Decision, DraftSignals};
@@ -46,8 +47,11 @@ fn llm_config(s: &Services, settings: &TenantSettings) -> Result<(LlmConfig, boo
         let cipher =
             Cipher::from_base64(&s.config.security.master_key).map_err(|e| e.to_string())?;
         let key = cipher.decrypt(blob).map_err(|e| e.to_string())?;
-        cfg.api_key =
-            Some(String::from_utf8(key).map_err(|_| "the stored API key is not text".to_owned())?);
+        cfg.api_key = Some(
+            String::from_utf8(key)
+                .map_err(|_| "the stored API key is not text".to_owned())?
+                .into(),
+        );
     }
     Ok((cfg, own_url))
 }
@@ -91,8 +95,11 @@ pub async fn draft(
         persona: settings.persona.clone(),
     };
     let examples = s.store.similar_examples(tenant_id, text, 3).await?;
-    let (http, breaker) =
-        switchboard_ai::openai::shared(&cfg.base_url, cfg.api_key.as_deref(), public_only);
+    let (http, breaker) = switchboard_ai::openai::shared(
+        &cfg.base_url,
+        cfg.api_key.as_ref().map(ExposeSecret::expose_secret),
+        public_only,
+    );
     let provider = OpenAiProvider::new(http, cfg, breaker);
     let req = DraftRequest {
         persona: &persona,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use switchboard_engine::DraftSignals;
@@ -23,14 +24,15 @@ pub const PROVIDER: &str = "openai";
 /// The longest a retry waits, whatever `Retry-After` asks.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LlmConfig {
     pub provider: ProviderKind,
     /// `https://api.openai.com`, `http://127.0.0.1:11434` (Ollama), …; `/v1` is optional.
     pub base_url: String,
+    /// Never printed (`Debug` shows it redacted) and wiped from memory when dropped.
     #[serde(default)]
-    pub api_key: Option<String>,
+    pub api_key: Option<SecretString>,
     pub model: String,
     pub temperature: f32,
     pub max_tokens: u32,
@@ -331,7 +333,13 @@ impl OpenAiProvider {
     ) -> Result<ChatResponse, (LlmError, Option<Duration>)> {
         let timeout = Duration::from_millis(self.cfg.timeout_ms);
         let mut req = self.http.post(self.url()).json(body).timeout(timeout);
-        if let Some(key) = self.cfg.api_key.as_deref().filter(|k| !k.is_empty()) {
+        if let Some(key) = self
+            .cfg
+            .api_key
+            .as_ref()
+            .map(ExposeSecret::expose_secret)
+            .filter(|k| !k.is_empty())
+        {
             req = req.bearer_auth(key);
         }
         let resp = req.send().await.map_err(|e| {

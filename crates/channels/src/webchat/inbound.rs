@@ -8,10 +8,28 @@ use crate::InboundError;
 pub const MAX_ID_CHARS: usize = 128;
 pub const MAX_TEXT_CHARS: usize = 4000;
 
-/// A visitor id as the widget's reads (transcript, event stream) must carry it: the same
-/// rules as on a post, so a bad one is a 400 rather than a database error.
+/// The shortest visitor id taken. The visitor id is the only key to a visitor's
+/// transcript and event stream, so it must be a secret nobody guesses: the widget makes a
+/// random UUID (36 characters); "1" or "alice" would let anyone read that conversation.
+pub const MIN_VISITOR_ID_CHARS: usize = 16;
+/// Fewer different characters than this is no random id ("aaaaaaaaaaaaaaaa").
+const MIN_VISITOR_ID_DISTINCT: usize = 8;
+
+/// A visitor id as the widget's posts and reads (transcript, event stream) must carry it:
+/// a random secret of at least 16 characters, so a bad one is a 400 rather than a
+/// database error or a door into someone else's conversation.
 pub fn check_visitor_id(value: &str) -> Result<(), InboundError> {
-    check_id("visitor_id", value)
+    check_id("visitor_id", value)?;
+    let distinct: std::collections::HashSet<char> = value.chars().collect();
+    if value.chars().count() < MIN_VISITOR_ID_CHARS || distinct.len() < MIN_VISITOR_ID_DISTINCT {
+        return Err(InboundError::Invalid {
+            field: "visitor_id",
+            reason: format!(
+                "must be a random id of at least {MIN_VISITOR_ID_CHARS} characters (the widget makes one)"
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn check_id(field: &'static str, value: &str) -> Result<(), InboundError> {
@@ -40,7 +58,7 @@ pub fn normalize(
 ) -> Result<InboundEvent, InboundError> {
     let post: PostMessage =
         serde_json::from_slice(body).map_err(|e| InboundError::Malformed(e.to_string()))?;
-    check_id("visitor_id", &post.visitor_id)?;
+    check_visitor_id(&post.visitor_id)?;
     check_id("client_message_id", &post.client_message_id)?;
     let text = post.text.trim();
     if text.is_empty() {
@@ -85,27 +103,34 @@ mod tests {
         normalize(Uuid::nil(), Uuid::nil(), body.as_bytes(), Utc::now())
     }
 
+    const V: &str = "2f1c8e0a-5b7d-4e2a-9c3f-6a1b0d4e8f21";
+
     #[test]
     fn normalizes_a_post() {
-        let ev = run(r#"{"visitor_id":"v1","client_message_id":"c1","text":" Hi "}"#).unwrap();
-        assert_eq!(ev.provider_event_id, "v1:c1");
+        let ev = run(&format!(
+            r#"{{"visitor_id":"{V}","client_message_id":"c1","text":" Hi "}}"#
+        ))
+        .unwrap();
+        assert_eq!(ev.provider_event_id, format!("{V}:c1"));
         let InboundBody::Message(m) = ev.body else {
             panic!("a message")
         };
-        assert_eq!(m.sender.external_id, "v1");
+        assert_eq!(m.sender.external_id, V);
         assert_eq!(m.text, "Hi");
     }
 
     #[test]
     fn says_what_is_wrong() {
-        let missing = run(r#"{"visitor_id":"v1","text":"x"}"#).unwrap_err();
+        let missing = run(&format!(r#"{{"visitor_id":"{V}","text":"x"}}"#)).unwrap_err();
         assert!(
             missing.to_string().contains("client_message_id"),
             "{missing}"
         );
         assert!(matches!(run("{not json"), Err(InboundError::Malformed(_))));
         assert!(matches!(
-            run(r#"{"visitor_id":"v1","client_message_id":"c","text":"  "}"#),
+            run(&format!(
+                r#"{{"visitor_id":"{V}","client_message_id":"c","text":"  "}}"#
+            )),
             Err(InboundError::Invalid { field: "text", .. })
         ));
         assert!(matches!(
@@ -115,5 +140,21 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// A guessable visitor id would open someone else's transcript: refused.
+    #[test]
+    fn a_guessable_visitor_id_is_refused() {
+        for guessable in [
+            "1",
+            "alice",
+            "visitor-0000000",
+            "aaaaaaaaaaaaaaaaaaaa",
+            "1111111111111111",
+        ] {
+            assert!(check_visitor_id(guessable).is_err(), "{guessable}");
+        }
+        assert!(check_visitor_id(V).is_ok());
+        assert!(check_visitor_id("k3J9xQ2mZp7LwR4v").is_ok());
     }
 }

@@ -138,7 +138,7 @@ async fn settings_change_the_next_decision() {
     assert_eq!(status, StatusCode::OK, "{doc}");
     assert_eq!(doc["flags"]["AI_AUTOSEND_ENABLED"], false);
     assert_eq!(
-        decision_for(&app, "a1").await,
+        decision_for(&app, "a1-visitor-7f3a9c2e").await,
         ("NEED_APPROVAL".into(), Some("FLAG_OFF".into()))
     );
 
@@ -148,12 +148,15 @@ async fn settings_change_the_next_decision() {
     )
     .await;
     assert_eq!(
-        decision_for(&app, "a2").await,
+        decision_for(&app, "a2-visitor-7f3a9c2e").await,
         ("NEED_APPROVAL".into(), Some("SETTING_OFF".into()))
     );
 
     put(&app, json!({"decision": {"autosend_allowed": true, "t_auto": 0.75}, "policies": {"always_escalate_intents": ["shipping"], "forbidden_topics": []}})).await;
-    assert_eq!(decision_for(&app, "a3").await.0, "ESCALATE");
+    assert_eq!(
+        decision_for(&app, "a3-visitor-7f3a9c2e").await.0,
+        "ESCALATE"
+    );
 
     // A global flag applies where the tenant has none of its own.
     put(
@@ -167,7 +170,7 @@ async fn settings_change_the_next_decision() {
         .await
         .unwrap();
     assert_eq!(
-        decision_for(&app, "a4").await,
+        decision_for(&app, "a4-visitor-7f3a9c2e").await,
         ("NEED_APPROVAL".into(), Some("FLAG_OFF".into()))
     );
     assert_eq!(

@@ -71,10 +71,10 @@ async fn a_stalled_redis_answers_with_an_error_not_never() {
 async fn a_nul_character_is_taken_out_at_the_edge_not_lost() {
     let app = TestApp::spawn().await;
     let (status, body) = app
-        .post_chat("n1", "c1", "Do you ship\u{0} to Berlin?")
+        .post_chat("n1-visitor-7f3a9c2e", "c1", "Do you ship\u{0} to Berlin?")
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    app.handled("n1:c1", 1).await;
+    app.handled("n1-visitor-7f3a9c2e:c1", 1).await;
 
     let fake = FakePlatform::telegram().await;
     let channel = telegram_channel(&app, &fake).await;
@@ -110,7 +110,7 @@ async fn a_nul_character_is_taken_out_at_the_edge_not_lost() {
     let op = operator(&app).await;
     let conversation: uuid::Uuid = sqlx::query_scalar(
         "SELECT c.id FROM conversations c JOIN customers cu ON cu.id = c.customer_id
-         WHERE cu.external_id = 'n1'",
+         WHERE cu.external_id = 'n1-visitor-7f3a9c2e'",
     )
     .fetch_one(&app.pool)
     .await

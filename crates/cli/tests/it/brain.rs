@@ -41,14 +41,19 @@ async fn a_confident_answer_waits_its_delay_with_typing_first() {
     let mut events = app
         .http
         .get(format!("{}/api/webchat/demo/events", app.base))
-        .query(&[("visitor_id", "d1")])
+        .query(&[("visitor_id", "d1-visitor-7f3a9c2e")])
         .send()
         .await
         .unwrap()
         .bytes_stream();
-    let topic = format!("webchat:{}:d1", app.webchat_channel().await);
+    let topic = format!(
+        "webchat:{}:d1-visitor-7f3a9c2e",
+        app.webchat_channel().await
+    );
     app.live_ready(&topic, &mut events).await;
-    let (status, _) = app.post_chat("d1", "c1", "Do you ship to Berlin?").await;
+    let (status, _) = app
+        .post_chat("d1-visitor-7f3a9c2e", "c1", "Do you ship to Berlin?")
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED);
 
     let mut seen = String::new();
@@ -67,8 +72,10 @@ async fn a_confident_answer_waits_its_delay_with_typing_first() {
     assert!(typing < reply, "typing comes before the reply: {seen}");
 
     // The event can overtake the commit that records the message.
-    app.wait_transcript("d1", WAIT, |t| !by_role(t, "assistant").is_empty())
-        .await;
+    app.wait_transcript("d1-visitor-7f3a9c2e", WAIT, |t| {
+        !by_role(t, "assistant").is_empty()
+    })
+    .await;
     // The reply was scheduled with the planned delay and did not go out before it.
     let (planned, waited): (f64, f64) = sqlx::query_as(
         "SELECT EXTRACT(EPOCH FROM o.due_at - o.created_at)::float8,
@@ -86,14 +93,16 @@ async fn a_confident_answer_waits_its_delay_with_typing_first() {
 async fn a_complaint_escalates_and_the_bot_then_stays_silent() {
     let app = TestApp::spawn().await;
     app.post_chat(
-        "d2",
+        "d2-visitor-7f3a9c2e",
         "c1",
         "My parcel arrived damaged and this is unacceptable",
     )
     .await;
     // The only message the customer gets is the tenant's holding message.
     let t = app
-        .wait_transcript("d2", WAIT, |t| by_role(t, "assistant").len() == 1)
+        .wait_transcript("d2-visitor-7f3a9c2e", WAIT, |t| {
+            by_role(t, "assistant").len() == 1
+        })
         .await;
     let holding: String = sqlx::query_scalar("SELECT holding_message FROM tenants")
         .fetch_one(&app.pool)
@@ -114,10 +123,11 @@ async fn a_complaint_escalates_and_the_bot_then_stays_silent() {
     assert!(summary.contains("damaged"), "{summary}");
     assert!(suggested.is_some());
 
-    app.post_chat("d2", "c2", "Do you ship to Berlin?").await;
-    app.handled("d2:c2", 1).await;
+    app.post_chat("d2-visitor-7f3a9c2e", "c2", "Do you ship to Berlin?")
+        .await;
+    app.handled("d2-visitor-7f3a9c2e:c2", 1).await;
     app.settled().await;
-    let t = app.transcript("d2").await;
+    let t = app.transcript("d2-visitor-7f3a9c2e").await;
     assert_eq!(by_role(&t, "customer").len(), 2);
     assert_eq!(
         by_role(&t, "assistant").len(),
@@ -139,7 +149,8 @@ async fn learning_mode_never_sends_on_its_own() {
         "UPDATE decision_settings SET default_mode = 'learning'",
     )
     .await;
-    app.post_chat("d3", "c1", "Do you ship to Berlin?").await;
+    app.post_chat("d3-visitor-7f3a9c2e", "c1", "Do you ship to Berlin?")
+        .await;
     app.wait_count("SELECT count(*) FROM ai_suggestions", 1)
         .await;
     let (decision, reason): (String, Option<String>) =
@@ -151,9 +162,9 @@ async fn learning_mode_never_sends_on_its_own() {
         (decision.as_str(), reason.as_deref()),
         ("NEED_APPROVAL", Some("MODE_LEARNING"))
     );
-    app.handled("d3:c1", 1).await;
+    app.handled("d3-visitor-7f3a9c2e:c1", 1).await;
     app.settled().await;
-    assert!(by_role(&app.transcript("d3").await, "assistant").is_empty());
+    assert!(by_role(&app.transcript("d3-visitor-7f3a9c2e").await, "assistant").is_empty());
     assert_eq!(app.count("SELECT count(*) FROM outbox").await, 0);
     assert_eq!(
         app.count("SELECT count(*) FROM audit_events WHERE action = 'decision'")
@@ -173,17 +184,21 @@ async fn three_quick_messages_get_one_reply() {
     .iter()
     .enumerate()
     {
-        let (status, body) = app.post_chat("d4", &format!("c{i}"), text).await;
+        let (status, body) = app
+            .post_chat("d4-visitor-7f3a9c2e", &format!("c{i}"), text)
+            .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     }
     let t = app
-        .wait_transcript("d4", WAIT, |t| !by_role(t, "assistant").is_empty())
+        .wait_transcript("d4-visitor-7f3a9c2e", WAIT, |t| {
+            !by_role(t, "assistant").is_empty()
+        })
         .await;
     for i in 0..3 {
-        app.handled(&format!("d4:c{i}"), 1).await;
+        app.handled(&format!("d4-visitor-7f3a9c2e:c{i}"), 1).await;
     }
     app.settled().await;
-    let t2 = app.transcript("d4").await;
+    let t2 = app.transcript("d4-visitor-7f3a9c2e").await;
     assert_eq!(by_role(&t2, "assistant").len(), 1, "{t2:#?}");
     assert!(
         by_role(&t, "assistant")[0]["text"]
@@ -218,11 +233,16 @@ async fn a_conversation_waiting_to_go_quiet_holds_up_no_one() {
         "UPDATE decision_settings SET debounce_quiet_ms = 8000, debounce_cap_ms = 8000",
     )
     .await;
-    app.post_chat("q1", "c1", "Do you ship to Berlin?").await;
+    app.post_chat("q1-visitor-7f3a9c2e", "c1", "Do you ship to Berlin?")
+        .await;
     app.wait_count("SELECT count(*) FROM pending_drafts", 1)
         .await;
-    app.post_chat("q2", "c1", "How much is shipping to Berlin?")
-        .await;
+    app.post_chat(
+        "q2-visitor-7f3a9c2e",
+        "c1",
+        "How much is shipping to Berlin?",
+    )
+    .await;
     app.wait_count("SELECT count(*) FROM pending_drafts", 2)
         .await;
     assert_eq!(
@@ -235,7 +255,7 @@ async fn a_conversation_waiting_to_go_quiet_holds_up_no_one() {
             .await,
         2
     );
-    for visitor in ["q1", "q2"] {
+    for visitor in ["q1-visitor-7f3a9c2e", "q2-visitor-7f3a9c2e"] {
         app.wait_transcript(visitor, Duration::from_secs(30), |t| {
             by_role(t, "assistant").len() == 1
         })
@@ -271,7 +291,8 @@ async fn a_lease_left_by_a_dead_worker_runs_out_and_another_drafts() {
     )
     .await;
     let conversation = {
-        app.post_chat("l1", "c1", "Do you ship to Berlin?").await;
+        app.post_chat("l1-visitor-7f3a9c2e", "c1", "Do you ship to Berlin?")
+            .await;
         let worker = app.services.clone();
         let shutdown = tokio_util::sync::CancellationToken::new();
         let run = tokio::spawn(switchboard_ai_worker::run(worker, shutdown.clone()));
@@ -309,7 +330,7 @@ async fn a_lease_left_by_a_dead_worker_runs_out_and_another_drafts() {
     ));
     // The customer writes again while the lease is live: the row moves on to the new
     // message but stays with its lease holder, so no second worker piles in meanwhile.
-    app.post_chat("l1", "c2", "And what does shipping cost?")
+    app.post_chat("l1-visitor-7f3a9c2e", "c2", "And what does shipping cost?")
         .await;
     app.wait_count(
         "SELECT count(*) FROM pending_drafts WHERE generation = 1",
@@ -324,8 +345,10 @@ async fn a_lease_left_by_a_dead_worker_runs_out_and_another_drafts() {
     .unwrap();
     assert!(leased, "the new message left the live lease alone");
 
-    app.wait_transcript("l1", WAIT, |t| by_role(t, "assistant").len() == 1)
-        .await;
+    app.wait_transcript("l1-visitor-7f3a9c2e", WAIT, |t| {
+        by_role(t, "assistant").len() == 1
+    })
+    .await;
     let (drafted, answered): (chrono::DateTime<chrono::Utc>, String) = sqlx::query_as(
         "SELECT s.created_at, m.content FROM ai_suggestions s JOIN messages m ON m.id = s.based_on_message_id
          WHERE s.conversation_id = $1",
@@ -347,18 +370,21 @@ async fn a_lease_left_by_a_dead_worker_runs_out_and_another_drafts() {
 async fn a_message_during_the_delay_supersedes_the_pending_reply() {
     let app = TestApp::spawn().await;
     fixed_delay(&app, 3000).await;
-    app.post_chat("d5", "c1", "Do you ship to Berlin?").await;
+    app.post_chat("d5-visitor-7f3a9c2e", "c1", "Do you ship to Berlin?")
+        .await;
     app.wait_count("SELECT count(*) FROM outbox WHERE status = 'pending'", 1)
         .await;
-    app.post_chat("d5", "c2", "And what does shipping cost?")
+    app.post_chat("d5-visitor-7f3a9c2e", "c2", "And what does shipping cost?")
         .await;
     let t = app
-        .wait_transcript("d5", WAIT, |t| !by_role(t, "assistant").is_empty())
+        .wait_transcript("d5-visitor-7f3a9c2e", WAIT, |t| {
+            !by_role(t, "assistant").is_empty()
+        })
         .await;
-    app.handled("d5:c2", 1).await;
+    app.handled("d5-visitor-7f3a9c2e:c2", 1).await;
     app.settled().await;
     let t = if by_role(&t, "assistant").len() == 1 {
-        app.transcript("d5").await
+        app.transcript("d5-visitor-7f3a9c2e").await
     } else {
         t
     };
@@ -383,9 +409,11 @@ async fn a_message_during_the_delay_supersedes_the_pending_reply() {
 #[tokio::test]
 async fn stop_silences_the_bot_until_start() {
     let app = TestApp::spawn().await;
-    app.post_chat("d6", "c1", "STOP").await;
+    app.post_chat("d6-visitor-7f3a9c2e", "c1", "STOP").await;
     let t = app
-        .wait_transcript("d6", WAIT, |t| by_role(t, "assistant").len() == 1)
+        .wait_transcript("d6-visitor-7f3a9c2e", WAIT, |t| {
+            by_role(t, "assistant").len() == 1
+        })
         .await;
     assert!(
         by_role(&t, "assistant")[0]["text"]
@@ -399,21 +427,27 @@ async fn stop_silences_the_bot_until_start() {
         1
     );
 
-    app.post_chat("d6", "c2", "Do you ship to Berlin?").await;
-    app.handled("d6:c2", 1).await;
+    app.post_chat("d6-visitor-7f3a9c2e", "c2", "Do you ship to Berlin?")
+        .await;
+    app.handled("d6-visitor-7f3a9c2e:c2", 1).await;
     app.settled().await;
     assert_eq!(
-        by_role(&app.transcript("d6").await, "assistant").len(),
+        by_role(&app.transcript("d6-visitor-7f3a9c2e").await, "assistant").len(),
         1,
         "silent after STOP"
     );
 
-    app.post_chat("d6", "c3", "START").await;
-    app.wait_transcript("d6", WAIT, |t| by_role(t, "assistant").len() == 2)
+    app.post_chat("d6-visitor-7f3a9c2e", "c3", "START").await;
+    app.wait_transcript("d6-visitor-7f3a9c2e", WAIT, |t| {
+        by_role(t, "assistant").len() == 2
+    })
+    .await;
+    app.post_chat("d6-visitor-7f3a9c2e", "c4", "Do you ship to Berlin?")
         .await;
-    app.post_chat("d6", "c4", "Do you ship to Berlin?").await;
     let t = app
-        .wait_transcript("d6", WAIT, |t| by_role(t, "assistant").len() == 3)
+        .wait_transcript("d6-visitor-7f3a9c2e", WAIT, |t| {
+            by_role(t, "assistant").len() == 3
+        })
         .await;
     assert!(
         by_role(&t, "assistant")[2]["text"]
@@ -434,16 +468,19 @@ async fn night_mode_auto_reply_answers_once_per_night_and_holds_drafts() {
          SELECT id, 'AUTO_REPLY', 'We are closed and answer from 9:00.' FROM tenants",
     )
     .await;
-    app.post_chat("n1", "c1", "Do you ship to Berlin?").await;
-    app.wait_transcript("n1", WAIT, |t| by_role(t, "assistant").len() == 1)
+    app.post_chat("n1-visitor-7f3a9c2e", "c1", "Do you ship to Berlin?")
         .await;
-    app.post_chat("n1", "c2", "And what does shipping cost?")
+    app.wait_transcript("n1-visitor-7f3a9c2e", WAIT, |t| {
+        by_role(t, "assistant").len() == 1
+    })
+    .await;
+    app.post_chat("n1-visitor-7f3a9c2e", "c2", "And what does shipping cost?")
         .await;
     app.wait_count("SELECT count(*) FROM ai_suggestions", 2)
         .await;
-    app.handled("n1:c2", 1).await;
+    app.handled("n1-visitor-7f3a9c2e:c2", 1).await;
     app.settled().await;
-    let t = app.transcript("n1").await;
+    let t = app.transcript("n1-visitor-7f3a9c2e").await;
     let replies = by_role(&t, "assistant");
     assert_eq!(
         replies.len(),
@@ -470,8 +507,12 @@ async fn operators_hear_about_an_escalation_at_once() {
         .subscribe(format!("sb:live:operators:{tenant}"))
         .await
         .unwrap();
-    app.post_chat("o1", "c1", "This is unacceptable, I want to complain")
-        .await;
+    app.post_chat(
+        "o1-visitor-7f3a9c2e",
+        "c1",
+        "This is unacceptable, I want to complain",
+    )
+    .await;
     // The customer's message is announced first, then the escalation.
     let event = tokio::time::timeout(WAIT, async {
         loop {

@@ -287,7 +287,7 @@ async fn user_commands_create_an_operator_who_can_sign_in() {
     assert_eq!(user["email"], "ana@demo.example");
     assert_eq!(user["role"], "operator");
     let (ok, _, err) = add("operator", "long enough password").await;
-    assert!(!ok && err.contains("exists"), "{err}");
+    assert!(!ok && err.contains("this shop has a user"), "{err}");
 
     let (ok, _, err) = switchboard(
         &[
@@ -351,7 +351,12 @@ async fn the_gateway_serves_metrics_on_their_own_address_when_asked() {
                 "SWITCHBOARD__SECURITY__MASTER_KEY",
                 &app.config.security.master_key,
             )
-            .env("SWITCHBOARD__AMQP__NAMESPACE", &app.config.amqp.namespace)
+            // A namespace of its own: the queues' arguments are this process's defaults.
+            .env(
+                "SWITCHBOARD__AMQP__NAMESPACE",
+                format!("{}.metrics", app.config.amqp.namespace),
+            )
+            .env("SWITCHBOARD__AMQP__QUEUE_EXPIRES_MS", "60000")
             .env("SWITCHBOARD__SERVER__PORT", public.to_string())
             .env(
                 "SWITCHBOARD__METRICS__LISTEN",
@@ -378,7 +383,7 @@ async fn the_gateway_serves_metrics_on_their_own_address_when_asked() {
     // Something to count: a web-chat message taken.
     let posted = http
         .post(format!("http://127.0.0.1:{public}/api/webchat/demo/messages"))
-        .json(&serde_json::json!({"visitor_id": "v-metrics-0001", "client_message_id": "c1", "text": "hi"}))
+        .json(&serde_json::json!({"visitor_id": "v-metrics-0001-7f3a", "client_message_id": "c1", "text": "hi"}))
         .send()
         .await
         .unwrap();

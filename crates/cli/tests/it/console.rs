@@ -82,9 +82,13 @@ async fn an_operator_edits_and_sends_a_draft_from_the_console() {
         .unwrap();
 
     for (visitor, viewport, edited) in [
-        ("b1", "laptop", "Yes — we ship to Berlin within 2 days. Mia"),
         (
-            "b2",
+            "b1-visitor-7f3a9c2e",
+            "laptop",
+            "Yes — we ship to Berlin within 2 days. Mia",
+        ),
+        (
+            "b2-visitor-7f3a9c2e",
             "phone",
             "Hi! Berlin is 2 days away for us. Mia, on my phone",
         ),

@@ -91,6 +91,19 @@ impl TestApp {
             .expect("app starts");
         let services = running.services.clone();
         let pool = services.store.pool().clone();
+        // The broker takes the namespace's topology before the test starts: a broker busy
+        // deleting earlier tests' expired queues can take longer to declare it than a
+        // webhook's publish is given.
+        let start = Instant::now();
+        // (Not when a test points the app at a broker that is down on purpose.)
+        let shared_broker = config.amqp.url.contains("127.0.0.1:5672");
+        while shared_broker && !services.publisher.ready().await {
+            assert!(
+                start.elapsed() < Duration::from_secs(90),
+                "the broker never took the topology"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         // Tests do not need to wait the production quiet window.
         sqlx::query("UPDATE decision_settings SET debounce_quiet_ms = 300, debounce_cap_ms = 2000")
             .execute(&pool)
@@ -287,7 +300,10 @@ impl TestApp {
                 .await
                 .unwrap(),
         );
-        switchboard_bus::Publisher::new(cfg.clone())
+        // The app's own publisher: its connection is open, where a new one could wait on a
+        // busy broker.
+        self.services
+            .publisher
             .publish(switchboard_bus::INBOUND, b"sb-test-barrier")
             .await
             .unwrap();

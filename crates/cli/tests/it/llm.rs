@@ -89,9 +89,12 @@ async fn a_good_answer_is_sent_and_its_tokens_counted() {
     let fake = FakeLlm::start(vec![draft(&body, "shipping", 0.9, &[&doc]), check(0.95)]).await;
     point_at(&app, &fake).await;
 
-    app.post_chat("l1", "c1", "Do you ship to Berlin?").await;
+    app.post_chat("l1-visitor-7f3a9c2e", "c1", "Do you ship to Berlin?")
+        .await;
     let t = app
-        .wait_transcript("l1", WAIT, |t| !by_role(t, "assistant").is_empty())
+        .wait_transcript("l1-visitor-7f3a9c2e", WAIT, |t| {
+            !by_role(t, "assistant").is_empty()
+        })
         .await;
     assert_eq!(by_role(&t, "assistant")[0]["text"], body.as_str());
     let (decision, _, provider) = suggestion(&app).await;
@@ -126,7 +129,7 @@ async fn a_low_confidence_answer_is_not_sent() {
     ])
     .await;
     let app = app_with_llm(&fake).await;
-    app.post_chat("l2", "c1", "When will my order arrive?")
+    app.post_chat("l2-visitor-7f3a9c2e", "c1", "When will my order arrive?")
         .await;
     let (decision, explanations, _) = suggestion(&app).await;
     assert_eq!(decision, "ESCALATE");
@@ -134,9 +137,9 @@ async fn a_low_confidence_answer_is_not_sent() {
         explanations.to_string().contains("below t_escalate"),
         "{explanations}"
     );
-    app.handled("l2:c1", 1).await;
+    app.handled("l2-visitor-7f3a9c2e:c1", 1).await;
     app.settled().await;
-    let t = app.transcript("l2").await;
+    let t = app.transcript("l2-visitor-7f3a9c2e").await;
     assert!(
         by_role(&t, "assistant")
             .iter()
@@ -152,7 +155,8 @@ async fn a_forced_handoff_intent_escalates() {
     ])
     .await;
     let app = app_with_llm(&fake).await;
-    app.post_chat("l3", "c1", "You sent the wrong colour").await;
+    app.post_chat("l3-visitor-7f3a9c2e", "c1", "You sent the wrong colour")
+        .await;
     let (decision, explanations, _) = suggestion(&app).await;
     assert_eq!(decision, "ESCALATE");
     assert!(explanations.to_string().contains("complaint"));
@@ -162,7 +166,8 @@ async fn a_forced_handoff_intent_escalates() {
 async fn escalates_with(script: Vec<Scripted>, reason: &str) -> FakeLlm {
     let fake = FakeLlm::start(script).await;
     let app = app_with_llm(&fake).await;
-    app.post_chat("lf", "c1", "Do you ship to Berlin?").await;
+    app.post_chat("lf-visitor-7f3a9c2e", "c1", "Do you ship to Berlin?")
+        .await;
     let (decision, explanations, _) = suggestion(&app).await;
     assert_eq!(decision, "ESCALATE");
     assert!(explanations.to_string().contains(reason), "{explanations}");
@@ -171,7 +176,9 @@ async fn escalates_with(script: Vec<Scripted>, reason: &str) -> FakeLlm {
         "the provider's error body is not shown: {explanations}"
     );
     let t = app
-        .wait_transcript("lf", WAIT, |t| !by_role(t, "assistant").is_empty())
+        .wait_transcript("lf-visitor-7f3a9c2e", WAIT, |t| {
+            !by_role(t, "assistant").is_empty()
+        })
         .await;
     let holding: String = sqlx::query_scalar("SELECT holding_message FROM tenants")
         .fetch_one(&app.pool)
@@ -190,7 +197,8 @@ async fn a_tenant_llm_url_on_the_private_network_is_refused() {
     let mut config = test_config();
     config.security.allow_private_llm_urls = false;
     let app = app_on(&fake, config, switchboard::Parts::ALL).await;
-    app.post_chat("ls", "c1", "Do you ship to Berlin?").await;
+    app.post_chat("ls-visitor-7f3a9c2e", "c1", "Do you ship to Berlin?")
+        .await;
     let (decision, explanations, _) = suggestion(&app).await;
     assert_eq!(decision, "ESCALATE");
     assert!(
@@ -247,9 +255,12 @@ async fn a_429_is_retried_then_succeeds() {
     ])
     .await;
     point_at(&app, &fake).await;
-    app.post_chat("l4", "c1", "Do you ship to Berlin?").await;
+    app.post_chat("l4-visitor-7f3a9c2e", "c1", "Do you ship to Berlin?")
+        .await;
     let t = app
-        .wait_transcript("l4", WAIT, |t| !by_role(t, "assistant").is_empty())
+        .wait_transcript("l4-visitor-7f3a9c2e", WAIT, |t| {
+            !by_role(t, "assistant").is_empty()
+        })
         .await;
     assert_eq!(by_role(&t, "assistant")[0]["text"], body.as_str());
     assert_eq!(fake.requests().len(), 3);
@@ -272,8 +283,12 @@ async fn an_invented_price_is_not_sent_on_its_own() {
     ])
     .await;
     point_at(&app, &fake).await;
-    app.post_chat("l5", "c1", "How much is shipping to Berlin?")
-        .await;
+    app.post_chat(
+        "l5-visitor-7f3a9c2e",
+        "c1",
+        "How much is shipping to Berlin?",
+    )
+    .await;
     let (decision, _, _) = suggestion(&app).await;
     assert_ne!(decision, "AUTO_SEND");
     let reasons: Value = sqlx::query_scalar("SELECT explanations FROM ai_suggestions")
@@ -334,7 +349,8 @@ async fn tenant_llm_settings_keep_the_api_key_encrypted() {
             .unwrap();
     assert!(!audit.to_string().contains("sk-test-123"));
 
-    app.post_chat("k1", "c1", "Do you ship to Berlin?").await;
+    app.post_chat("k1-visitor-7f3a9c2e", "c1", "Do you ship to Berlin?")
+        .await;
     suggestion(&app).await;
     assert_eq!(fake.auth()[0].as_deref(), Some("Bearer sk-test-123"));
 }
@@ -347,7 +363,8 @@ async fn the_platform_key_never_goes_to_a_tenants_own_server() {
     let mut config = test_config();
     config.llm.api_key = Some("sk-platform".into());
     let app = app_on(&fake, config, switchboard::Parts::ALL).await;
-    app.post_chat("p1", "c1", "Do you ship to Berlin?").await;
+    app.post_chat("p1-visitor-7f3a9c2e", "c1", "Do you ship to Berlin?")
+        .await;
     suggestion(&app).await;
     let auth = fake.auth();
     assert!(!auth.is_empty(), "the tenant's server was called");
@@ -388,7 +405,8 @@ async fn operators_verdicts_guide_the_next_similar_draft() {
     point_at(&app, &fake).await;
     let op = crate::operators::operator(&app).await;
 
-    app.post_chat("x1", "c1", "Do you ship to Berlin?").await;
+    app.post_chat("x1-visitor-7f3a9c2e", "c1", "Do you ship to Berlin?")
+        .await;
     let first = pending(&app, 1).await;
     let (status, _) = op
         .post(
@@ -397,7 +415,8 @@ async fn operators_verdicts_guide_the_next_similar_draft() {
         )
         .await;
     assert!(status.is_success());
-    app.post_chat("x2", "c1", "Do you ship to Bern?").await;
+    app.post_chat("x2-visitor-7f3a9c2e", "c1", "Do you ship to Bern?")
+        .await;
     let second = pending(&app, 1).await;
     assert_ne!(first, second);
     let (status, _) = op
@@ -407,8 +426,12 @@ async fn operators_verdicts_guide_the_next_similar_draft() {
         )
         .await;
     assert!(status.is_success());
-    app.post_chat("x3", "c1", "Can you ship to Berlin or Bern?")
-        .await;
+    app.post_chat(
+        "x3-visitor-7f3a9c2e",
+        "c1",
+        "Can you ship to Berlin or Bern?",
+    )
+    .await;
     pending(&app, 1).await;
 
     let requests = fake.requests();
@@ -453,7 +476,8 @@ async fn a_stopping_worker_hands_back_its_unfinished_drafts() {
         app.services.clone(),
         stop.clone(),
     ));
-    app.post_chat("s1", "c1", "Do you ship to Berlin?").await;
+    app.post_chat("s1-visitor-7f3a9c2e", "c1", "Do you ship to Berlin?")
+        .await;
     app.wait_count(
         "SELECT count(*) FROM pending_drafts WHERE lease IS NOT NULL",
         1,
@@ -485,7 +509,8 @@ async fn a_slow_draft_keeps_a_short_lease_alive() {
     config.llm.timeout_ms = 120_000;
     config.llm.max_retries = 0;
     let app = app_on(&fake, config, switchboard::Parts::ALL).await;
-    app.post_chat("r1", "c1", "Do you ship to Berlin?").await;
+    app.post_chat("r1-visitor-7f3a9c2e", "c1", "Do you ship to Berlin?")
+        .await;
     fake.wait_called().await;
     let left = || {
         sqlx::query_scalar::<_, f64>(

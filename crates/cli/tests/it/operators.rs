@@ -145,7 +145,7 @@ async fn concurrent_approvals_with_different_edits_all_learn_the_text_sent() {
     let app = TestApp::spawn().await;
     approvals_only(&app).await;
     let op = operator(&app).await;
-    let id = pending_draft(&app, "e20", "Do you ship to Berlin?").await;
+    let id = pending_draft(&app, "e20-visitor-7f3a9c2e", "Do you ship to Berlin?").await;
     let path = format!("/api/v1/suggestions/{id}/approve");
     let answers = futures::future::join_all((0..20).map(|i| {
         op.post(
@@ -169,7 +169,7 @@ async fn concurrent_approvals_with_different_edits_all_learn_the_text_sent() {
         "every answer names the text that goes out: {answers:?}"
     );
     app.settled().await;
-    let t = app.transcript("e20").await;
+    let t = app.transcript("e20-visitor-7f3a9c2e").await;
     let ops = by_role(&t, "operator");
     assert_eq!(ops.len(), 1, "sent once: {t:#?}");
     assert_eq!(ops[0]["text"], sent.as_str());
@@ -180,7 +180,7 @@ async fn approve_with_edit_delivers_exactly_the_edited_text_once() {
     let app = TestApp::spawn().await;
     approvals_only(&app).await;
     let op = operator(&app).await;
-    let id = pending_draft(&app, "e1", "Do you ship to Berlin?").await;
+    let id = pending_draft(&app, "e1-visitor-7f3a9c2e", "Do you ship to Berlin?").await;
 
     let (status, list) = op.get("/api/v1/suggestions?status=pending").await;
     assert_eq!(status, StatusCode::OK);
@@ -210,14 +210,16 @@ async fn approve_with_edit_delivers_exactly_the_edited_text_once() {
     assert_eq!(a.1["text"], edited);
     assert_eq!(a.1["status"], "edited");
     let t = app
-        .wait_transcript("e1", WAIT, |t| by_role(t, "operator").len() == 1)
+        .wait_transcript("e1-visitor-7f3a9c2e", WAIT, |t| {
+            by_role(t, "operator").len() == 1
+        })
         .await;
     assert_eq!(by_role(&t, "operator")[0]["text"], edited);
     let (status, third) = op.post(&path, json!({})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(third["already"], true);
     app.settled().await;
-    let t = app.transcript("e1").await;
+    let t = app.transcript("e1-visitor-7f3a9c2e").await;
     assert_eq!(by_role(&t, "operator").len(), 1, "sent once: {t:#?}");
     assert!(
         by_role(&t, "assistant").is_empty(),
@@ -264,7 +266,7 @@ async fn approve_reject_and_the_drafts_that_can_no_longer_go_out() {
     let op = operator(&app).await;
 
     // Approved unchanged: the draft goes out as the assistant's message.
-    let first = pending_draft(&app, "r1", "Do you ship to Berlin?").await;
+    let first = pending_draft(&app, "r1-visitor-7f3a9c2e", "Do you ship to Berlin?").await;
     let draft: String = sqlx::query_scalar("SELECT draft FROM ai_suggestions WHERE id = $1")
         .bind(first)
         .fetch_one(&app.pool)
@@ -276,13 +278,16 @@ async fn approve_reject_and_the_drafts_that_can_no_longer_go_out() {
     assert_eq!(status, StatusCode::OK, "{a}");
     assert_eq!(a["status"], "approved");
     let t = app
-        .wait_transcript("r1", WAIT, |t| by_role(t, "assistant").len() == 1)
+        .wait_transcript("r1-visitor-7f3a9c2e", WAIT, |t| {
+            by_role(t, "assistant").len() == 1
+        })
         .await;
     assert_eq!(by_role(&t, "assistant")[0]["text"], draft.as_str());
 
     // The customer writes again before the next draft is approved: it is superseded.
-    let old = pending_draft(&app, "r2", "How much is the coffee mug?").await;
-    app.post_chat("r2", "c2", "And do you ship to Paris?").await;
+    let old = pending_draft(&app, "r2-visitor-7f3a9c2e", "How much is the coffee mug?").await;
+    app.post_chat("r2-visitor-7f3a9c2e", "c2", "And do you ship to Paris?")
+        .await;
     app.wait_count(
         &format!(
             "SELECT count(*) FROM ai_suggestions WHERE id = '{old}' AND status = 'superseded'"
@@ -326,7 +331,7 @@ async fn approve_reject_and_the_drafts_that_can_no_longer_go_out() {
     );
 
     // Past the tenant's approval TTL: 409 at approval time...
-    let late = pending_draft(&app, "r3", "Do you ship to Berlin?").await;
+    let late = pending_draft(&app, "r3-visitor-7f3a9c2e", "Do you ship to Berlin?").await;
     sqlx::query("UPDATE ai_suggestions SET created_at = now() - interval '2 days' WHERE id = $1")
         .bind(late)
         .execute(&app.pool)
@@ -341,7 +346,7 @@ async fn approve_reject_and_the_drafts_that_can_no_longer_go_out() {
     // ...and the dispatcher's sweep expires the rest without anyone asking.
     let (_, settings) = op.get("/api/v1/settings").await;
     assert_eq!(settings["operators"]["approval_ttl_minutes"], 1440);
-    let swept = pending_draft(&app, "r4", "Do you ship to Berlin?").await;
+    let swept = pending_draft(&app, "r4-visitor-7f3a9c2e", "Do you ship to Berlin?").await;
     sqlx::query("UPDATE ai_suggestions SET created_at = now() - interval '25 hours' WHERE id = $1")
         .bind(swept)
         .execute(&app.pool)
@@ -352,7 +357,7 @@ async fn approve_reject_and_the_drafts_that_can_no_longer_go_out() {
         1,
     )
     .await;
-    assert!(by_role(&app.transcript("r4").await, "assistant").is_empty());
+    assert!(by_role(&app.transcript("r4-visitor-7f3a9c2e").await, "assistant").is_empty());
 }
 
 #[tokio::test]
@@ -360,7 +365,7 @@ async fn operator_messages_takeover_and_the_lifecycle() {
     let app = TestApp::spawn().await;
     approvals_only(&app).await;
     let op = operator(&app).await;
-    let draft = pending_draft(&app, "l1", "Do you ship to Berlin?").await;
+    let draft = pending_draft(&app, "l1-visitor-7f3a9c2e", "Do you ship to Berlin?").await;
     let conv = conversation_of(&app, draft).await;
     let at = |action: &str| format!("/api/v1/conversations/{conv}/{action}");
 
@@ -385,13 +390,16 @@ async fn operator_messages_takeover_and_the_lifecycle() {
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    app.wait_transcript("l1", WAIT, |t| by_role(t, "operator").len() == 1)
-        .await;
+    app.wait_transcript("l1-visitor-7f3a9c2e", WAIT, |t| {
+        by_role(t, "operator").len() == 1
+    })
+    .await;
     let (_, one) = op.get(&format!("/api/v1/conversations/{conv}")).await;
     assert!(one["takeover_until"].is_string(), "{one}");
     assert!(one["pending_suggestion"].is_null());
-    app.post_chat("l1", "c2", "Thanks! And to Paris?").await;
-    app.handled("l1:c2", 1).await;
+    app.post_chat("l1-visitor-7f3a9c2e", "c2", "Thanks! And to Paris?")
+        .await;
+    app.handled("l1-visitor-7f3a9c2e:c2", 1).await;
     app.settled().await;
     assert_eq!(
         app.count("SELECT count(*) FROM ai_suggestions WHERE status = 'pending'")
@@ -427,10 +435,18 @@ async fn operator_messages_takeover_and_the_lifecycle() {
 async fn escalations_are_listed_handled_and_dismissed() {
     let app = TestApp::spawn().await;
     let op = operator(&app).await;
-    app.post_chat("x1", "c1", "This is unacceptable, I want to complain")
-        .await;
-    app.post_chat("x2", "c1", "I demand a discount, this is a complaint")
-        .await;
+    app.post_chat(
+        "x1-visitor-7f3a9c2e",
+        "c1",
+        "This is unacceptable, I want to complain",
+    )
+    .await;
+    app.post_chat(
+        "x2-visitor-7f3a9c2e",
+        "c1",
+        "I demand a discount, this is a complaint",
+    )
+    .await;
     app.wait_count(
         "SELECT count(*) FROM escalation_events WHERE status = 'pending'",
         2,
@@ -476,8 +492,12 @@ async fn escalations_are_listed_handled_and_dismissed() {
 #[tokio::test]
 async fn an_unhandled_escalation_is_announced_again_after_the_sla() {
     let app = TestApp::spawn().await;
-    app.post_chat("s1", "c1", "This is unacceptable, I want to complain")
-        .await;
+    app.post_chat(
+        "s1-visitor-7f3a9c2e",
+        "c1",
+        "This is unacceptable, I want to complain",
+    )
+    .await;
     app.wait_count("SELECT count(*) FROM escalation_events", 1)
         .await;
     assert_eq!(
@@ -559,10 +579,14 @@ async fn another_tenant_sees_404_and_a_viewer_gets_403() {
     let stranger = sign_in(&app, other, "boss@other.example", Role::Owner).await;
     let viewer = sign_in(&app, demo, "viewer@demo.example", Role::Viewer).await;
 
-    let suggestion = pending_draft(&app, "t1", "Do you ship to Berlin?").await;
+    let suggestion = pending_draft(&app, "t1-visitor-7f3a9c2e", "Do you ship to Berlin?").await;
     let conv = conversation_of(&app, suggestion).await;
-    app.post_chat("t2", "c1", "This is unacceptable, I want to complain")
-        .await;
+    app.post_chat(
+        "t2-visitor-7f3a9c2e",
+        "c1",
+        "This is unacceptable, I want to complain",
+    )
+    .await;
     app.wait_count("SELECT count(*) FROM escalation_events", 1)
         .await;
     let escalation: Uuid = sqlx::query_scalar("SELECT id FROM escalation_events")
@@ -869,13 +893,13 @@ async fn the_event_stream_shows_only_the_callers_tenant() {
     let res = app
         .http
         .post(format!("{}/api/webchat/other/messages", app.base))
-        .json(&json!({"visitor_id": "o1", "client_message_id": "c1", "text": "Hello other shop"}))
+        .json(&json!({"visitor_id": "o1-visitor-7f3a9c2e", "client_message_id": "c1", "text": "Hello other shop"}))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let theirs_seen = read_events(theirs, |s| s.contains("\"type\":\"message\"")).await;
-    let suggestion = pending_draft(&app, "m1", "Do you ship to Berlin?").await;
+    let suggestion = pending_draft(&app, "m1-visitor-7f3a9c2e", "Do you ship to Berlin?").await;
     let conv = conversation_of(&app, suggestion).await;
     let mine_seen = read_events(mine, |s| s.contains("\"type\":\"suggestion\"")).await;
 
@@ -1013,7 +1037,7 @@ async fn approval_and_replies_from_the_operators_telegram_chat() {
         .unwrap();
 
     // A draft needs approval: the operators' chat hears of it, with buttons.
-    let first = pending_draft(&app, "g1", "Do you ship to Berlin?").await;
+    let first = pending_draft(&app, "g1-visitor-7f3a9c2e", "Do you ship to Berlin?").await;
     let notices = fake.wait_for("sendmessage", 1, WAIT).await;
     let notice = &notices[0].body;
     assert_eq!(notice["chat_id"], OPERATORS);
@@ -1084,7 +1108,9 @@ async fn approval_and_replies_from_the_operators_telegram_chat() {
         StatusCode::OK
     );
     let t = app
-        .wait_transcript("g1", WAIT, |t| by_role(t, "assistant").len() == 1)
+        .wait_transcript("g1-visitor-7f3a9c2e", WAIT, |t| {
+            by_role(t, "assistant").len() == 1
+        })
         .await;
     assert!(by_role(&t, "assistant")[0]["text"].as_str().unwrap().len() > 10);
     let edits = fake.wait_for("editmessagetext", 1, WAIT).await;
@@ -1102,7 +1128,7 @@ async fn approval_and_replies_from_the_operators_telegram_chat() {
     );
 
     // A reply to the next notice goes to the customer as the operator's own words.
-    pending_draft(&app, "g2", "How much is the coffee mug?").await;
+    pending_draft(&app, "g2-visitor-7f3a9c2e", "How much is the coffee mug?").await;
     app.wait_count(
         "SELECT count(*) FROM operator_notifications WHERE telegram_message_id IS NOT NULL",
         2,
@@ -1126,7 +1152,9 @@ async fn approval_and_replies_from_the_operators_telegram_chat() {
         StatusCode::OK
     );
     let t = app
-        .wait_transcript("g2", WAIT, |t| by_role(t, "operator").len() == 1)
+        .wait_transcript("g2-visitor-7f3a9c2e", WAIT, |t| {
+            by_role(t, "operator").len() == 1
+        })
         .await;
     assert_eq!(
         by_role(&t, "operator")[0]["text"],
@@ -1159,7 +1187,7 @@ async fn approved_sends_go_out_at_once_unless_the_tenant_wants_a_delay() {
         .bind(id)
         .fetch_one(&app.pool)
     };
-    let now = pending_draft(&app, "d1", "Do you ship to Berlin?").await;
+    let now = pending_draft(&app, "d1-visitor-7f3a9c2e", "Do you ship to Berlin?").await;
     op.post(&format!("/api/v1/suggestions/{now}/approve"), json!({}))
         .await;
     assert!(due(now).await.unwrap() < 0.5, "no human delay by default");
@@ -1182,7 +1210,7 @@ async fn approved_sends_go_out_at_once_unless_the_tenant_wants_a_delay() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let later = pending_draft(&app, "d2", "Do you ship to Berlin?").await;
+    let later = pending_draft(&app, "d2-visitor-7f3a9c2e", "Do you ship to Berlin?").await;
     op.post(&format!("/api/v1/suggestions/{later}/approve"), json!({}))
         .await;
     let waited = due(later).await.unwrap();

@@ -80,7 +80,7 @@ async fn approving_an_auto_send_draft_while_it_waits_sends_once() {
     fixed_delay(&app, 4000).await;
     let op = operator(&app).await;
 
-    let approved = queued_draft(&app, "q1", "Do you ship to Berlin?").await;
+    let approved = queued_draft(&app, "q1-visitor-7f3a9c2e", "Do you ship to Berlin?").await;
     let (_, listed) = op.get("/api/v1/suggestions?status=pending").await;
     assert!(
         listed["suggestions"].as_array().unwrap().is_empty(),
@@ -94,7 +94,7 @@ async fn approving_an_auto_send_draft_while_it_waits_sends_once() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
-    let rejected = queued_draft(&app, "q2", "Do you ship to Berlin?").await;
+    let rejected = queued_draft(&app, "q2-visitor-7f3a9c2e", "Do you ship to Berlin?").await;
     let (status, body) = op
         .post(
             &format!("/api/v1/suggestions/{rejected}/reject"),
@@ -105,11 +105,15 @@ async fn approving_an_auto_send_draft_while_it_waits_sends_once() {
 
     app.settled().await;
     assert_eq!(
-        sent_to(&app, "q1").await,
+        sent_to(&app, "q1-visitor-7f3a9c2e").await,
         1,
         "approved while waiting: one send"
     );
-    assert_eq!(sent_to(&app, "q2").await, 0, "rejected while waiting: none");
+    assert_eq!(
+        sent_to(&app, "q2-visitor-7f3a9c2e").await,
+        0,
+        "rejected while waiting: none"
+    );
     assert_eq!(
         app.count("SELECT count(*) FROM outbox WHERE status = 'sent'")
             .await,
@@ -124,7 +128,8 @@ async fn a_stop_stored_before_a_crash_is_applied_on_redelivery() {
     let app = TestApp::spawn().await;
     let tenant = app.services.store.tenant_id("demo").await.unwrap();
     let channel = app.webchat_channel().await;
-    let body = json!({"visitor_id": "s1", "client_message_id": "c1", "text": "STOP"});
+    let body =
+        json!({"visitor_id": "s1-visitor-7f3a9c2e", "client_message_id": "c1", "text": "STOP"});
     let ev = switchboard_channels::webchat::inbound::normalize(
         tenant,
         channel,
@@ -140,7 +145,7 @@ async fn a_stop_stored_before_a_crash_is_applied_on_redelivery() {
     assert!(!stored.duplicate);
 
     // The broker redelivers the job.
-    let (status, _) = app.post_chat("s1", "c1", "STOP").await;
+    let (status, _) = app.post_chat("s1-visitor-7f3a9c2e", "c1", "STOP").await;
     assert_eq!(status, StatusCode::ACCEPTED);
     app.wait_count("SELECT count(*) FROM consents WHERE status = 'revoked'", 1)
         .await;
@@ -295,7 +300,7 @@ async fn a_replayed_reply_the_customer_has_moved_past_is_not_sent() {
 async fn resolving_a_conversation_stops_its_waiting_reply() {
     let app = TestApp::spawn().await;
     fixed_delay(&app, 4000).await;
-    let draft = queued_draft(&app, "r1", "Do you ship to Berlin?").await;
+    let draft = queued_draft(&app, "r1-visitor-7f3a9c2e", "Do you ship to Berlin?").await;
     let conversation: Uuid =
         sqlx::query_scalar("SELECT conversation_id FROM ai_suggestions WHERE id = $1")
             .bind(draft)
@@ -311,7 +316,7 @@ async fn resolving_a_conversation_stops_its_waiting_reply() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     app.settled().await;
-    assert_eq!(sent_to(&app, "r1").await, 0);
+    assert_eq!(sent_to(&app, "r1-visitor-7f3a9c2e").await, 0);
     assert_eq!(
         app.count("SELECT count(*) FROM outbox WHERE status = 'superseded'")
             .await,
@@ -332,11 +337,13 @@ async fn a_slow_llm_holds_up_no_message_of_its_conversation() {
     let fake = FakeLlm::start(vec![slow]).await;
     let app = drafting_with(&fake).await;
 
-    app.post_chat("l1", "c1", "Do you ship to Berlin?").await;
+    app.post_chat("l1-visitor-7f3a9c2e", "c1", "Do you ship to Berlin?")
+        .await;
     fake.wait_called().await;
-    app.post_chat("l1", "c2", "And to Munich?").await;
+    app.post_chat("l1-visitor-7f3a9c2e", "c2", "And to Munich?")
+        .await;
     app.wait_count(
-        "SELECT count(*) FROM inbound_receipts WHERE provider_event_id = 'l1:c2' AND handled > 0",
+        "SELECT count(*) FROM inbound_receipts WHERE provider_event_id = 'l1-visitor-7f3a9c2e:c2' AND handled > 0",
         1,
     )
     .await;

@@ -183,7 +183,7 @@ async fn a_real_small_model_never_reaches_a_customer_unvetted() {
         "the real server was called"
     );
     // The complaint is always escalated, whatever the model made of it.
-    let t = app.transcript("r2").await;
+    let t = app.transcript("r2-visitor-7f3a9c2e").await;
     assert!(
         by_role(&t, "assistant")
             .iter()

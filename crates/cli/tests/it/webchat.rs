@@ -24,12 +24,18 @@ async fn doc_body(app: &TestApp, title: &str) -> (String, String) {
 async fn a_question_gets_exactly_one_reply_from_the_matching_document() {
     let app = TestApp::spawn().await;
     let (status, body) = app
-        .post_chat("v1", "c1", "How much is shipping to Berlin?")
+        .post_chat(
+            "v1-visitor-7f3a9c2e",
+            "c1",
+            "How much is shipping to Berlin?",
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
 
     let t = app
-        .wait_transcript("v1", WAIT, |t| !by_role(t, "assistant").is_empty())
+        .wait_transcript("v1-visitor-7f3a9c2e", WAIT, |t| {
+            !by_role(t, "assistant").is_empty()
+        })
         .await;
     let (reference, expected) = doc_body(&app, "Shipping and delivery").await;
     assert_eq!(by_role(&t, "assistant")[0]["text"], expected.as_str());
@@ -46,9 +52,9 @@ async fn a_question_gets_exactly_one_reply_from_the_matching_document() {
     assert!(based_on_customer);
 
     // Nothing else trickles out later.
-    app.handled("v1:c1", 1).await;
+    app.handled("v1-visitor-7f3a9c2e:c1", 1).await;
     app.settled().await;
-    let t = app.transcript("v1").await;
+    let t = app.transcript("v1-visitor-7f3a9c2e").await;
     assert_eq!(by_role(&t, "assistant").len(), 1, "{t:#?}");
     assert_eq!(
         app.count("SELECT count(*) FROM outbox WHERE status = 'sent'")
@@ -66,17 +72,22 @@ async fn a_repeated_client_message_id_yields_one_message_and_one_reply() {
     let app = TestApp::spawn_with(config, Parts::ALL).await;
     for _ in 0..3 {
         let (status, _) = app
-            .post_chat("v2", "same-id", "Do you ship to Berlin?")
+            .post_chat("v2-visitor-7f3a9c2e", "same-id", "Do you ship to Berlin?")
             .await;
         assert_eq!(status, StatusCode::ACCEPTED);
     }
-    app.wait_transcript("v2", WAIT, |t| !by_role(t, "assistant").is_empty())
-        .await;
+    app.wait_transcript("v2-visitor-7f3a9c2e", WAIT, |t| {
+        !by_role(t, "assistant").is_empty()
+    })
+    .await;
 
     // Past the Redis fast path (key gone, as after an expiry or a Redis restart), the
     // worker's receipt still recognises the message.
     let mut redis = app.services.redis.clone();
-    let key = format!("sb:dedup:{}:v2:same-id", app.webchat_channel().await);
+    let key = format!(
+        "sb:dedup:{}:v2-visitor-7f3a9c2e:same-id",
+        app.webchat_channel().await
+    );
     let deleted: i64 = redis::cmd("DEL")
         .arg(&key)
         .query_async(&mut redis)
@@ -84,7 +95,7 @@ async fn a_repeated_client_message_id_yields_one_message_and_one_reply() {
         .unwrap();
     assert_eq!(deleted, 1);
     let (status, body) = app
-        .post_chat("v2", "same-id", "Do you ship to Berlin?")
+        .post_chat("v2-visitor-7f3a9c2e", "same-id", "Do you ship to Berlin?")
         .await;
     assert_eq!(
         (status, body["status"].as_str()),
@@ -92,10 +103,10 @@ async fn a_repeated_client_message_id_yields_one_message_and_one_reply() {
     );
 
     // The first copy and this one ran to their end, and no copy is left.
-    app.handled("v2:same-id", 2).await;
+    app.handled("v2-visitor-7f3a9c2e:same-id", 2).await;
     app.inbound_drained().await;
     app.settled().await;
-    let t = app.transcript("v2").await;
+    let t = app.transcript("v2-visitor-7f3a9c2e").await;
     assert_eq!(by_role(&t, "customer").len(), 1, "{t:#?}");
     assert_eq!(by_role(&t, "assistant").len(), 1, "{t:#?}");
     assert_eq!(app.count("SELECT count(*) FROM inbound_receipts").await, 1);
@@ -110,10 +121,14 @@ async fn replies_in_a_conversation_keep_their_order() {
         "Which payment methods do you accept?",
     ];
     for (i, q) in questions.iter().enumerate() {
-        let (status, _) = app.post_chat("v3", &format!("c{i}"), q).await;
-        assert_eq!(status, StatusCode::ACCEPTED);
-        app.wait_transcript("v3", WAIT, |t| by_role(t, "assistant").len() == i + 1)
+        let (status, _) = app
+            .post_chat("v3-visitor-7f3a9c2e", &format!("c{i}"), q)
             .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        app.wait_transcript("v3-visitor-7f3a9c2e", WAIT, |t| {
+            by_role(t, "assistant").len() == i + 1
+        })
+        .await;
     }
     let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
         "SELECT m.role, m.content, r.content FROM messages m LEFT JOIN messages r ON r.id = m.in_reply_to
@@ -141,7 +156,7 @@ async fn replies_in_a_conversation_keep_their_order() {
             "a reply answers the message before it"
         );
     }
-    let t = app.transcript("v3").await;
+    let t = app.transcript("v3-visitor-7f3a9c2e").await;
     assert!(t[3]["text"].as_str().unwrap().contains("return"));
 }
 
@@ -174,9 +189,12 @@ async fn bad_input_gets_a_clear_error() {
             .contains("EOF")
     );
 
-    let r = post(r#"{"visitor_id":"v","text":"hi"}"#.into(), "demo")
-        .await
-        .unwrap();
+    let r = post(
+        r#"{"visitor_id":"v-visitor-7f3a9c2e","text":"hi"}"#.into(),
+        "demo",
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(
         r.json::<Value>().await.unwrap()["error"]
@@ -186,7 +204,7 @@ async fn bad_input_gets_a_clear_error() {
     );
 
     let big = format!(
-        r#"{{"visitor_id":"v","client_message_id":"c","text":"{}"}}"#,
+        r#"{{"visitor_id":"v-visitor-7f3a9c2e","client_message_id":"c","text":"{}"}}"#,
         "a".repeat(70 * 1024)
     );
     assert_eq!(
@@ -194,7 +212,8 @@ async fn bad_input_gets_a_clear_error() {
         StatusCode::PAYLOAD_TOO_LARGE
     );
 
-    let ok = r#"{"visitor_id":"v","client_message_id":"c","text":"hi"}"#.to_owned();
+    let ok =
+        r#"{"visitor_id":"v-visitor-7f3a9c2e","client_message_id":"c","text":"hi"}"#.to_owned();
     assert_eq!(
         post(ok, "no-such-shop").await.unwrap().status(),
         StatusCode::NOT_FOUND
@@ -216,11 +235,16 @@ async fn a_broker_that_is_down_gives_503_and_nothing_is_half_stored() {
     let app = TestApp::spawn_with(config, Parts::ALL).await;
     for _ in 0..2 {
         // The second try must not be mistaken for a duplicate of the first.
-        let (status, body) = app.post_chat("v5", "c1", "Do you ship to Berlin?").await;
+        let (status, body) = app
+            .post_chat("v5-visitor-7f3a9c2e", "c1", "Do you ship to Berlin?")
+            .await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     }
     let mut redis = app.services.redis.clone();
-    let key = format!("sb:dedup:{}:v5:c1", app.webchat_channel().await);
+    let key = format!(
+        "sb:dedup:{}:v5-visitor-7f3a9c2e:c1",
+        app.webchat_channel().await
+    );
     let exists: i64 = redis::cmd("EXISTS")
         .arg(&key)
         .query_async(&mut redis)
@@ -252,7 +276,9 @@ async fn a_worker_killed_between_commit_and_ack_still_gives_one_reply() {
         },
     )
     .await;
-    let (status, _) = app.post_chat("v6", "c1", "Do you ship to Berlin?").await;
+    let (status, _) = app
+        .post_chat("v6-visitor-7f3a9c2e", "c1", "Do you ship to Berlin?")
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED);
 
     // A worker takes the message, commits everything, and dies before its ack.
@@ -286,8 +312,10 @@ async fn a_worker_killed_between_commit_and_ack_still_gives_one_reply() {
     // recognises it, and acks it.
     let shutdown = app.shutdown.clone();
     tokio::spawn(switchboard_ai_worker::run(app.services.clone(), shutdown));
-    app.wait_transcript("v6", WAIT, |t| by_role(t, "assistant").len() == 1)
-        .await;
+    app.wait_transcript("v6-visitor-7f3a9c2e", WAIT, |t| {
+        by_role(t, "assistant").len() == 1
+    })
+    .await;
     let check = lapin::Connection::connect(&config.amqp.url, Default::default())
         .await
         .unwrap();
@@ -310,9 +338,9 @@ async fn a_worker_killed_between_commit_and_ack_still_gives_one_reply() {
     }
     assert!(drained, "the redelivered message was consumed");
     // Handled by the killed worker and again, to its end, as the redelivery.
-    app.handled("v6:c1", 2).await;
+    app.handled("v6-visitor-7f3a9c2e:c1", 2).await;
     app.settled().await;
-    let t = app.transcript("v6").await;
+    let t = app.transcript("v6-visitor-7f3a9c2e").await;
     assert_eq!(by_role(&t, "customer").len(), 1, "{t:#?}");
     assert_eq!(by_role(&t, "assistant").len(), 1, "{t:#?}");
     assert_eq!(app.count("SELECT count(*) FROM ai_suggestions").await, 1);
@@ -324,14 +352,17 @@ async fn the_event_stream_carries_the_reply() {
     let mut events = app
         .http
         .get(format!("{}/api/webchat/demo/events", app.base))
-        .query(&[("visitor_id", "v7")])
+        .query(&[("visitor_id", "v7-visitor-7f3a9c2e")])
         .send()
         .await
         .unwrap()
         .bytes_stream();
-    let topic = format!("webchat:{}:v7", app.webchat_channel().await);
+    let topic = format!(
+        "webchat:{}:v7-visitor-7f3a9c2e",
+        app.webchat_channel().await
+    );
     app.live_ready(&topic, &mut events).await;
-    app.post_chat("v7", "c1", "What are your opening hours?")
+    app.post_chat("v7-visitor-7f3a9c2e", "c1", "What are your opening hours?")
         .await;
     let mut seen = String::new();
     let found = tokio::time::timeout(WAIT, async {
@@ -359,7 +390,7 @@ async fn health_readiness_metrics_and_widget_are_served() {
     assert_eq!(get("/healthz").await.unwrap().status(), StatusCode::OK);
     let ready = get("/readyz").await.unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
-    app.post_chat("v8", "c1", "hello").await;
+    app.post_chat("v8-visitor-7f3a9c2e", "c1", "hello").await;
     app.wait_count("SELECT count(*) FROM messages WHERE role = 'customer'", 1)
         .await;
     let metrics = get("/metrics").await.unwrap().text().await.unwrap();
@@ -398,7 +429,9 @@ async fn one_address_posting_too_fast_gets_429() {
     let app = TestApp::spawn_with(config, Parts::ALL).await;
     let mut statuses = Vec::new();
     for i in 0..6 {
-        let (status, _) = app.post_chat("flood", &format!("c{i}"), "hello?").await;
+        let (status, _) = app
+            .post_chat("flood-visitor-7f3a9c2e", &format!("c{i}"), "hello?")
+            .await;
         statuses.push(status);
     }
     let limited: Vec<_> = statuses
@@ -470,7 +503,7 @@ async fn the_transcript_is_limited_per_address_and_cookies_are_secure_over_https
         let res = app
             .http
             .get(format!("{}/api/webchat/demo/messages", app.base))
-            .query(&[("visitor_id", "t1")])
+            .query(&[("visitor_id", "t1-visitor-7f3a9c2e")])
             .send()
             .await
             .unwrap();
@@ -495,11 +528,11 @@ async fn event_streams_are_capped_and_end_at_shutdown() {
             .query(&[("visitor_id", visitor)])
             .send()
     };
-    let first = open("e1").await.unwrap();
-    let second = open("e2").await.unwrap();
+    let first = open("e1-visitor-7f3a9c2e").await.unwrap();
+    let second = open("e2-visitor-7f3a9c2e").await.unwrap();
     assert_eq!(first.status(), reqwest::StatusCode::OK);
     assert_eq!(second.status(), reqwest::StatusCode::OK);
-    let third = open("e3").await.unwrap();
+    let third = open("e3-visitor-7f3a9c2e").await.unwrap();
     assert_eq!(third.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
 
     app.shutdown.cancel();
@@ -546,11 +579,13 @@ async fn transcripts_and_conversations_come_in_pages() {
     let app = TestApp::spawn().await;
     // Two exchanges, each a message the demo shop answers on its own and its reply.
     for (i, text) in ["Hello", "Do you ship to Berlin?"].iter().enumerate() {
-        app.post_chat("v-pages", &format!("c{i}"), text).await;
-        app.handled(&format!("v-pages:c{i}"), 1).await;
+        app.post_chat("v-pages-visitor-7f3a9c2e", &format!("c{i}"), text)
+            .await;
+        app.handled(&format!("v-pages-visitor-7f3a9c2e:c{i}"), 1)
+            .await;
         app.settled().await;
     }
-    let transcript = app.transcript("v-pages").await;
+    let transcript = app.transcript("v-pages-visitor-7f3a9c2e").await;
     assert_eq!(
         by_role(&transcript, "assistant").len(),
         2,
@@ -561,7 +596,12 @@ async fn transcripts_and_conversations_come_in_pages() {
         .map(|m| m["id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(
-        paged(&app, "/api/webchat/demo/messages?visitor_id=v-pages", None).await,
+        paged(
+            &app,
+            "/api/webchat/demo/messages?visitor_id=v-pages-visitor-7f3a9c2e",
+            None
+        )
+        .await,
         all
     );
 
@@ -604,7 +644,7 @@ async fn the_per_address_limit_believes_only_trusted_proxies() {
         app.http
             .post(format!("{}/api/webchat/demo/messages", app.base))
             .header("x-forwarded-for", from)
-            .json(&serde_json::json!({"visitor_id": "v-proxy-0001", "client_message_id": format!("c{n}"), "text": "hi"}))
+            .json(&serde_json::json!({"visitor_id": "v-proxy-0001-7f3a9c", "client_message_id": format!("c{n}"), "text": "hi"}))
             .send()
             .await
             .unwrap()
@@ -630,4 +670,75 @@ async fn the_per_address_limit_believes_only_trusted_proxies() {
         StatusCode::TOO_MANY_REQUESTS,
         "each client behind the proxy has its own limit"
     );
+}
+
+/// The widget's page tells browsers who may frame it: the gateway itself, and the sites
+/// the shop allowed; an origin that is not one is refused when saved.
+#[tokio::test]
+async fn the_widget_may_be_framed_only_where_the_shop_allows() {
+    let app = TestApp::spawn_with(test_config(), Parts::GATEWAY).await;
+    let page = || async {
+        let r = app
+            .http
+            .get(format!("{}/chat/demo", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let h = |name: &str| {
+            r.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        (h("content-security-policy"), h("x-frame-options"))
+    };
+    assert_eq!(
+        page().await,
+        (
+            Some("frame-ancestors 'self'".to_owned()),
+            Some("SAMEORIGIN".to_owned())
+        )
+    );
+
+    let tenant = app.services.store.tenant_id("demo").await.unwrap();
+    let doc = |origins: &[&str]| switchboard_store::SettingsDoc {
+        webchat: Some(switchboard_store::WebchatSettings {
+            allowed_origins: origins.iter().map(|o| (*o).to_owned()).collect(),
+        }),
+        ..Default::default()
+    };
+    app.services
+        .store
+        .apply_settings(
+            tenant,
+            &doc(&["https://shop.example", "https://*.shop.example:8443"]),
+            "test",
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        page().await,
+        (
+            Some(
+                "frame-ancestors 'self' https://shop.example https://*.shop.example:8443"
+                    .to_owned()
+            ),
+            None
+        )
+    );
+    for bad in [
+        "shop.example",
+        "https://shop.example/path",
+        "https://a.b; script-src *",
+        "javascript://x",
+    ] {
+        let err = app
+            .services
+            .store
+            .apply_settings(tenant, &doc(&[bad]), "test", None)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("not an origin"), "{bad}: {err}");
+    }
 }

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
@@ -39,13 +39,32 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .merge(limited)
 }
 
+/// The widget's page, with the framing policy: only the gateway itself and the origins
+/// the shop allowed (`webchat.allowed_origins`) may show it in a frame.
 async fn widget(
     State(s): State<AppState>,
     Path(slug): Path<String>,
-) -> Result<Html<String>, ApiError> {
-    s.tenants.resolve(&slug, ChannelKind::Webchat).await?;
+) -> Result<impl IntoResponse, ApiError> {
+    let tc = s.tenants.resolve(&slug, ChannelKind::Webchat).await?;
+    let origins = s.services.store.widget_origins(tc.tenant_id).await?;
+    // Validated when saved: origins only, no spaces, quotes or semicolons.
+    let policy = std::iter::once("'self'")
+        .chain(origins.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let csp = HeaderValue::from_str(&format!("frame-ancestors {policy}"))
+        .map_err(|_| ApiError::Internal)?;
+    let mut headers = HeaderMap::new();
+    headers.insert(axum::http::header::CONTENT_SECURITY_POLICY, csp);
+    if origins.is_empty() {
+        // For browsers that predate frame-ancestors.
+        headers.insert(
+            axum::http::header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("SAMEORIGIN"),
+        );
+    }
     // The slug passed resolve(), so it is [a-z0-9-] only and safe to embed.
-    Ok(Html(WIDGET.replace("{{TENANT_SLUG}}", &slug)))
+    Ok((headers, Html(WIDGET.replace("{{TENANT_SLUG}}", &slug))))
 }
 
 /// Accepts a visitor's message. 202 means the broker confirmed a durable copy; anything
