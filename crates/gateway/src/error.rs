@@ -54,6 +54,9 @@ impl From<switchboard_store::StoreError> for ApiError {
             StoreError::Invalid(reason) => ApiError::BadRequest(reason),
             StoreError::NotFound { what } => ApiError::NotFound(what),
             StoreError::Conflict(reason) => ApiError::Conflict(reason),
+            e if e.is_unstorable_text() => {
+                ApiError::BadRequest("text must not contain NUL characters".into())
+            }
             e if e.is_unavailable() => {
                 tracing::warn!(error = %switchboard_core::error_chain(&e), "store unavailable");
                 ApiError::Unavailable("the database is unavailable".into())

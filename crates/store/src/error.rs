@@ -21,6 +21,13 @@ pub enum StoreError {
 impl StoreError {
     /// True when the failure is the database or Redis being unreachable, which callers
     /// answer with 503 (or a retry) rather than treat as a bug.
+    /// Text the database cannot store: a NUL character (PostgreSQL's text has none) or
+    /// bytes that are not UTF-8. The caller's input, so a 400, not a server error.
+    pub fn is_unstorable_text(&self) -> bool {
+        matches!(self, StoreError::Db(sqlx::Error::Database(e))
+            if matches!(e.code().as_deref(), Some("22021" | "22P05")))
+    }
+
     pub fn is_unavailable(&self) -> bool {
         match self {
             // A statement or an idle transaction cut off by its timeout, or a deadlock the

@@ -124,6 +124,18 @@ async fn a_nul_character_is_taken_out_at_the_edge_not_lost() {
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let (status, body) = op.get("/api/v1/conversations?q=Ber%00lin").await;
     assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Anywhere else a NUL reaches the database (a sign-in address, a setting), it is the
+    // caller's input that cannot be stored: 400 with the reason, not a server error.
+    let res = app
+        .http
+        .post(format!("{}/api/v1/auth/login", app.base))
+        .json(&json!({"email": "op\u{0}@demo.example", "password": "whatever it is"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.text().await.unwrap().contains("NUL"));
 }
 
 /// A statement the database cut off at its timeout is a dependency's moment of trouble
