@@ -199,6 +199,13 @@ impl Claim {
     /// Locks in the one order: conversation, suggestion, outbox. False when the lease was
     /// lost to another dispatcher, which records its own send.
     pub async fn sent(self, external_id: Option<&str>) -> Result<bool> {
+        let text = self.item.message.text.clone();
+        self.sent_as(&text, external_id).await
+    }
+
+    /// As `sent`, recording `text` as what went out: the parts of a long reply that were
+    /// sent before the customer opted out.
+    pub async fn sent_as(self, text: &str, external_id: Option<&str>) -> Result<bool> {
         let i = &self.item;
         let m = &i.message;
         let mut tx = self.pool.begin().await?;
@@ -242,7 +249,7 @@ impl Claim {
         .bind(m.conversation_id)
         .bind(m.channel_id)
         .bind(&i.role)
-        .bind(&m.text)
+        .bind(text)
         .bind(external_id)
         .bind(i.id)
         .execute(&mut *tx)
@@ -277,6 +284,20 @@ impl Claim {
             tx.commit().await?;
         }
         Ok(())
+    }
+
+    /// Whether the customer opted out since this row was claimed; the opt-out's own
+    /// confirmation is never stopped.
+    pub async fn opted_out(&self) -> Result<bool> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM outbox o
+                 JOIN conversations c ON c.id = o.conversation_id
+                 JOIN consents k ON k.customer_id = c.customer_id AND k.channel_id = c.channel_id
+                 WHERE o.id = $1 AND k.status = 'revoked' AND o.idempotency_key NOT LIKE 'consent:%')",
+        )
+        .bind(self.item.id)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// Extends the lease while the send runs; false when it is no longer ours.

@@ -105,6 +105,12 @@ enum Parts {
     Defer(Duration),
     /// Every part went out, or one failed; and the first part's platform id.
     Done(Result<(), SendError>, Option<String>),
+    /// The customer opted out after the first `sent` parts went out: the rest stays
+    /// unsent.
+    OptedOut {
+        sent: usize,
+        first_id: Option<String>,
+    },
 }
 
 /// Sends the parts not yet sent, each within the rate limits and the send timeout,
@@ -118,6 +124,10 @@ async fn send_parts(
     let kind = claim.item.channel.kind.as_str();
     let mut first_id = claim.item.first_external_id.clone();
     for (i, text) in parts.iter().enumerate().skip(claim.item.parts_sent) {
+        // A STOP that came while the first parts went out ends the reply there.
+        if i > 0 && claim.opted_out().await? {
+            return Ok(Parts::OptedOut { sent: i, first_id });
+        }
         let part = part_of(&claim.item.message, text, i, parts.len());
         let wait = limits
             .acquire(claim.item.channel.id, &built.adapter.rate_limits(&part))
@@ -191,6 +201,18 @@ async fn deliver(
     let (result, first_id) = match ended {
         Parts::Defer(wait) => return claim.defer(wait).await,
         Parts::Done(result, first_id) => (result, first_id),
+        Parts::OptedOut { sent, first_id } => {
+            tracing::info!(
+                parts_sent = sent,
+                parts = parts.len(),
+                "the customer opted out mid-reply; the rest is not sent"
+            );
+            // The transcript holds what the customer received.
+            claim
+                .sent_as(&parts[..sent].join(" "), first_id.as_deref())
+                .await?;
+            return Ok(());
+        }
     };
     let attempts = u32::try_from(claim.item.attempts).unwrap_or(0) + 1;
     let count = |result: &'static str| {

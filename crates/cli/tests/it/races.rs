@@ -453,3 +453,64 @@ async fn a_send_slower_than_its_lease_goes_out_once() {
     app.settled().await;
     assert_eq!(fake.requests("sendmessage").len(), 1, "sent once");
 }
+
+/// A STOP that arrives while a long reply goes out part by part ends the reply there: the
+/// parts not yet sent stay unsent, and the transcript holds what the customer received.
+#[tokio::test]
+async fn a_stop_during_a_long_reply_stops_its_remaining_parts() {
+    let app = TestApp::spawn().await;
+    let fake = FakePlatform::telegram().await;
+    let channel = telegram_channel(&app, &fake).await;
+    let update = |id: i64, text: &str| crate::platforms::tg_update(id, 301, id, text);
+    post_tg(&app, channel, Some(SECRET), &update(1, "Hello")).await;
+    app.handled("update:1", 1).await;
+    app.settled().await;
+    let conversation: Uuid = sqlx::query_scalar("SELECT id FROM conversations")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let before = fake.requests("sendmessage").len();
+
+    fake.hold("sendmessage");
+    let long = format!(
+        "{} {}",
+        "First part. ".repeat(300).trim(),
+        "Second part. ".repeat(300).trim()
+    );
+    let (status, _) = operator(&app)
+        .await
+        .post(
+            &format!("/api/v1/conversations/{conversation}/messages"),
+            json!({"text": long}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    fake.wait_for(
+        "sendmessage",
+        before + 1,
+        std::time::Duration::from_secs(15),
+    )
+    .await;
+    // The first part is with Telegram; the customer opts out meanwhile.
+    post_tg(&app, channel, Some(SECRET), &update(2, "STOP")).await;
+    app.wait_count("SELECT count(*) FROM consents WHERE status = 'revoked'", 1)
+        .await;
+    fake.release("sendmessage");
+    app.handled("update:2", 1).await;
+    app.settled().await;
+
+    let parts: Vec<String> = fake.requests("sendmessage")[before..]
+        .iter()
+        .map(|r| r.body["text"].as_str().unwrap().to_owned())
+        .filter(|t| t.contains("part."))
+        .collect();
+    assert_eq!(parts.len(), 1, "only the part already under way went out");
+    let recorded: String = sqlx::query_scalar(
+        "SELECT content FROM messages WHERE role = 'operator' AND conversation_id = $1",
+    )
+    .bind(conversation)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(recorded, parts[0], "the transcript holds what was received");
+}
