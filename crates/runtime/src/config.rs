@@ -179,6 +179,26 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// Printing the configuration (a debug log, a panic message) shows no credential.
+    #[test]
+    fn debug_output_holds_no_credential() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SWITCHBOARD__LLM__API_KEY", "sk-llm-secret-0123");
+            jail.set_env("SWITCHBOARD__ADMIN__API_TOKEN", "admin-secret-0123456");
+            jail.set_env("SWITCHBOARD__SECURITY__MASTER_KEY", "master-secret-0123");
+            let c = Config::load().map_err(|e| e.to_string())?;
+            let shown = format!("{c:?}");
+            for secret in [
+                "sk-llm-secret-0123",
+                "admin-secret-0123456",
+                "master-secret-0123",
+            ] {
+                assert!(!shown.contains(secret), "{secret} printed");
+            }
+            Ok(())
+        });
+    }
+
     #[test]
     fn layers_files_then_environment() {
         figment::Jail::expect_with(|jail| {

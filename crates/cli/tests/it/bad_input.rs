@@ -117,6 +117,24 @@ async fn bad_input_on_every_public_endpoint_is_refused_and_nothing_is_queued() {
             );
         }
     }
+    // A guessable visitor id would open someone else's transcript: refused on a post and
+    // on a read.
+    let (status, body) = app.post_chat("1", "c1", "hi").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"].as_str().unwrap().contains("random id"),
+        "{body}"
+    );
+    let read = app
+        .http
+        .get(format!(
+            "{}/api/webchat/demo/messages?visitor_id=alice",
+            app.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), StatusCode::BAD_REQUEST);
     assert_eq!(app.count("SELECT count(*) FROM inbound_receipts").await, 0);
     assert_eq!(app.count("SELECT count(*) FROM messages").await, 0);
     let stats = switchboard_bus::queue_stats(&app.config.amqp, switchboard_bus::INBOUND)
