@@ -55,6 +55,9 @@ pub struct Verdict {
     /// The same reply received twice by a platform though recorded once: the send window
     /// (a process killed after the platform took a message and before it was recorded).
     pub window_duplicates: usize,
+    /// The most send-window duplicates the kills allow: each killed dispatcher may have had
+    /// one send of each of its send loops under way.
+    pub window_bound: usize,
     pub after_stop: usize,
     /// Automatic replies sent after an operator took over.
     pub while_held: usize,
@@ -67,7 +70,8 @@ pub struct Verdict {
 
 impl Verdict {
     pub fn ok(&self) -> bool {
-        self.stored_twice == 0
+        self.window_duplicates <= self.window_bound
+            && self.stored_twice == 0
             && self.lost == 0
             && self.unanswered == 0
             && self.duplicates == 0
@@ -123,15 +127,20 @@ pub async fn verdict(
     .map(|(k, c, t): (String, String, DateTime<Utc>)| ((k, c), t))
     .collect();
     // Automatic replies that went out after an operator took the conversation over. A
-    // draft an operator approved is that operator's decision, and goes out whoever takes
-    // over later (only an opt-out stops it), so it is not counted.
+    // draft an operator approved before the takeover is that operator's decision, and goes
+    // out whoever takes over later (only an opt-out stops it), so it is not counted; one
+    // approved after the takeover is (the bench's operator approves whatever waits).
     let while_held: HashMap<(String, String), i64> = sqlx::query_as(
-        "SELECT ch.kind, lower(cu.external_id), count(*)
-         FROM outbox o JOIN conversations c ON c.id = o.conversation_id
+        "WITH held AS (SELECT conversation_id, min(created_at) AS at FROM human_actions
+                       WHERE action = 'takeover' GROUP BY 1)
+         SELECT ch.kind, lower(cu.external_id), count(*)
+         FROM outbox o JOIN held ON held.conversation_id = o.conversation_id
+         JOIN conversations c ON c.id = o.conversation_id
          JOIN customers cu ON cu.id = c.customer_id JOIN channels ch ON ch.id = c.channel_id
-         WHERE o.status = 'sent' AND o.idempotency_key NOT LIKE 'approval:%'
-           AND o.sent_at > (SELECT min(h.created_at) FROM human_actions h
-                            WHERE h.conversation_id = c.id AND h.action = 'takeover')
+         WHERE o.status = 'sent' AND o.sent_at > held.at
+           AND NOT EXISTS (SELECT 1 FROM human_actions a WHERE a.suggestion_id = o.suggestion_id
+                           AND a.action IN ('approve', 'edit') AND a.created_at < held.at)
+           AND o.role <> 'operator'
          GROUP BY 1, 2",
     )
     .fetch_all(pool)

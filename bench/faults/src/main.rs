@@ -267,7 +267,10 @@ async fn customer(targets: Targets, pool: PgPool, c: Arc<Customer>) {
     match c.kind {
         Kind::Plain => {}
         Kind::Stop => {
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            // Anywhere from inside the quiet window to while the reply waits its human
+            // delay or goes out.
+            let ms = rand::rng().random_range(200..3000);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
             targets.send(&c, customers::STOP).await;
         }
         Kind::Held => {
@@ -534,13 +537,19 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let kills = injected.iter().filter(|f| f.starts_with("SIGKILL")).count();
+    let dispatcher_kills = injected
+        .iter()
+        .filter(|f| f.starts_with("SIGKILL dispatcher"))
+        .count();
+    // The dispatchers' default `dispatcher.concurrency`: send loops per process.
+    v.window_bound = dispatcher_kills * 4;
     println!();
     println!(
         "| messages | faults injected | replies | duplicates | duplicates in the send window | losses | unanswered | after STOP | while held | left over | longest delay (p50, p99) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| {} ({} stored) | {} ({kills} SIGKILLs, {} restarts, 1 hold) | {} ({} escalated, {approved} approved) | {} | {} | {} | {} | {} | {} | {} | {:.1} s ({:.1} s, {:.1} s) |",
+        "| {} ({} stored) | {} ({kills} SIGKILLs, {} restarts, 1 hold) | {} ({} escalated, {approved} approved) | {} | {} (at most {} allowed) | {} | {} | {} | {} | {} | {:.1} s ({:.1} s, {:.1} s) |",
         v.messages,
         v.stored,
         injected.len(),
@@ -549,6 +558,7 @@ async fn main() -> anyhow::Result<()> {
         v.escalated,
         v.duplicates + v.stored_twice,
         v.window_duplicates,
+        v.window_bound,
         v.lost,
         v.unanswered,
         v.after_stop,

@@ -26,9 +26,21 @@ impl DeadLetter {
     /// The reason, the attempts and each job's ids (trace, tenant, channel, kind) and size:
     /// enough to trace it in the logs, and never the message text.
     pub fn describe(&self) -> serde_json::Value {
+        self.describe_for(None)
+    }
+
+    /// As `describe`, with only the jobs of `tenant_id` (by its id as text) when given: a
+    /// dead message that several shops' jobs shared shows each shop its own.
+    pub fn describe_for(&self, tenant_id: Option<&str>) -> serde_json::Value {
         let jobs: Vec<serde_json::Value> = self
             .jobs
             .iter()
+            .filter(|job| {
+                tenant_id.is_none_or(|t| {
+                    serde_json::from_slice::<serde_json::Value>(job)
+                        .is_ok_and(|env| env["tenant_id"] == t)
+                })
+            })
             .map(|job| match serde_json::from_slice::<serde_json::Value>(job) {
                 Ok(env) => serde_json::json!({"trace_id": env["trace_id"], "tenant_id": env["tenant_id"],
                     "channel_id": env["channel_id"], "kind": env["kind"], "bytes": job.len()}),

@@ -100,6 +100,11 @@ impl Publisher {
             let mut lanes = lock(&self.inner.lanes);
             let lane = lanes.entry(queue.to_owned()).or_default();
             if lane.waiting.len() >= MAX_WAITING {
+                // Jobs whose callers gave up (their deadline passed) hold no place.
+                lane.waiting.retain(|w| !w.done.is_closed());
+                lane.waiting_bytes = lane.waiting.iter().map(|w| w.body.len()).sum();
+            }
+            if lane.waiting.len() >= MAX_WAITING {
                 return Err(BusError::Busy(lane.waiting.len()));
             }
             lane.waiting_bytes += body.len();

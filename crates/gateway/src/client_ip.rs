@@ -39,6 +39,8 @@ impl TrustedProxies {
     /// nearest address in `X-Forwarded-For` (read from the right, as each proxy appends)
     /// that is not a trusted proxy itself.
     pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        // An IPv4 peer of a gateway listening on `::` shows as `::ffff:a.b.c.d`.
+        let peer = peer.to_canonical();
         if !self.trusts(peer) {
             return peer;
         }
@@ -52,7 +54,7 @@ impl TrustedProxies {
         for hop in hops.iter().rev() {
             // Something that is not an address was not written by a proxy of ours: the
             // last address a trusted proxy vouched for is as far as we believe.
-            let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            let Some(ip) = hop_address(hop) else {
                 return nearest;
             };
             if !self.trusts(ip) {
@@ -62,6 +64,19 @@ impl TrustedProxies {
         }
         nearest
     }
+}
+
+/// An address as proxies write it in `X-Forwarded-For`: bare, with a port
+/// (`1.2.3.4:5678`), or in brackets (`[2001:db8::1]:443`).
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    let ip = hop.parse::<IpAddr>().ok().or_else(|| {
+        hop.parse::<std::net::SocketAddr>()
+            .ok()
+            .map(|s| s.ip())
+            .or_else(|| hop.strip_prefix('[')?.split(']').next()?.parse().ok())
+    })?;
+    Some(ip.to_canonical())
 }
 
 /// The client address of a request, as `TrustedProxies::client` tells it.
@@ -117,6 +132,11 @@ mod tests {
         // Garbage stops the walk at the last proxy that vouched.
         let h = headers(&["not-an-ip, 10.2.2.2"]);
         assert_eq!(lb.client(ip("127.0.0.1"), &h), ip("10.2.2.2"));
+        // Ports, brackets and IPv4 peers seen over IPv6 are understood.
+        let h = headers(&["198.51.100.7:5678"]);
+        assert_eq!(lb.client(ip("::ffff:127.0.0.1"), &h), ip("198.51.100.7"));
+        let h = headers(&["[2001:db8::7]:443"]);
+        assert_eq!(lb.client(ip("127.0.0.1"), &h), ip("2001:db8::7"));
         // No header: the proxy itself.
         assert_eq!(
             lb.client(ip("127.0.0.1"), &HeaderMap::new()),

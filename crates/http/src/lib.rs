@@ -47,6 +47,8 @@ pub fn public_client() -> reqwest::Client {
                 .pool_idle_timeout(Duration::from_secs(60))
                 .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
                 .redirect(reqwest::redirect::Policy::none())
+                // Through a proxy the proxy would resolve the host, past the filter below.
+                .no_proxy()
                 .dns_resolver(Arc::new(PublicOnly))
                 .build()
                 .unwrap_or_default()
@@ -60,26 +62,44 @@ pub fn public_client() -> reqwest::Client {
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             !(v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
                 || v4.is_unspecified()
                 || v4.is_broadcast()
                 || v4.is_documentation()
+                || v4.is_multicast()
                 || a == 0
-                || (a == 100 && (64..128).contains(&b)))
+                || a >= 240
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (18..20).contains(&b))
+                || (a == 192 && b == 0 && c == 0))
         }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public(IpAddr::V4(v4)),
-            None => {
-                !(v6.is_loopback()
-                    || v6.is_unspecified()
-                    || v6.is_unique_local()
-                    || v6.is_unicast_link_local()
-                    || v6.is_multicast())
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            // IPv6 forms that carry an IPv4 address (mapped, compatible, NAT64, 6to4) are
+            // judged by it: they reach it.
+            let [.., a, b, c, d] = v6.octets();
+            let embedded = std::net::Ipv4Addr::new(a, b, c, d);
+            if v6.to_ipv4_mapped().is_some()
+                || (s[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified())
+                || (s[0] == 0x64 && s[1] == 0xff9b)
+            {
+                return is_public(IpAddr::V4(embedded));
             }
-        },
+            if s[0] == 0x2002 {
+                let [_, _, a, b, c, d, ..] = v6.octets();
+                return is_public(IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d)));
+            }
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_unique_local()
+                || v6.is_unicast_link_local()
+                || v6.is_multicast()
+                || (s[0] & 0xffc0) == 0xfec0
+                || (s[0] == 0x2001 && s[1] == 0x0db8))
+        }
     }
 }
 
@@ -164,6 +184,15 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:0a00:0001::1",
+            "fec0::1",
+            "2001:db8::1",
+            "224.0.0.1",
+            "240.0.0.1",
+            "198.18.0.1",
+            "192.0.0.8",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }

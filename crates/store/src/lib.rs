@@ -36,7 +36,7 @@ pub use inbox::{
 };
 pub use live::{Dedup, DedupClaim, RedisLiveFeed, subscribe_live};
 pub use notify::{Notification, NotificationClaim, OperatorChat, Swept};
-pub use outbox::{ChannelInfo, Claim, OutboxItem};
+pub use outbox::{ChannelInfo, Claim, LeaseKeeper, OutboxItem};
 pub use ratelimit::SharedRateLimiter;
 pub use schedule::DueDraft;
 pub use seed::DEMO_SLUG;

@@ -194,6 +194,31 @@ impl Store {
     }
 }
 
+/// Renews one claimed row's lease.
+pub struct LeaseKeeper {
+    pool: sqlx::PgPool,
+    id: Uuid,
+    lease: Uuid,
+    hold: Duration,
+}
+
+impl LeaseKeeper {
+    /// Extends the lease while the send runs; false when it is no longer ours.
+    pub async fn renew(&self) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE outbox SET leased_until = now() + $3 * interval '1 millisecond'
+             WHERE id = $1 AND lease = $2 AND status = 'pending'",
+        )
+        .bind(self.id)
+        .bind(self.lease)
+        .bind(self.hold.as_millis() as f64)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+}
+
 impl Claim {
     /// The send went out: record the message as the transcript's truth and close the row.
     /// Locks in the one order: conversation, suggestion, outbox. False when the lease was
@@ -300,19 +325,14 @@ impl Claim {
         .await?)
     }
 
-    /// Extends the lease while the send runs; false when it is no longer ours.
-    pub async fn renew(&self) -> Result<bool> {
-        Ok(sqlx::query(
-            "UPDATE outbox SET leased_until = now() + $3 * interval '1 millisecond'
-             WHERE id = $1 AND lease = $2 AND status = 'pending'",
-        )
-        .bind(self.item.id)
-        .bind(self.lease)
-        .bind(self.hold.as_millis() as f64)
-        .execute(&self.pool)
-        .await?
-        .rows_affected()
-            == 1)
+    /// What renews this claim's lease from a task of its own while the send runs.
+    pub fn lease_keeper(&self) -> LeaseKeeper {
+        LeaseKeeper {
+            pool: self.pool.clone(),
+            id: self.item.id,
+            lease: self.lease,
+            hold: self.hold,
+        }
     }
 
     /// The first `parts_sent` parts of a long reply went out; a retry starts after them.

@@ -279,6 +279,17 @@ impl Store {
             role: String,
             password_hash: Option<String>,
         }
+        // An account whose attempts ran out without a lock (an attempt cut short between
+        // its count and its verdict) is locked now, so the lock runs out again.
+        sqlx::query(
+            "UPDATE users SET failed_logins = 0, locked_until = now() + $3 * interval '1 minute'
+             WHERE email = $1 AND failed_logins >= $2 AND locked_until IS NULL",
+        )
+        .bind(&email)
+        .bind(MAX_FAILED_LOGINS)
+        .bind(LOCK_MINUTES as f64)
+        .execute(&self.pool)
+        .await?;
         let rows: Vec<Row> = sqlx::query_as(
             "UPDATE users SET failed_logins = failed_logins + 1
              WHERE email = $1 AND ($3::uuid IS NULL OR tenant_id = $3) AND failed_logins < $2
@@ -299,19 +310,33 @@ impl Store {
             // by verified failures alone.
             return Ok(Login::Refused);
         }
-        let mut opened = Vec::new();
+        let (mut opened, mut missed) = (Vec::new(), Vec::new());
         for row in rows {
             if verify_password(password.to_owned(), row.password_hash.clone()).await {
                 opened.push(row);
             } else {
-                self.lock_if_exhausted(row.id).await?;
+                missed.push(row.id);
             }
         }
-        let row = match opened.len() {
-            0 => return Ok(Login::Refused),
-            1 => opened.remove(0),
-            _ => return Ok(Login::ChooseTenant),
-        };
+        if opened.is_empty() {
+            for id in missed {
+                self.lock_if_exhausted(id).await?;
+            }
+            return Ok(Login::Refused);
+        }
+        // The password opened an account: no account of the address counts this attempt
+        // as a failure (it was meant for the one it opened).
+        let ids: Vec<Uuid> = opened.iter().map(|r| r.id).chain(missed).collect();
+        sqlx::query(
+            "UPDATE users SET failed_logins = GREATEST(failed_logins - 1, 0) WHERE id = ANY($1)",
+        )
+        .bind(&ids)
+        .execute(&self.pool)
+        .await?;
+        if opened.len() > 1 {
+            return Ok(Login::ChooseTenant);
+        }
+        let row = opened.remove(0);
         let cleared = sqlx::query(
             "UPDATE users SET failed_logins = 0
              WHERE id = $1 AND (locked_until IS NULL OR locked_until <= now())",

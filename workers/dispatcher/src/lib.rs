@@ -10,6 +10,7 @@ mod operators;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -111,6 +112,9 @@ enum Parts {
         sent: usize,
         first_id: Option<String>,
     },
+    /// The lease ran out under this dispatcher (a database away longer than it): another
+    /// dispatcher has the row, and sends and records the rest.
+    Lost,
 }
 
 /// Sends the parts not yet sent, each within the rate limits and the send timeout,
@@ -120,14 +124,11 @@ async fn send_parts(
     built: &adapters::Built,
     limits: &Limits,
     parts: &[String],
+    lost: &AtomicBool,
 ) -> Result<Parts, StoreError> {
     let kind = claim.item.channel.kind.as_str();
     let mut first_id = claim.item.first_external_id.clone();
     for (i, text) in parts.iter().enumerate().skip(claim.item.parts_sent) {
-        // A STOP that came while the first parts went out ends the reply there.
-        if i > 0 && claim.opted_out().await? {
-            return Ok(Parts::OptedOut { sent: i, first_id });
-        }
         let part = part_of(&claim.item.message, text, i, parts.len());
         let wait = limits
             .acquire(claim.item.channel.id, &built.adapter.rate_limits(&part))
@@ -136,6 +137,14 @@ async fn send_parts(
             return Ok(Parts::Defer(wait));
         }
         tokio::time::sleep(wait).await;
+        // Right before each part: the row must still be ours, and a STOP that came
+        // meanwhile (while earlier parts went out, or during the wait) ends the reply.
+        if lost.load(Ordering::Relaxed) {
+            return Ok(Parts::Lost);
+        }
+        if claim.opted_out().await? {
+            return Ok(Parts::OptedOut { sent: i, first_id });
+        }
         let started = Instant::now();
         let sent = match tokio::time::timeout(SEND_TIMEOUT, built.adapter.send(&part)).await {
             Ok(sent) => sent,
@@ -167,7 +176,9 @@ async fn deliver(
     hold: Duration,
 ) -> Result<(), StoreError> {
     let cfg = &s.config.dispatcher;
-    if let Some(reason) = &claim.item.stale_reason {
+    if let Some(reason) = &claim.item.stale_reason
+        && claim.item.parts_sent == 0
+    {
         tracing::info!(reason = %reason, "reply superseded before it went out");
         return claim.supersede().await;
     }
@@ -182,36 +193,50 @@ async fn deliver(
         Some(max) => switchboard_channels::split_message(&claim.item.message.text, max),
         None => vec![claim.item.message.text.clone()],
     };
+    if let Some(reason) = claim.item.stale_reason.clone() {
+        // Stale after some parts went out (the customer opted out between attempts): the
+        // transcript records the parts received.
+        tracing::info!(reason = %reason, parts_sent = claim.item.parts_sent, "the rest of a reply is not sent");
+        return stop_at(claim, &parts, (0, None)).await;
+    }
     // The lease is short, so that the sends of a dispatcher that died are taken over
-    // soon; it is renewed while this one sends, however long the platform takes.
-    let ended = {
-        let send = send_parts(&claim, &built, limits, &parts);
-        tokio::pin!(send);
-        loop {
-            tokio::select! {
-                out = &mut send => break out?,
-                () = tokio::time::sleep(hold / 3) => match claim.renew().await {
+    // soon; a task of its own renews it while this one sends, however long the platform
+    // takes, and says when it was lost.
+    let lost = Arc::new(AtomicBool::new(false));
+    let keeper = {
+        let (lease, lost) = (claim.lease_keeper(), lost.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(hold / 3).await;
+                match lease.renew().await {
                     Ok(true) => {}
-                    Ok(false) => tracing::warn!("the send's lease was lost; it is not recorded here"),
-                    Err(e) => tracing::warn!(error = %error_chain(&e), "renewing the send's lease failed"),
-                },
+                    Ok(false) => {
+                        tracing::warn!(
+                            "the send's lease was lost; the rest is left to its new holder"
+                        );
+                        lost.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %error_chain(&e), "renewing the send's lease failed")
+                    }
+                }
             }
-        }
+        })
     };
-    let (result, first_id) = match ended {
+    let ended = send_parts(&claim, &built, limits, &parts, &lost).await;
+    keeper.abort();
+    let (result, first_id) = match ended? {
         Parts::Defer(wait) => return claim.defer(wait).await,
         Parts::Done(result, first_id) => (result, first_id),
+        Parts::Lost => return Ok(()),
         Parts::OptedOut { sent, first_id } => {
             tracing::info!(
                 parts_sent = sent,
                 parts = parts.len(),
                 "the customer opted out mid-reply; the rest is not sent"
             );
-            // The transcript holds what the customer received.
-            claim
-                .sent_as(&parts[..sent].join(" "), first_id.as_deref())
-                .await?;
-            return Ok(());
+            return stop_at(claim, &parts, (sent, first_id)).await;
         }
     };
     let attempts = u32::try_from(claim.item.attempts).unwrap_or(0) + 1;
@@ -282,6 +307,28 @@ async fn deliver(
             Ok(())
         }
     }
+}
+
+/// Ends a reply that must not go on: superseded when nothing of it went out, else recorded
+/// as what the customer received (the parts sent).
+async fn stop_at(
+    mut claim: Claim,
+    parts: &[String],
+    (sent, first_id): (usize, Option<String>),
+) -> Result<(), StoreError> {
+    let sent = sent.max(claim.item.parts_sent).min(parts.len());
+    if sent == 0 {
+        claim
+            .item
+            .stale_reason
+            .get_or_insert_with(|| "the customer revoked consent".into());
+        return claim.supersede().await;
+    }
+    let first_id = first_id.or_else(|| claim.item.first_external_id.clone());
+    claim
+        .sent_as(&parts[..sent].join(" "), first_id.as_deref())
+        .await
+        .map(|_| ())
 }
 
 /// Part `i` of `total` of a reply: only the first answers the customer's message, and only

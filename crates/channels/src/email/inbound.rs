@@ -26,8 +26,10 @@ pub struct InboundConfig {
 /// Robots (auto-replies, bulk and list mail, bounces, our own messages coming back) still
 /// produce an event; `metadata.email.no_reply` names the reason, and nothing may answer them.
 ///
-/// A mail over `cfg.max_bytes` is still parsed whole; its `text` and `full_text` are cut to
-/// `max_bytes` bytes (at a char boundary) and `truncated` is set.
+/// A mail over `cfg.max_bytes` (the listener fetches at most one byte more) is parsed as far
+/// as it goes; its `text` and `full_text` are cut to `max_bytes` bytes (at a char boundary)
+/// and `truncated` is set, so an operator reads it. A text part that comes only after a
+/// large attachment may be missing from such a mail.
 pub fn normalize(
     ch: ChannelRef,
     cfg: &InboundConfig,

@@ -194,10 +194,14 @@ async fn login(
             );
             Ok(res)
         }
-        Login::ChooseTenant => Err(ApiError::Conflict(
+        Login::ChooseTenant => {
+            // The right password: not a failed attempt of this address.
+            SIGN_INS.give_back(&s, client).await;
+            Err(ApiError::Conflict(
             "this address has accounts in several shops: sign in with the shop's slug as `tenant`"
                 .into(),
-        )),
+            ))
+        }
         Login::Refused => Err(ApiError::Unauthorized(
             "wrong email or password (after repeated failures an account is locked for a while)",
         )),

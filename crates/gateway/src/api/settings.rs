@@ -88,6 +88,8 @@ async fn add_user(
 /// Inbound jobs read from the broker's dead letters per listing; the shared queue holds
 /// every tenant's, so a tenant sees those of its own among them.
 const INBOUND_DEAD_READ: usize = 500;
+/// How long the listing waits for the broker before it shows the sends alone.
+const INBOUND_DEAD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Failed sends, and the tenant's inbound jobs the workers gave up on (ids and reasons
 /// only; replaying those is the platform admin's `switchboard dlq replay --inbound`, since
@@ -96,22 +98,23 @@ async fn dead_letters(State(s): State<AppState>, caller: Caller) -> Result<Json<
     let tenant = caller.user().tenant_id;
     let list = s.services.store.dead_letters(Some(tenant)).await?;
     let tenant = tenant.to_string();
-    let inbound = switchboard_bus::dead_letters(
+    let read = switchboard_bus::dead_letters(
         s.services.publisher.config(),
         switchboard_bus::INBOUND,
         INBOUND_DEAD_READ,
-    )
-    .await
-    .map(|all| {
-        all.iter()
+    );
+    let inbound = match tokio::time::timeout(INBOUND_DEAD_WAIT, read).await {
+        Ok(Ok(all)) => Ok(all
+            .iter()
             .filter(|d| d.concerns(&tenant))
-            .map(switchboard_bus::DeadLetter::describe)
-            .collect::<Vec<_>>()
-    });
+            .map(|d| d.describe_for(Some(&tenant)))
+            .collect::<Vec<_>>()),
+        Ok(Err(e)) => Err(format!("the broker could not be read: {e}")),
+        Err(_) => Err("the broker did not answer in time".to_owned()),
+    };
     Ok(Json(match inbound {
         Ok(inbound) => json!({ "dead_letters": list, "inbound": inbound }),
-        Err(e) => json!({ "dead_letters": list, "inbound": null,
-                          "inbound_error": format!("the broker could not be read: {e}") }),
+        Err(e) => json!({ "dead_letters": list, "inbound": null, "inbound_error": e }),
     }))
 }
 
