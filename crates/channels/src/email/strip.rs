@@ -13,7 +13,16 @@ pub fn customer_words(text: &str) -> String {
     let lines: Vec<&str> = text.split('\n').collect();
     let own = cut_signature(own_lines(&lines));
     let out = tidy(&own);
-    if out.is_empty() { tidy(&lines) } else { out }
+    if !out.is_empty() {
+        return out;
+    }
+    // Tidying drops trailing rules; a text that is nothing but one is still what was said.
+    let all = tidy(&lines);
+    if all.is_empty() {
+        text.trim().to_owned()
+    } else {
+        all
+    }
 }
 
 /// The lines the sender wrote: above the first quote header (top posting) or, when nothing
@@ -485,6 +494,12 @@ fn tidy(lines: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::customer_words;
+
+    /// Found by fuzzing: a body that is only a rule was stripped to nothing.
+    #[test]
+    fn a_text_of_nothing_but_a_rule_is_kept() {
+        assert_eq!(customer_words("_____________"), "_____________");
+    }
 
     #[test]
     fn plain_text_is_kept_and_trimmed() {
