@@ -408,13 +408,14 @@
     const seq = ++convSeq;
     const [conv, msgs] = await Promise.all([
       api('GET', `/conversations/${enc(id)}`),
-      api('GET', `/conversations/${enc(id)}/messages`),
+      // The newest 500, the most one page holds; older ones are said to exist.
+      api('GET', `/conversations/${enc(id)}/messages?limit=500`),
     ]);
     if (seq !== convSeq || state.route.id !== id) return; // the operator moved on meanwhile
-    renderConversation(conv, (msgs && msgs.messages) || []);
+    renderConversation(conv, (msgs && msgs.messages) || [], Boolean(msgs && msgs.before));
   }
 
-  function renderConversation(conv, messages) {
+  function renderConversation(conv, messages, older) {
     const fresh = state.convId !== conv.id;
     if (fresh) {
       $('reply-text').value = '';
@@ -446,7 +447,7 @@
       takeover.hidden = true;
     }
 
-    renderTranscript(messages, fresh);
+    renderTranscript(messages, fresh, older);
     renderDraft(conv.pending_suggestion || null);
   }
 
@@ -455,7 +456,7 @@
     return String(f.filename || f.file_name || f.name || f.mime_type || f.kind || f.type || 'file');
   }
 
-  function renderTranscript(messages, fresh) {
+  function renderTranscript(messages, fresh, older) {
     const box = $('transcript');
     const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
     const items = messages.map((m) => {
@@ -481,6 +482,7 @@
       );
     });
     box.replaceChildren(...items);
+    if (older) box.prepend(h('li', { class: 'muted' }, 'Older messages are not shown: this is the latest 500.'));
     if (!items.length) box.append(h('li', { class: 'muted' }, 'No messages yet.'));
     // Keep the operator's reading position unless they were following the latest messages.
     if (fresh || nearBottom) box.scrollTop = box.scrollHeight;
