@@ -100,7 +100,8 @@ async fn a_real_small_model_never_reaches_a_customer_unvetted() {
         "My parcel arrived damaged!",
     ];
     for (i, q) in questions.iter().enumerate() {
-        app.post_chat(&format!("r{i}"), "c1", q).await;
+        app.post_chat(&format!("r{i}-visitor-7f3a9c2e"), "c1", q)
+            .await;
     }
     let start = Instant::now();
     while app.count("SELECT count(*) FROM ai_suggestions").await < questions.len() as i64 {
@@ -111,7 +112,7 @@ async fn a_real_small_model_never_reaches_a_customer_unvetted() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     for i in 0..questions.len() {
-        app.handled(&format!("r{i}:c1"), 1).await;
+        app.handled(&format!("r{i}-visitor-7f3a9c2e:c1"), 1).await;
     }
     app.settled().await;
 
