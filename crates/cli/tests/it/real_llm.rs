@@ -48,7 +48,9 @@ async fn start_server(python: &str) -> (Server, String) {
             "--port",
             &port.to_string(),
         ])
-        .args(["--n_ctx", "4096"])
+        // One thread: the model shares the machine with the rest of the suite, whose
+        // tests wait seconds, not minutes, for their replies.
+        .args(["--n_ctx", "4096", "--n_threads", "1"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
