@@ -1,7 +1,8 @@
 //! Splitting long replies for platforms with a message-length limit.
 
 /// Splits `text` into pieces of at most `limit` UTF-16 units (how Telegram and WhatsApp
-/// count), preferring to cut after a sentence, then at a line break or a space.
+/// count), preferring to cut after a sentence, then at a line break or a space. A single
+/// character wider than the limit (an emoji against a limit of one) is a piece of its own.
 pub fn split_message(text: &str, limit: usize) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = text.trim();
@@ -15,6 +16,11 @@ pub fn split_message(text: &str, limit: usize) -> Vec<String> {
                 break;
             }
             end = i + c.len_utf8();
+        }
+        // Always move on: a first character wider than the limit goes out alone (found by
+        // fuzzing: the loop used to push empty pieces for ever).
+        if end == 0 {
+            end = rest.chars().next().map_or(rest.len(), char::len_utf8);
         }
         let window = &rest[..end];
         let cut = [". ", "! ", "? ", ".\n", "!\n", "?\n"]
@@ -37,6 +43,11 @@ pub fn split_message(text: &str, limit: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::split_message;
+
+    #[test]
+    fn a_character_wider_than_the_limit_still_moves_on() {
+        assert_eq!(split_message("😀😀", 1), ["😀", "😀"]);
+    }
 
     #[test]
     fn short_text_is_one_piece() {
