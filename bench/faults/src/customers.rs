@@ -5,10 +5,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
 use rand::Rng;
 use serde_json::{Value, json};
-use sha2::Sha256;
 use uuid::Uuid;
 
 pub const TG_SECRET: &str = "faults-tg-secret";
@@ -293,17 +291,7 @@ fn whatsapp_body(from: &str, id: &str, text: &str) -> Vec<u8> {
 }
 
 fn sign(body: &[u8]) -> String {
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(WA_APP_SECRET.as_bytes()) else {
-        return String::new();
-    };
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
+    switchboard_fakes::whatsapp_signature(WA_APP_SECRET, body)
 }
 
 pub const IMAP_PORT: u16 = 10143;

@@ -201,3 +201,17 @@ async fn whatsapp(State(f): State<Fake>, Path(phone): Path<String>, body: Bytes)
                       "messages": [{"id": format!("wamid.out.{id}")}]}),
     )
 }
+
+/// `X-Hub-Signature-256` for a WhatsApp webhook body, as Meta signs it with the app secret.
+pub fn whatsapp_signature(app_secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(app_secret.as_bytes()).unwrap();
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}

@@ -14,16 +14,21 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a whole request may take, unless the request sets its own.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The bounds and identity every client of the process has.
+fn bounded() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+}
+
 /// The process's client; cheap to clone (clones share the pool).
 pub fn client() -> reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT
         .get_or_init(|| {
-            reqwest::Client::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .timeout(REQUEST_TIMEOUT)
-                .pool_idle_timeout(Duration::from_secs(60))
-                .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+            bounded()
                 .build()
                 // With rustls and its compiled-in roots the builder has nothing that can
                 // fail; the fallback only keeps this function total.
@@ -41,11 +46,7 @@ pub fn public_client() -> reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT
         .get_or_init(|| {
-            reqwest::Client::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .timeout(REQUEST_TIMEOUT)
-                .pool_idle_timeout(Duration::from_secs(60))
-                .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+            bounded()
                 .redirect(reqwest::redirect::Policy::none())
                 // Through a proxy the proxy would resolve the host, past the filter below.
                 .no_proxy()

@@ -3,10 +3,8 @@
 
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sha2::Sha256;
 use switchboard_core::ChannelKind;
 use uuid::Uuid;
 
@@ -82,15 +80,7 @@ pub fn wa_body(messages: Vec<Value>, statuses: Vec<Value>) -> Vec<u8> {
 }
 
 pub fn sign(body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(APP_SECRET.as_bytes()).unwrap();
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
+    switchboard_fakes::whatsapp_signature(APP_SECRET, body)
 }
 
 async fn post_wa(
