@@ -231,16 +231,21 @@ async fn sign_in(targets: &Targets) -> Option<String> {
 /// is done.
 async fn take_over(targets: &Targets, pool: &PgPool, c: &Customer) {
     loop {
-        let conversation: Option<Uuid> = sqlx::query_scalar(
+        // Bounded: a connection the PostgreSQL restart left half open must not hold the
+        // customer (and the whole drive) for ever.
+        let lookup = sqlx::query_scalar(
             "SELECT c.id FROM conversations c JOIN customers cu ON cu.id = c.customer_id
              JOIN channels ch ON ch.id = c.channel_id WHERE cu.external_id = $1 AND ch.kind = $2",
         )
         .bind(&c.external)
         .bind(c.channel.kind())
-        .fetch_optional(pool)
-        .await
-        .ok()
-        .flatten();
+        .fetch_optional(pool);
+        let conversation: Option<Uuid> = tokio::time::timeout(Duration::from_secs(5), lookup)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten();
+
         if let (Some(id), Some(token)) = (conversation, sign_in(targets).await) {
             let done = targets
                 .http
