@@ -147,7 +147,7 @@ async fn customers(url: &str, n: usize) -> anyhow::Result<PgPool> {
                 let InboundBody::Message(msg) = &ev.body else {
                     bail!("the web chat made no message");
                 };
-                store.store_inbound(&ev, msg).await?;
+                store.store_inbound(&ev, msg, None).await?;
                 Ok(())
             }
         })

@@ -350,22 +350,18 @@ impl DraftTx {
         Ok(())
     }
 
-    /// Grants or revokes the customer's consent on this conversation's channel.
-    pub async fn set_consent(&mut self, granted: bool) -> Result<()> {
-        let status = if granted { "granted" } else { "revoked" };
-        sqlx::query(
-            "INSERT INTO consents (id, tenant_id, customer_id, channel_id, status)
-             SELECT $1, c.tenant_id, c.customer_id, c.channel_id, $3 FROM conversations c
-             WHERE c.id = $2
-             ON CONFLICT (customer_id, channel_id) DO UPDATE SET status = EXCLUDED.status, changed_at = now()",
+    /// Whether `message_id` is the message that last changed the customer's consent on
+    /// this conversation's channel (its stop or start word was stored with it).
+    pub async fn consent_changed_by(&mut self, message_id: Uuid) -> Result<bool> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM consents k JOIN conversations c
+                 ON k.customer_id = c.customer_id AND k.channel_id = c.channel_id
+                 WHERE c.id = $1 AND k.changed_by = $2)",
         )
-        .bind(Uuid::now_v7())
         .bind(self.conversation_id)
-        .bind(status)
-        .execute(&mut *self.tx)
-        .await?;
-        self.consent_revoked = !granted;
-        Ok(())
+        .bind(message_id)
+        .fetch_one(&mut *self.tx)
+        .await?)
     }
 
     /// Remembers that tonight's automatic night reply went out.

@@ -11,14 +11,26 @@ pub struct StoredInbound {
     pub duplicate: bool,
 }
 
+/// A message that is, as a whole, a stop or a start word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentWord {
+    Stop,
+    Start,
+}
+
 impl Store {
     /// Stores a customer message exactly once. The receipt on (channel, provider event id)
     /// is claimed in the same transaction as the message, so a redelivery finds it and
     /// gets the original ids back instead of a second row.
+    ///
+    /// A stop or start word changes the customer's consent in the same transaction: from
+    /// the moment the STOP is stored no send passes the dispatcher's opt-out check, even
+    /// when the worker dies before it queues the confirmation.
     pub async fn store_inbound(
         &self,
         ev: &InboundEvent,
         msg: &CustomerMessage,
+        consent: Option<ConsentWord>,
     ) -> Result<StoredInbound> {
         let mut tx = self.pool.begin().await?;
         if !claim_receipt(&mut tx, ev).await? {
@@ -111,6 +123,9 @@ impl Store {
         .bind(&ev.provider_event_id)
         .execute(&mut *tx)
         .await?;
+        if let Some(word) = consent {
+            change_consent(&mut tx, conversation_id, message_id, word).await?;
+        }
         tx.commit().await?;
         Ok(StoredInbound {
             conversation_id,
@@ -169,6 +184,40 @@ impl Store {
             duplicate: true,
         })
     }
+}
+
+/// Revokes consent for a stop word unless already revoked, and grants it again for a
+/// start word only after a revocation (a start word from a customer who never opted out
+/// is an ordinary message). The row remembers which message changed it.
+async fn change_consent(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    conversation_id: Uuid,
+    message_id: Uuid,
+    word: ConsentWord,
+) -> Result<()> {
+    let query = match word {
+        ConsentWord::Stop => sqlx::query(
+            "INSERT INTO consents (id, tenant_id, customer_id, channel_id, status, changed_by)
+             SELECT $3, c.tenant_id, c.customer_id, c.channel_id, 'revoked', $2
+             FROM conversations c WHERE c.id = $1
+             ON CONFLICT (customer_id, channel_id) DO UPDATE
+             SET status = 'revoked', changed_at = now(), changed_by = EXCLUDED.changed_by
+             WHERE consents.status <> 'revoked'",
+        )
+        .bind(conversation_id)
+        .bind(message_id)
+        .bind(Uuid::now_v7()),
+        ConsentWord::Start => sqlx::query(
+            "UPDATE consents k SET status = 'granted', changed_at = now(), changed_by = $2
+             FROM conversations c
+             WHERE c.id = $1 AND k.customer_id = c.customer_id AND k.channel_id = c.channel_id
+               AND k.status = 'revoked'",
+        )
+        .bind(conversation_id)
+        .bind(message_id),
+    };
+    query.execute(&mut **tx).await?;
+    Ok(())
 }
 
 /// Claims the dedup receipt of `ev` inside `tx`; false if another delivery holds it.

@@ -30,7 +30,7 @@ pub use actions::{Approval, ConversationAction, ConversationLock, OperatorSend, 
 pub use channels::ChannelRecord;
 pub use drafts::{Burst, DraftSnapshot, DraftTx, NewSuggestion, Quiet};
 pub use error::StoreError;
-pub use inbound::StoredInbound;
+pub use inbound::{ConsentWord, StoredInbound};
 pub use inbox::{
     ConversationView, DeadLetterView, EscalationView, InboxFilter, MessageView, SuggestionView,
 };

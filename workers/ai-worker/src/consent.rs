@@ -1,16 +1,11 @@
 //! Opt-out: a customer who writes a stop word gets one confirmation and then silence until
 //! they write a start word.
 
+pub use switchboard_store::ConsentWord;
 use switchboard_store::{StoreError, TenantSettings};
 use uuid::Uuid;
 
 use switchboard_runtime::Services;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConsentWord {
-    Stop,
-    Start,
-}
 
 /// (language, stop words, start words, stop confirmation, start confirmation)
 type Words = (
@@ -82,9 +77,11 @@ pub fn consent_word(text: &str, language: &str) -> Option<ConsentWord> {
     })
 }
 
-/// Records the change and queues the one confirmation. A start word from a customer who
-/// never opted out changes nothing and is answered like any other message. Idempotent per
-/// message: a redelivery of a word already applied finds its confirmation and does nothing.
+/// Queues the one confirmation of a change `store_inbound` recorded with the message, and
+/// drops what waited to be sent. A stop word from a customer already opted out changes
+/// nothing and is not answered; a start word from one who never opted out is answered like
+/// any other message (false). Idempotent per message: a redelivery finds the confirmation
+/// and does nothing.
 pub async fn apply(
     s: &Services,
     tenant_id: Uuid,
@@ -98,18 +95,16 @@ pub async fn apply(
     if tx.has_outbox_key(&key).await? {
         return Ok(true);
     }
-    let revoked = tx.consent_revoked;
+    if !tx.consent_changed_by(message_id).await? {
+        return Ok(word == ConsentWord::Stop);
+    }
     let w = words(&settings.language);
-    let confirmation = match (word, revoked) {
-        (ConsentWord::Stop, false) => w.3,
-        (ConsentWord::Start, true) => w.4,
-        // Already in the asked-for state: nothing to confirm again.
-        (ConsentWord::Stop, true) => return Ok(true),
-        (ConsentWord::Start, false) => return Ok(false),
+    let confirmation = match word {
+        ConsentWord::Stop => w.3,
+        ConsentWord::Start => w.4,
     };
     tx.supersede_waiting("the customer changed their consent")
         .await?;
-    tx.set_consent(word == ConsentWord::Start).await?;
     tx.enqueue(None, &key, message_id, confirmation, 0).await?;
     tx.commit().await?;
     tracing::info!(?word, "consent changed");

@@ -121,7 +121,14 @@ async fn process_message(
     if ev.channel_kind == ChannelKind::Telegram && operator_chat::handle(s, ev, msg).await? {
         return Ok(());
     }
-    let stored = s.store.store_inbound(ev, msg).await?;
+    let settings = s.store.tenant_settings(ev.tenant_id).await?;
+    // A robot's mail (an auto-reply saying "stop") is no customer's opt-out.
+    let robot = msg
+        .metadata
+        .get("email")
+        .is_some_and(|e| e["no_reply"].is_string());
+    let word = consent::consent_word(&msg.text, &settings.language).filter(|_| !robot);
+    let stored = s.store.store_inbound(ev, msg, word).await?;
     let span = tracing::Span::current();
     span.record("conversation_id", field::display(stored.conversation_id));
     span.record("message_id", field::display(stored.message_id));
@@ -153,10 +160,9 @@ async fn process_message(
         return Ok(());
     }
 
-    let settings = s.store.tenant_settings(ev.tenant_id).await?;
     // Every step after storing runs again on a redelivery and is idempotent by its own key:
-    // a worker that died between storing a STOP and applying it must not answer the STOP.
-    if let Some(word) = consent::consent_word(&msg.text, &settings.language)
+    // a worker that died between storing a STOP and confirming it must not answer the STOP.
+    if let Some(word) = word
         && consent::apply(
             s,
             ev.tenant_id,

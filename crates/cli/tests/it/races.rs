@@ -121,15 +121,19 @@ async fn approving_an_auto_send_draft_while_it_waits_sends_once() {
     );
 }
 
-/// A worker that stored a STOP and died before applying it: the redelivery finds the
-/// message stored and must still revoke consent, and nothing is drafted for it.
+/// A worker that stored a STOP and died before confirming it, while the customer's earlier
+/// reply waits its human delay: the reply never goes out (the opt-out is stored with the
+/// message, not a step later), nothing is drafted for the STOP, and the redelivery
+/// confirms it once. The fault suite once saw a reply slip out in that gap.
 #[tokio::test]
-async fn a_stop_stored_before_a_crash_is_applied_on_redelivery() {
+async fn a_stop_stored_before_a_crash_stops_the_waiting_reply_and_is_confirmed_on_redelivery() {
     let app = TestApp::spawn().await;
+    fixed_delay(&app, 2500).await;
+    let visitor = "s1-visitor-7f3a9c2e";
+    let waiting = queued_draft(&app, visitor, "Do you ship to Berlin?").await;
     let tenant = app.services.store.tenant_id("demo").await.unwrap();
     let channel = app.webchat_channel().await;
-    let body =
-        json!({"visitor_id": "s1-visitor-7f3a9c2e", "client_message_id": "c1", "text": "STOP"});
+    let body = json!({"visitor_id": visitor, "client_message_id": "c1", "text": "STOP"});
     let ev = switchboard_channels::webchat::inbound::normalize(
         tenant,
         channel,
@@ -141,25 +145,41 @@ async fn a_stop_stored_before_a_crash_is_applied_on_redelivery() {
         panic!("a message");
     };
     // What the dead worker got done: the message is stored, nothing after it.
-    let stored = app.services.store.store_inbound(&ev, msg).await.unwrap();
+    let stored = app
+        .services
+        .store
+        .store_inbound(&ev, msg, Some(switchboard_store::ConsentWord::Stop))
+        .await
+        .unwrap();
     assert!(!stored.duplicate);
+    app.wait_count(
+        &format!("SELECT count(*) FROM outbox WHERE suggestion_id = '{waiting}' AND status = 'superseded'"),
+        1,
+    )
+    .await;
+    assert_eq!(sent_to(&app, visitor).await, 0, "nothing after the STOP");
 
     // The broker redelivers the job.
-    let (status, _) = app.post_chat("s1-visitor-7f3a9c2e", "c1", "STOP").await;
+    let (status, _) = app.post_chat(visitor, "c1", "STOP").await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    app.wait_count("SELECT count(*) FROM consents WHERE status = 'revoked'", 1)
-        .await;
+    let confirmation = format!("consent:{}", stored.message_id);
+    app.wait_count(
+        &format!("SELECT count(*) FROM outbox WHERE idempotency_key = '{confirmation}' AND status = 'sent'"),
+        1,
+    )
+    .await;
     app.settled().await;
     assert_eq!(
         app.count("SELECT count(*) FROM ai_suggestions").await,
-        0,
-        "a STOP is never drafted"
+        1,
+        "the question's draft alone: a STOP is never drafted"
     );
-    let keys: Vec<String> = sqlx::query_scalar("SELECT idempotency_key FROM outbox")
-        .fetch_all(&app.pool)
-        .await
-        .unwrap();
-    assert_eq!(keys, [format!("consent:{}", stored.message_id)]);
+    assert_eq!(sent_to(&app, visitor).await, 1, "the confirmation alone");
+    assert_eq!(
+        app.count("SELECT count(*) FROM consents WHERE status = 'revoked'")
+            .await,
+        1
+    );
 }
 
 /// A customer writes while a long reply is still going out part by part. The reply is
