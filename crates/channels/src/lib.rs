@@ -6,6 +6,7 @@
 //! [`ChannelAdapter`]: switchboard_core::ChannelAdapter
 
 pub mod email;
+mod secret;
 mod split;
 pub mod telegram;
 pub mod webchat;

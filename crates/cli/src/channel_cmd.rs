@@ -2,6 +2,7 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
+use secrecy::ExposeSecret;
 use serde_json::json;
 use switchboard_channels::{email, telegram, whatsapp};
 use switchboard_core::{ChannelKind, ChannelRef, Normalized};
@@ -126,8 +127,8 @@ pub fn build(a: &AddArgs) -> anyhow::Result<(ChannelKind, serde_json::Value, ser
                 long_polling: a.long_polling,
             };
             let secrets = telegram::Secrets {
-                bot_token: need(&a.bot_token, "--bot-token")?,
-                secret_token: need(&a.secret_token, "--secret-token")?,
+                bot_token: need(&a.bot_token, "--bot-token")?.into(),
+                secret_token: need(&a.secret_token, "--secret-token")?.into(),
             };
             (
                 ChannelKind::Telegram,
@@ -158,9 +159,9 @@ pub fn build(a: &AddArgs) -> anyhow::Result<(ChannelKind, serde_json::Value, ser
                 messages_per_second: a.messages_per_second,
             };
             let secrets = whatsapp::Secrets {
-                access_token: need(&a.access_token, "--access-token")?,
-                app_secret: need(&a.app_secret, "--app-secret")?,
-                verify_token: need(&a.verify_token, "--verify-token")?,
+                access_token: need(&a.access_token, "--access-token")?.into(),
+                app_secret: need(&a.app_secret, "--app-secret")?.into(),
+                verify_token: need(&a.verify_token, "--verify-token")?.into(),
             };
             (
                 ChannelKind::Whatsapp,
@@ -198,9 +199,9 @@ pub fn build(a: &AddArgs) -> anyhow::Result<(ChannelKind, serde_json::Value, ser
             config.validate().map_err(anyhow::Error::msg)?;
             let secrets = email::Secrets {
                 imap_user: need(&a.imap_user, "--imap-user")?,
-                imap_password: need(&a.imap_password, "--imap-password")?,
+                imap_password: need(&a.imap_password, "--imap-password")?.into(),
                 smtp_user: a.smtp_user.clone(),
-                smtp_password: a.smtp_password.clone(),
+                smtp_password: a.smtp_password.clone().map(Into::into),
             };
             (
                 ChannelKind::Email,
@@ -333,7 +334,9 @@ pub async fn set_webhook(config: Config, channel: Uuid) -> anyhow::Result<()> {
         "{}/webhooks/telegram/{channel}",
         config.server.public_url.trim_end_matches('/')
     );
-    adapter.set_webhook(&url, &secrets.secret_token, 40).await?;
+    adapter
+        .set_webhook(&url, secrets.secret_token.expose_secret(), 40)
+        .await?;
     println!("webhook set: {url}");
     Ok(())
 }

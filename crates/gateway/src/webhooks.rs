@@ -1,6 +1,7 @@
 //! Platform webhooks. Each checks the platform's signature or secret first (401), then
 //! parses (400 with the reason), then answers 200 only once every event is durably queued.
 
+use secrecy::ExposeSecret;
 use std::collections::HashMap;
 
 use axum::Router;
@@ -58,7 +59,7 @@ async fn telegram_update(
     let cfg: telegram::Config = typed(&ch, &ch.config)?;
     let secrets: telegram::Secrets = typed(&ch, &ch.secrets)?;
     if !telegram::inbound::verify_secret(
-        &secrets.secret_token,
+        secrets.secret_token.expose_secret(),
         header(&headers, "x-telegram-bot-api-secret-token"),
     ) {
         return Err(ApiError::Unauthorized(
@@ -125,7 +126,7 @@ async fn whatsapp_verify(
     let secrets: whatsapp::Secrets = typed(&ch, &ch.secrets)?;
     let get = |k: &str| q.get(k).map(String::as_str);
     match whatsapp::inbound::verify_challenge(
-        &secrets.verify_token,
+        secrets.verify_token.expose_secret(),
         get("hub.mode"),
         get("hub.verify_token"),
         get("hub.challenge"),
@@ -147,7 +148,7 @@ async fn whatsapp_post(
         .await?;
     let secrets: whatsapp::Secrets = typed(&ch, &ch.secrets)?;
     if !whatsapp::inbound::verify_signature(
-        &secrets.app_secret,
+        secrets.app_secret.expose_secret(),
         &body,
         header(&headers, "x-hub-signature-256"),
     ) {

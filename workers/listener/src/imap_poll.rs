@@ -13,6 +13,7 @@ use async_imap::Session;
 use async_imap::extensions::idle::IdleResponse;
 use async_imap::types::UnsolicitedResponse;
 use futures::TryStreamExt;
+use secrecy::ExposeSecret;
 use switchboard_channels::email;
 use switchboard_core::envelope::INBOUND_MESSAGE;
 use switchboard_core::{ChannelRef, Envelope, error_chain};
@@ -134,7 +135,10 @@ impl Poller {
             greeting(&mut client).await?;
         }
         client
-            .login(&self.secrets.imap_user, &self.secrets.imap_password)
+            .login(
+                &self.secrets.imap_user,
+                self.secrets.imap_password.expose_secret(),
+            )
             .await
             .map_err(|(e, _)| PollError::Imap(e))
     }

@@ -1,6 +1,7 @@
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use switchboard_channels::telegram;
 use switchboard_channels::telegram::outbound::TelegramAdapter;
@@ -101,7 +102,7 @@ impl Poller {
         let url = format!(
             "{}/bot{}/getUpdates",
             self.config.api_base_url.trim_end_matches('/'),
-            self.secrets.bot_token
+            self.secrets.bot_token.expose_secret()
         );
         let mut body = serde_json::json!({
             "timeout": POLL_SECS,

@@ -8,6 +8,7 @@ mod strip;
 
 pub use strip::customer_words;
 
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 /// How a connection is secured.
@@ -84,15 +85,16 @@ fn default_command_timeout_secs() -> u64 {
 }
 
 /// An email channel's credentials, stored encrypted.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Secrets {
     pub imap_user: String,
-    pub imap_password: String,
+    #[serde(serialize_with = "crate::secret::expose")]
+    pub imap_password: SecretString,
     #[serde(default)]
     pub smtp_user: Option<String>,
-    #[serde(default)]
-    pub smtp_password: Option<String>,
+    #[serde(default, serialize_with = "crate::secret::expose_opt")]
+    pub smtp_password: Option<SecretString>,
 }
 
 impl Config {

@@ -12,6 +12,8 @@ use lettre::transport::smtp::client::{Certificate, Tls as SmtpTls, TlsParameters
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use switchboard_core::{ChannelAdapter, ChannelKind, OutboundMessage, SendError, SendReceipt};
 
+use secrecy::ExposeSecret;
+
 use super::{Config, Secrets, Tls};
 
 pub struct EmailAdapter {
@@ -71,7 +73,10 @@ impl EmailAdapter {
             .tls(tls)
             .timeout(Some(Duration::from_secs(30)));
         if let (Some(user), Some(password)) = (&secrets.smtp_user, &secrets.smtp_password) {
-            builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+            builder = builder.credentials(Credentials::new(
+                user.clone(),
+                password.expose_secret().to_owned(),
+            ));
         }
         Ok(Self {
             transport: builder.build(),

@@ -4,6 +4,7 @@ pub mod inbound;
 pub mod outbound;
 pub mod wire;
 
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_API_BASE_URL: &str = "https://api.telegram.org/";
@@ -28,12 +29,14 @@ fn default_api_base_url() -> String {
 }
 
 /// A Telegram channel's credentials, stored encrypted.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Secrets {
-    pub bot_token: String,
+    #[serde(serialize_with = "crate::secret::expose")]
+    pub bot_token: SecretString,
     /// What Telegram sends back in `X-Telegram-Bot-Api-Secret-Token`.
-    pub secret_token: String,
+    #[serde(serialize_with = "crate::secret::expose")]
+    pub secret_token: SecretString,
 }
 
 impl Config {

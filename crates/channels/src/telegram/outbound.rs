@@ -1,6 +1,7 @@
 //! Sending through the Bot API with teloxide, and mapping its errors to what the
 //! dispatcher must do: wait, move, give up on the customer, or fail.
 
+use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,11 +28,15 @@ pub struct TelegramAdapter {
 
 impl TelegramAdapter {
     /// `api_base_url` is `https://api.telegram.org/` in production, a local fake in tests.
-    pub fn new(http: reqwest::Client, bot_token: &str, api_base_url: &str) -> Result<Self, String> {
+    pub fn new(
+        http: reqwest::Client,
+        bot_token: &SecretString,
+        api_base_url: &str,
+    ) -> Result<Self, String> {
         let url =
             reqwest::Url::parse(api_base_url).map_err(|e| format!("bad api_base_url: {e}"))?;
         Ok(Self {
-            bot: Bot::with_client(bot_token, http).set_api_url(url),
+            bot: Bot::with_client(bot_token.expose_secret(), http).set_api_url(url),
         })
     }
 

@@ -4,6 +4,7 @@ pub mod inbound;
 pub mod outbound;
 pub mod wire;
 
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_API_BASE_URL: &str = "https://graph.facebook.com/v21.0";
@@ -38,12 +39,15 @@ fn default_rate() -> u32 {
 }
 
 /// A WhatsApp channel's credentials, stored encrypted.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Secrets {
-    pub access_token: String,
+    #[serde(serialize_with = "crate::secret::expose")]
+    pub access_token: SecretString,
     /// Keys the HMAC of every webhook body.
-    pub app_secret: String,
+    #[serde(serialize_with = "crate::secret::expose")]
+    pub app_secret: SecretString,
     /// Answers Meta's subscription handshake.
-    pub verify_token: String,
+    #[serde(serialize_with = "crate::secret::expose")]
+    pub verify_token: SecretString,
 }

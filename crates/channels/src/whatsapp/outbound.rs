@@ -1,6 +1,7 @@
 //! Sending through the Graph API, and mapping its error codes to what the dispatcher must
 //! do, as Meta documents them.
 
+use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,14 +20,14 @@ pub const MAX_TEXT: usize = 4096;
 pub struct WhatsappAdapter {
     http: reqwest::Client,
     messages_url: String,
-    access_token: String,
+    access_token: SecretString,
     messages_per_second: u32,
 }
 
 impl WhatsappAdapter {
     /// The config's `api_base_url` includes the Graph API version, e.g.
     /// `https://graph.facebook.com/v21.0`.
-    pub fn new(http: reqwest::Client, cfg: &super::Config, access_token: &str) -> Self {
+    pub fn new(http: reqwest::Client, cfg: &super::Config, access_token: &SecretString) -> Self {
         Self {
             http,
             messages_url: format!(
@@ -34,7 +35,7 @@ impl WhatsappAdapter {
                 cfg.api_base_url.trim_end_matches('/'),
                 cfg.phone_number_id
             ),
-            access_token: access_token.to_owned(),
+            access_token: access_token.clone(),
             messages_per_second: cfg.messages_per_second.max(1),
         }
     }
@@ -43,7 +44,7 @@ impl WhatsappAdapter {
         let resp = self
             .http
             .post(&self.messages_url)
-            .bearer_auth(&self.access_token)
+            .bearer_auth(self.access_token.expose_secret())
             .json(body)
             .timeout(Duration::from_secs(20))
             .send()

@@ -621,7 +621,8 @@ async fn telegram_error_responses_map_to_what_the_dispatcher_must_do() {
         .unwrap()
     };
     let fake = FakePlatform::telegram().await;
-    let adapter = TelegramAdapter::new(reqwest::Client::new(), "1:T", &fake.base_url).unwrap();
+    let adapter =
+        TelegramAdapter::new(reqwest::Client::new(), &"1:T".into(), &fake.base_url).unwrap();
     let msg = OutboundMessage {
         message_id: Uuid::nil(),
         tenant_id: Uuid::nil(),
