@@ -7,10 +7,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use switchboard_store::SettingsDoc;
 
-use std::net::IpAddr;
-
 use crate::attempts::Attempts;
-use crate::{ApiError, AppState, ClientIp};
+use crate::{ApiError, AppState, LimitKey};
 
 pub fn routes() -> Router<AppState> {
     Router::new().route(
@@ -29,7 +27,7 @@ const ADMIN_TOKENS: Attempts = Attempts {
     window_secs: 900,
 };
 
-async fn authorize(s: &AppState, client: IpAddr, headers: &HeaderMap) -> Result<(), ApiError> {
+async fn authorize(s: &AppState, client: LimitKey, headers: &HeaderMap) -> Result<(), ApiError> {
     let expected = s.services.config.admin.api_token.as_bytes();
     if expected.is_empty() {
         return Err(ApiError::Unauthorized(
@@ -60,7 +58,7 @@ async fn authorize(s: &AppState, client: IpAddr, headers: &HeaderMap) -> Result<
 async fn read(
     State(s): State<AppState>,
     Path(slug): Path<String>,
-    ClientIp(client): ClientIp,
+    client: LimitKey,
     headers: HeaderMap,
 ) -> Result<Json<SettingsDoc>, ApiError> {
     authorize(&s, client, &headers).await?;
@@ -72,7 +70,7 @@ async fn read(
 async fn write(
     State(s): State<AppState>,
     Path(slug): Path<String>,
-    ClientIp(client): ClientIp,
+    client: LimitKey,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<SettingsDoc>, ApiError> {

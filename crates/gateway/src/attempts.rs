@@ -3,11 +3,9 @@
 //! secrets than the cap. A success gives its count back. Per deployment (its namespace), so
 //! deployments or test runs that share a Redis do not count each other's attempts.
 
-use std::net::IpAddr;
-
 use redis::AsyncCommands;
 
-use crate::AppState;
+use crate::{AppState, LimitKey};
 
 /// One kind of secret and its cap: `max` attempts per `window_secs` from one address.
 pub struct Attempts {
@@ -17,7 +15,7 @@ pub struct Attempts {
 }
 
 impl Attempts {
-    fn key(&self, s: &AppState, client: IpAddr) -> String {
+    fn key(&self, s: &AppState, client: LimitKey) -> String {
         format!(
             "{}:{}-failures:{client}",
             s.services.config.amqp.namespace, self.scope
@@ -28,7 +26,7 @@ impl Attempts {
     /// starts at the first attempt and is not pushed back by later ones. With Redis away
     /// the attempt is let through: the secret is still checked, and the per-address limit
     /// of the public endpoints still applies.
-    pub async fn allow(&self, s: &AppState, client: IpAddr) -> bool {
+    pub async fn allow(&self, s: &AppState, client: LimitKey) -> bool {
         let key = self.key(s, client);
         let mut redis = s.services.redis.clone();
         let counted: Option<u64> = redis::pipe()
@@ -46,7 +44,7 @@ impl Attempts {
     }
 
     /// The attempt succeeded: it does not count against the address.
-    pub async fn give_back(&self, s: &AppState, client: IpAddr) {
+    pub async fn give_back(&self, s: &AppState, client: LimitKey) {
         let mut redis = s.services.redis.clone();
         let _: Result<i64, _> = redis.decr(self.key(s, client), 1).await;
     }

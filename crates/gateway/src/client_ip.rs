@@ -79,11 +79,31 @@ fn hop_address(hop: &str) -> Option<IpAddr> {
     Some(ip.to_canonical())
 }
 
-/// The client address of a request, as `TrustedProxies::client` tells it.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientIp(pub IpAddr);
+/// What a request's per-address limits count against: the client's address as
+/// `TrustedProxies::client` tells it, or for IPv6 its /64 network. A /64 is what one
+/// subscriber is given, so one client can pick any of its 2^64 addresses; counting them
+/// one by one would be no limit at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LimitKey(pub IpAddr);
 
-impl FromRequestParts<AppState> for ClientIp {
+impl LimitKey {
+    pub fn of(client: IpAddr) -> Self {
+        match client {
+            IpAddr::V4(_) => Self(client),
+            IpAddr::V6(v6) => Self(IpAddr::V6(std::net::Ipv6Addr::from_bits(
+                v6.to_bits() & (u128::MAX << 64),
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for LimitKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromRequestParts<AppState> for LimitKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
@@ -92,7 +112,7 @@ impl FromRequestParts<AppState> for ClientIp {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .ok_or(ApiError::Internal)?;
-        Ok(Self(s.proxies.client(peer, &parts.headers)))
+        Ok(Self::of(s.proxies.client(peer, &parts.headers)))
     }
 }
 
@@ -143,5 +163,22 @@ mod tests {
             ip("127.0.0.1")
         );
         assert!(TrustedProxies::parse(&["10.0.0.0/33".into()]).is_err());
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_64() {
+        assert_eq!(
+            LimitKey::of(ip("2001:db8:1:2:aaaa::1")),
+            LimitKey::of(ip("2001:db8:1:2:bbbb::9"))
+        );
+        assert_ne!(
+            LimitKey::of(ip("2001:db8:1:2::1")),
+            LimitKey::of(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(LimitKey::of(ip("203.0.113.7")).0, ip("203.0.113.7"));
+        assert_ne!(
+            LimitKey::of(ip("203.0.113.7")),
+            LimitKey::of(ip("203.0.113.8"))
+        );
     }
 }

@@ -37,7 +37,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-pub use client_ip::ClientIp;
+pub use client_ip::LimitKey;
 pub use error::ApiError;
 
 #[derive(Clone)]

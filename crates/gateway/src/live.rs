@@ -1,5 +1,4 @@
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,7 +8,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_util::sync::CancellationToken;
 
-use crate::ApiError;
+use crate::{ApiError, LimitKey};
 
 /// One event as the hub fans it out: (topic, JSON).
 pub type LiveEvent = Arc<(String, String)>;
@@ -26,7 +25,7 @@ pub struct LiveHub {
 }
 
 struct OpenStreams {
-    by_address: Mutex<HashMap<IpAddr, usize>>,
+    by_address: Mutex<HashMap<LimitKey, usize>>,
     per_address: usize,
     total: usize,
 }
@@ -34,7 +33,7 @@ struct OpenStreams {
 /// Held by an open stream; gives its place back when the stream is dropped.
 struct Place {
     open: Arc<OpenStreams>,
-    address: IpAddr,
+    address: LimitKey,
 }
 
 impl Drop for Place {
@@ -103,7 +102,7 @@ impl LiveHub {
     /// down; 429 when that address, or the process, already has as many open as allowed.
     pub fn subscribe(
         &self,
-        address: IpAddr,
+        address: LimitKey,
     ) -> Result<impl Stream<Item = Result<LiveEvent, BroadcastStreamRecvError>> + use<>, ApiError>
     {
         let place = {

@@ -3,7 +3,7 @@
 //! In-process per gateway; with N gateways an address gets N times the rate, which is fine
 //! for a flood guard.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,13 +15,13 @@ use axum::response::{IntoResponse, Response};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use serde_json::json;
 
-use crate::AppState;
+use crate::{AppState, LimitKey};
 
 /// Forgets idle addresses every this many checks, so the table stays small.
 const SWEEP_EVERY: u64 = 10_000;
 
 pub struct PerIp {
-    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    limiter: DefaultKeyedRateLimiter<LimitKey>,
     checks: AtomicU64,
 }
 
@@ -35,7 +35,7 @@ impl PerIp {
         })
     }
 
-    fn allow(&self, ip: IpAddr) -> bool {
+    fn allow(&self, ip: LimitKey) -> bool {
         if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.limiter.retain_recent();
         }
@@ -47,7 +47,7 @@ pub async fn limit(State(s): State<AppState>, req: Request, next: Next) -> Respo
     let ip = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| s.proxies.client(c.0.ip(), req.headers()));
+        .map(|c| LimitKey::of(s.proxies.client(c.0.ip(), req.headers())));
     if let Some(ip) = ip
         && !s.per_ip.allow(ip)
     {

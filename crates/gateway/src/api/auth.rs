@@ -14,7 +14,7 @@ use serde_json::json;
 use switchboard_store::{Login, Role, Session, User};
 
 use crate::attempts::Attempts;
-use crate::{ApiError, AppState, ClientIp};
+use crate::{ApiError, AppState, LimitKey};
 
 const SESSION_COOKIE: &str = "sb_session";
 const CSRF_COOKIE: &str = "sb_csrf";
@@ -144,7 +144,7 @@ fn set_cookie(
 
 async fn login(
     State(s): State<AppState>,
-    ClientIp(client): ClientIp,
+    client: LimitKey,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let c: Credentials =

@@ -13,7 +13,7 @@ use futures::Stream;
 use tokio_stream::StreamExt;
 
 use super::{Caller, operators_topic};
-use crate::{ApiError, AppState, ClientIp};
+use crate::{ApiError, AppState, LimitKey};
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/v1/events", get(events))
@@ -21,7 +21,7 @@ pub fn routes() -> Router<AppState> {
 
 async fn events(
     State(s): State<AppState>,
-    ClientIp(client): ClientIp,
+    client: LimitKey,
     caller: Caller,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let topic = operators_topic(caller.user().tenant_id);

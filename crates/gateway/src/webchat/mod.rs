@@ -17,7 +17,7 @@ use switchboard_channels::webchat::{inbound, topic};
 use switchboard_core::ChannelKind;
 use tokio_stream::StreamExt;
 
-use crate::{ApiError, AppState, ClientIp};
+use crate::{ApiError, AppState, LimitKey};
 
 const WIDGET: &str = include_str!("widget.html");
 
@@ -138,7 +138,7 @@ async fn transcript(
 
 async fn events(
     State(s): State<AppState>,
-    ClientIp(client): ClientIp,
+    client: LimitKey,
     Path(slug): Path<String>,
     Query(v): Query<Visitor>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
