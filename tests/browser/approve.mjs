@@ -2,7 +2,9 @@
 // conversation with a waiting draft, edit it, send it, and wait for the confirmation.
 //
 // Env: CONSOLE_URL, EMAIL, PASSWORD, EDITED_TEXT, SCREENSHOT (png path),
-//      VIEWPORT=phone (390x844, touch) optional, CHROMIUM (default /usr/bin/chromium).
+//      VIEWPORT=phone (390x844, touch) optional, CHROMIUM (default /usr/bin/chromium),
+//      ALL_MESSAGES=N optional: the conversation holds N messages, more than a page, so
+//      "Load older messages" must bring the transcript to all N.
 // Prints "ok" and exits 0, or prints the reason and exits 1. Never downloads a browser.
 import { chromium } from 'playwright-core';
 
@@ -109,6 +111,18 @@ async function main() {
   await draft.waitFor({ state: 'visible' }).catch(() => {
     throw new Error(`conversation ${id} shows no draft`);
   });
+  if (env.ALL_MESSAGES) {
+    const all = Number(env.ALL_MESSAGES);
+    const shown = () => page.locator('#transcript li.msg').count();
+    const first = await shown();
+    if (first >= all) throw new Error(`the first page shows ${first} of ${all} messages: no paging to test`);
+    await page.click('#load-older').catch(() => {
+      throw new Error(`${first} of ${all} messages shown and no "Load older messages"`);
+    });
+    await page.waitForFunction((n) => document.querySelectorAll('#transcript li.msg').length >= n, all, { timeout: 10_000 })
+      .catch(async () => { throw new Error(`after loading older messages ${await shown()} of ${all} are shown`); });
+    if (await page.locator('#load-older').count()) throw new Error('"Load older messages" still offered with every message shown');
+  }
   await draft.fill(env.EDITED_TEXT);
   // An earlier, unrelated message must not be taken for this send's failure.
   await page.evaluate(() => {

@@ -5,6 +5,8 @@
 
 (() => {
   const API = '/api/v1';
+  // Messages per page of a conversation's transcript; older pages load on demand.
+  const PAGE = 200;
   const $ = (id) => document.getElementById(id);
 
   const state = {
@@ -404,18 +406,40 @@
     $('conv-placeholder').hidden = false;
   }
 
+  // Pages of older messages the operator loaded for the open conversation, oldest first,
+  // kept across the refreshes live events cause; `before` is the cursor of the next page.
+  let older = { convId: null, messages: [], before: null };
+
   async function loadConversation(id) {
     const seq = ++convSeq;
     const [conv, msgs] = await Promise.all([
       api('GET', `/conversations/${enc(id)}`),
-      // The newest 500, the most one page holds; older ones are said to exist.
-      api('GET', `/conversations/${enc(id)}/messages?limit=500`),
+      // The newest page; older ones come with "Load older messages".
+      api('GET', `/conversations/${enc(id)}/messages?limit=${PAGE}`),
     ]);
     if (seq !== convSeq || state.route.id !== id) return; // the operator moved on meanwhile
-    renderConversation(conv, (msgs && msgs.messages) || [], Boolean(msgs && msgs.before));
+    const latest = (msgs && msgs.messages) || [];
+    if (older.convId !== id) older = { convId: id, messages: [], before: (msgs && msgs.before) || null };
+    else if (!older.messages.length) older.before = (msgs && msgs.before) || null;
+    renderConversation(conv, withOlder(latest));
   }
 
-  function renderConversation(conv, messages, older) {
+  function withOlder(latest) {
+    const seen = new Set(latest.map((m) => m.id));
+    return older.messages.filter((m) => !seen.has(m.id)).concat(latest);
+  }
+
+  async function loadOlder() {
+    const id = older.convId;
+    if (!id || !older.before) return;
+    const page = await api('GET', `/conversations/${enc(id)}/messages?limit=${PAGE}&before=${enc(older.before)}`);
+    if (!page || older.convId !== id || state.convId !== id) return;
+    older.messages = (page.messages || []).concat(older.messages);
+    older.before = page.before || null;
+    await loadConversation(id);
+  }
+
+  function renderConversation(conv, messages) {
     const fresh = state.convId !== conv.id;
     if (fresh) {
       $('reply-text').value = '';
@@ -447,7 +471,7 @@
       takeover.hidden = true;
     }
 
-    renderTranscript(messages, fresh, older);
+    renderTranscript(messages, fresh);
     renderDraft(conv.pending_suggestion || null);
   }
 
@@ -456,9 +480,10 @@
     return String(f.filename || f.file_name || f.name || f.mime_type || f.kind || f.type || 'file');
   }
 
-  function renderTranscript(messages, fresh, older) {
+  function renderTranscript(messages, fresh) {
     const box = $('transcript');
     const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+    const fromBottom = box.scrollHeight - box.scrollTop;
     const items = messages.map((m) => {
       const meta = [
         h('strong', null, roleLabel(m.role)),
@@ -482,10 +507,15 @@
       );
     });
     box.replaceChildren(...items);
-    if (older) box.prepend(h('li', { class: 'muted' }, 'Older messages are not shown: this is the latest 500.'));
+    if (older.before) {
+      box.prepend(h('li', { class: 'older' },
+        h('button', { type: 'button', id: 'load-older', onclick: () => loadOlder() }, 'Load older messages')));
+    }
     if (!items.length) box.append(h('li', { class: 'muted' }, 'No messages yet.'));
-    // Keep the operator's reading position unless they were following the latest messages.
+    // Keep the operator's reading position unless they were following the latest messages
+    // (measured from the bottom, so older messages added above do not move what they read).
     if (fresh || nearBottom) box.scrollTop = box.scrollHeight;
+    else box.scrollTop = box.scrollHeight - fromBottom;
   }
 
   function renderDraft(s) {

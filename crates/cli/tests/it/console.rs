@@ -1,6 +1,6 @@
 //! The console in a real browser (Debian's headless Chromium, driven by playwright-core):
-//! an operator signs in, opens the waiting draft, edits it and sends it, and the customer's
-//! web chat shows exactly the edited text. Screenshots land in target/artifacts/.
+//! an operator signs in, opens the waiting draft, pages back through a long history, edits
+//! the draft and sends it, and the customer's web chat shows exactly the edited text. Screenshots land in target/artifacts/.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -35,7 +35,13 @@ async fn browser_tools() {
 }
 
 /// Runs tests/browser/approve.mjs against the app; panics with its output if it fails.
-async fn approve_in_browser(app: &TestApp, email: &str, edited: &str, viewport: &str) -> PathBuf {
+async fn approve_in_browser(
+    app: &TestApp,
+    email: &str,
+    edited: &str,
+    viewport: &str,
+    all_messages: Option<i64>,
+) -> PathBuf {
     browser_tools().await;
     let artifacts = repo().join("target/artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
@@ -49,6 +55,9 @@ async fn approve_in_browser(app: &TestApp, email: &str, edited: &str, viewport: 
         .env("EDITED_TEXT", edited)
         .env("SCREENSHOT", &shot)
         .env("VIEWPORT", viewport);
+    if let Some(n) = all_messages {
+        cmd.env("ALL_MESSAGES", n.to_string());
+    }
     // Blocking here would starve the app, which runs on this test's runtime.
     let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
@@ -102,7 +111,22 @@ async fn an_operator_edits_and_sends_a_draft_from_the_console() {
             pending + 1,
         )
         .await;
-        approve_in_browser(&app, "mia@demo.example", edited, viewport).await;
+        // The laptop's conversation has a long history: more than one page of it.
+        let all_messages = if viewport == "laptop" {
+            app.exec(&format!(
+                "INSERT INTO messages (id, tenant_id, conversation_id, channel_id, role, content, created_at)
+                 SELECT gen_random_uuid(), c.tenant_id, c.id, c.channel_id, 'customer',
+                        'earlier message ' || i, now() - interval '1 day' + i * interval '1 second'
+                 FROM conversations c JOIN customers cu ON cu.id = c.customer_id,
+                      generate_series(1, 260) i
+                 WHERE cu.external_id = '{visitor}'"
+            ))
+            .await;
+            Some(261)
+        } else {
+            None
+        };
+        approve_in_browser(&app, "mia@demo.example", edited, viewport, all_messages).await;
         let t = app
             .wait_transcript(visitor, Duration::from_secs(15), |t| {
                 by_role(t, "operator").len() == 1
