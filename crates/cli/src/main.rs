@@ -1,5 +1,6 @@
 mod channel_cmd;
 mod dlq_cmd;
+mod tenant_cmd;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -78,6 +79,11 @@ enum Command {
         value: String,
         #[arg(long)]
         tenant: Option<String>,
+    },
+    /// The platform's tenants (shops): add, list, show, disable, enable.
+    Tenant {
+        #[command(subcommand)]
+        action: tenant_cmd::TenantAction,
     },
     /// Operator accounts.
     User {
@@ -168,6 +174,7 @@ async fn main() -> anyhow::Result<()> {
         } => channel_cmd::set_webhook(config, channel).await,
         Command::Settings { action } => settings(config, action).await,
         Command::User { action } => user(config, action).await,
+        Command::Tenant { action } => tenant_cmd::run(config, action).await,
         Command::Flag { key, value, tenant } => flag(config, &key, &value, tenant.as_deref()).await,
         Command::Dlq { action } => dlq_cmd::run(config, action).await,
         Command::Queues => {

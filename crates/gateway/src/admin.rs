@@ -1,21 +1,31 @@
-//! The admin API: per-tenant settings, behind the admin bearer token.
+//! The admin API, behind the admin bearer token: the platform's tenants and each one's
+//! settings.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use switchboard_store::SettingsDoc;
+use serde::Deserialize;
+use switchboard_store::{NewTenant, SettingsDoc, TenantRecord};
 
 use crate::attempts::Attempts;
 use crate::{ApiError, AppState, LimitKey};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route(
-        "/api/v1/admin/tenants/{slug}/settings",
-        get(read).put(write),
-    )
+    Router::new()
+        .route("/api/v1/admin/tenants", get(list).post(add))
+        .route("/api/v1/admin/tenants/{slug}", get(show))
+        .route("/api/v1/admin/tenants/{slug}/disable", post(disable))
+        .route("/api/v1/admin/tenants/{slug}/enable", post(enable))
+        .route(
+            "/api/v1/admin/tenants/{slug}/settings",
+            get(read).put(write),
+        )
 }
+
+/// The audit log's actor for changes made with the admin token.
+const ACTOR: &str = "admin-token";
 
 /// The shortest admin token accepted: one any guessing would take years to find.
 const MIN_TOKEN_CHARS: usize = 16;
@@ -55,6 +65,106 @@ async fn authorize(s: &AppState, client: LimitKey, headers: &HeaderMap) -> Resul
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddTenant {
+    slug: String,
+    name: String,
+    #[serde(default = "default_language")]
+    language: String,
+    #[serde(default = "default_timezone")]
+    timezone: String,
+    #[serde(default = "default_currency")]
+    currency: String,
+}
+
+fn default_language() -> String {
+    "en".into()
+}
+
+fn default_timezone() -> String {
+    "UTC".into()
+}
+
+fn default_currency() -> String {
+    "EUR".into()
+}
+
+async fn list(
+    State(s): State<AppState>,
+    client: LimitKey,
+    headers: HeaderMap,
+) -> Result<Json<Vec<TenantRecord>>, ApiError> {
+    authorize(&s, client, &headers).await?;
+    Ok(Json(s.services.store.tenants().await?))
+}
+
+/// 201 with the tenant; 409 when the slug is taken, 400 with the reason for a bad field.
+async fn add(
+    State(s): State<AppState>,
+    client: LimitKey,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(axum::http::StatusCode, Json<TenantRecord>), ApiError> {
+    authorize(&s, client, &headers).await?;
+    let t: AddTenant =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let new = NewTenant {
+        slug: t.slug,
+        name: t.name,
+        language: t.language,
+        timezone: t.timezone,
+        currency: t.currency,
+    };
+    let created = s.services.store.add_tenant(&new, ACTOR).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(created)))
+}
+
+async fn show(
+    State(s): State<AppState>,
+    Path(slug): Path<String>,
+    client: LimitKey,
+    headers: HeaderMap,
+) -> Result<Json<TenantRecord>, ApiError> {
+    authorize(&s, client, &headers).await?;
+    Ok(Json(s.services.store.tenant(&slug).await?))
+}
+
+/// Takes effect at once on this gateway, and within the caches' 30 s on the others.
+async fn disable(
+    State(s): State<AppState>,
+    Path(slug): Path<String>,
+    client: LimitKey,
+    headers: HeaderMap,
+) -> Result<Json<TenantRecord>, ApiError> {
+    authorize(&s, client, &headers).await?;
+    let t = s
+        .services
+        .store
+        .set_tenant_enabled(&slug, false, ACTOR)
+        .await?;
+    s.tenants.forget().await;
+    s.channels.forget().await;
+    Ok(Json(t))
+}
+
+async fn enable(
+    State(s): State<AppState>,
+    Path(slug): Path<String>,
+    client: LimitKey,
+    headers: HeaderMap,
+) -> Result<Json<TenantRecord>, ApiError> {
+    authorize(&s, client, &headers).await?;
+    let t = s
+        .services
+        .store
+        .set_tenant_enabled(&slug, true, ACTOR)
+        .await?;
+    s.tenants.forget().await;
+    s.channels.forget().await;
+    Ok(Json(t))
+}
+
 async fn read(
     State(s): State<AppState>,
     Path(slug): Path<String>,
@@ -82,7 +192,7 @@ async fn write(
         switchboard_store::crypto::Cipher::from_base64(&s.services.config.security.master_key).ok();
     s.services
         .store
-        .apply_settings(tenant, &doc, "admin-token", cipher.as_ref())
+        .apply_settings(tenant, &doc, ACTOR, cipher.as_ref())
         .await?;
     Ok(Json(s.services.store.settings_doc(tenant).await?))
 }

@@ -63,6 +63,11 @@ impl ChannelCache {
         found.ok_or(ApiError::NotFound("channel"))
     }
 
+    /// Forgets every lookup, after a tenant was disabled or enabled here.
+    pub async fn forget(&self) {
+        self.entries.write().await.clear();
+    }
+
     async fn load(
         &self,
         id: Uuid,

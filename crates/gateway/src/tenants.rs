@@ -43,4 +43,10 @@ impl TenantCache {
         entries.insert(key, (found.clone(), Instant::now()));
         found.ok_or(ApiError::NotFound("tenant"))
     }
+
+    /// Forgets every lookup, after a tenant was disabled or enabled here; other gateways
+    /// see the change when their entries expire (`TTL`).
+    pub async fn forget(&self) {
+        self.entries.write().await.clear();
+    }
 }

@@ -42,8 +42,10 @@ type Row = (
     bool,
 );
 
-const SELECT: &str =
-    "SELECT c.id, c.tenant_id, t.slug, c.kind, c.name, c.config, c.credentials, c.is_active
+/// A channel is active when it is enabled and its tenant is too: a disabled tenant's
+/// channels answer 404 and are not listened on.
+const SELECT: &str = "SELECT c.id, c.tenant_id, t.slug, c.kind, c.name, c.config, c.credentials,
+                             c.is_active AND t.status = 'active'
                       FROM channels c JOIN tenants t ON t.id = c.tenant_id";
 
 fn record(r: Row) -> Result<ChannelRecord> {

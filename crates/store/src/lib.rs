@@ -16,6 +16,7 @@ mod ratelimit;
 mod schedule;
 mod seed;
 mod settings;
+mod shops;
 mod supersede;
 mod tenants;
 mod transcript;
@@ -44,6 +45,7 @@ pub use settings::{
     ConversationSettings, InvalidSettingsDoc, LlmSettingsDoc, OperatorSettings, SettingsDoc,
     WebchatSettings,
 };
+pub use shops::{NewTenant, TenantRecord};
 pub(crate) use supersede::supersede_waiting;
 pub use tenants::{LlmOverrides, TenantChannel, TenantSettings};
 pub use transcript::{Page, TranscriptEntry};

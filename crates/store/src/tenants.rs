@@ -20,6 +20,7 @@ struct TenantRow {
     tone: String,
     formal_address: bool,
     persona: Option<String>,
+    active: bool,
 }
 
 /// A tenant together with one of its channels, as the gateway resolves a public URL.
@@ -49,6 +50,8 @@ pub struct TenantSettings {
     pub formal_address: bool,
     pub persona: Option<String>,
     pub llm: LlmOverrides,
+    /// False while the platform admin has the tenant disabled: nothing is drafted.
+    pub active: bool,
 }
 
 /// A tenant's own LLM settings; `None` fields fall back to the global configuration.
@@ -178,7 +181,7 @@ impl Store {
 
         let t: TenantRow = sqlx::query_as(
             "SELECT holding_message, language, timezone, working_hours_start, working_hours_end,
-                    working_days, name, tone, formal_address, persona
+                    working_days, name, tone, formal_address, persona, status = 'active' AS active
              FROM tenants WHERE id = $1",
         )
         .bind(tenant_id)
@@ -221,6 +224,7 @@ impl Store {
             formal_address: t.formal_address,
             persona: t.persona,
             llm,
+            active: t.active,
         })
     }
 

@@ -160,6 +160,12 @@ async fn process_message(
         return Ok(());
     }
 
+    if !settings.active {
+        // Stored (the platform had it already), but a disabled shop's bot stays silent
+        // (a STOP is still recorded: `store_inbound` did that).
+        tracing::info!("the tenant is disabled: stored, not drafted");
+        return Ok(());
+    }
     // Every step after storing runs again on a redelivery and is idempotent by its own key:
     // a worker that died between storing a STOP and confirming it must not answer the STOP.
     if let Some(word) = word

@@ -205,6 +205,10 @@ async fn settle(s: &Services, d: DueDraft) {
 
 async fn try_settle(s: &Services, d: &DueDraft) -> Result<(), StoreError> {
     let settings = s.store.tenant_settings(d.tenant_id).await?;
+    if !settings.active {
+        tracing::info!("the tenant is disabled: not drafted");
+        return s.store.finish_draft(d).await;
+    }
     let Some(q) = s.store.quiet(d.conversation_id).await? else {
         return s.store.finish_draft(d).await;
     };

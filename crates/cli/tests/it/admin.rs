@@ -228,3 +228,173 @@ async fn admin_token_guesses_are_capped_per_address() {
         "the address waits, whatever it sends"
     );
 }
+
+/// The platform admin creates a shop through the API: it has a web-chat channel and the
+/// default settings (nothing of the demo shop), the change is audited, a taken slug is
+/// 409, a bad field 400 with the reason; disabled, its chat answers 404 and nothing more
+/// is drafted; enabled again, it answers.
+#[tokio::test]
+async fn tenants_are_created_listed_disabled_and_enabled_through_the_admin_api() {
+    let app = app().await;
+    let tenants = format!("{}/api/v1/admin/tenants", app.base);
+    let post = |body: Value| {
+        app.http
+            .post(&tenants)
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+    };
+    let r = post(
+        json!({"slug": "lamps", "name": "Lamp Lane", "language": "de-DE",
+                         "timezone": "Europe/Vienna", "currency": "chf"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let created: Value = r.json().await.unwrap();
+    assert_eq!(created["slug"], "lamps");
+    assert_eq!(created["language"], "de");
+    assert_eq!(created["currency"], "CHF");
+    assert_eq!(created["status"], "active");
+    assert_eq!(created["channels"], 1);
+
+    let r = post(json!({"slug": "lamps", "name": "Again"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let r = post(json!({"slug": "x", "name": "X", "timezone": "Mars/Olympus"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("Mars/Olympus"));
+    let r = app
+        .http
+        .post(&tenants)
+        .json(&json!({"slug": "y", "name": "Y"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    let listed: Value = app
+        .http
+        .get(&tenants)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let slugs: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["slug"].as_str().unwrap())
+        .collect();
+    assert!(
+        slugs.contains(&"demo") && slugs.contains(&"lamps"),
+        "{slugs:?}"
+    );
+    let lamps = app.services.store.tenant_id("lamps").await.unwrap();
+    assert_eq!(
+        app.count(&format!(
+            "SELECT (SELECT count(*) FROM knowledge_docs WHERE tenant_id = '{lamps}')
+                  + (SELECT count(*) FROM products WHERE tenant_id = '{lamps}')"
+        ))
+        .await,
+        0,
+        "nothing of the demo shop"
+    );
+    let settings: Value = app
+        .http
+        .get(format!("{tenants}/lamps/settings"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        settings["decision"]["autosend_allowed"], false,
+        "the safe default"
+    );
+
+    let chat = format!("{}/api/webchat/lamps/messages", app.base);
+    let say = |visitor: &str, text: &str| {
+        app.http
+            .post(&chat)
+            .json(&json!({"visitor_id": visitor, "client_message_id": text, "text": text}))
+            .send()
+    };
+    assert_eq!(
+        say("l1-visitor-7f3a9c2e", "Hallo?").await.unwrap().status(),
+        StatusCode::ACCEPTED
+    );
+    app.wait_count(
+        &format!("SELECT count(*) FROM ai_suggestions WHERE tenant_id = '{lamps}'"),
+        1,
+    )
+    .await;
+
+    let r = app
+        .http
+        .post(format!("{tenants}/lamps/disable"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "disabled");
+    assert_eq!(
+        say("l2-visitor-7f3a9c2e", "Hallo?").await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.http
+            .get(format!("{}/chat/lamps", app.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    app.settled().await;
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM ai_suggestions WHERE tenant_id = '{lamps}'"
+        ))
+        .await,
+        1,
+        "nothing more drafted"
+    );
+
+    let r = app
+        .http
+        .post(format!("{tenants}/lamps/enable"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "active");
+    assert_eq!(
+        say("l3-visitor-7f3a9c2e", "Hallo?").await.unwrap().status(),
+        StatusCode::ACCEPTED
+    );
+    app.wait_count(
+        &format!("SELECT count(*) FROM ai_suggestions WHERE tenant_id = '{lamps}'"),
+        2,
+    )
+    .await;
+    let actions: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT action FROM audit_events WHERE tenant_id = '{lamps}' AND action LIKE 'tenant.%' ORDER BY created_at"
+    ))
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        actions,
+        ["tenant.create", "tenant.disable", "tenant.enable"]
+    );
+}
