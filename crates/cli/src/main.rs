@@ -132,13 +132,18 @@ enum SettingsAction {
         #[arg(long, default_value = DEMO_SLUG)]
         tenant: String,
     },
-    /// Replace the sections given in a JSON document (the shape `show` prints).
+    /// Change the fields given in a JSON document (the shape `show` prints) as a JSON merge
+    /// patch: `{"decision":{"t_auto":0.7}}` changes that one value; `null` removes an
+    /// optional field.
     Set {
         #[arg(long, default_value = DEMO_SLUG)]
         tenant: String,
         /// The document; `-` reads standard input.
         #[arg(long)]
         input: String,
+        /// Replace the sections given whole instead (fields left out take their defaults).
+        #[arg(long)]
+        replace: bool,
     },
 }
 
@@ -307,19 +312,28 @@ async fn settings(config: Config, action: SettingsAction) -> anyhow::Result<()> 
     let store = store(&config).await?;
     let (tenant, input) = match &action {
         SettingsAction::Show { tenant } => (tenant, None),
-        SettingsAction::Set { tenant, input } => (tenant, Some(input)),
+        SettingsAction::Set {
+            tenant,
+            input,
+            replace,
+        } => (tenant, Some((input, *replace))),
     };
     let tenant_id = store
         .tenant_id(tenant)
         .await
         .with_context(|| format!("tenant {tenant:?}"))?;
-    if let Some(input) = input {
-        let doc: switchboard_store::SettingsDoc =
+    if let Some((input, replace)) = input {
+        let written: serde_json::Value =
             serde_json::from_str(&read_input(input)?).context("parsing the settings document")?;
         let cipher =
             switchboard_store::crypto::Cipher::from_base64(&config.security.master_key).ok();
+        let how = if replace {
+            switchboard_store::Write::Replace
+        } else {
+            switchboard_store::Write::Merge
+        };
         store
-            .apply_settings(tenant_id, &doc, "cli", cipher.as_ref())
+            .apply_settings(tenant_id, &written, how, "cli", cipher.as_ref())
             .await?;
     }
     println!(

@@ -2,12 +2,12 @@
 //! settings.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use switchboard_store::{NewTenant, SettingsDoc, TenantRecord};
+use switchboard_store::{NewTenant, SettingsDoc, TenantRecord, Write};
 
 use crate::attempts::Attempts;
 use crate::{ApiError, AppState, LimitKey};
@@ -20,7 +20,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/admin/tenants/{slug}/enable", post(enable))
         .route(
             "/api/v1/admin/tenants/{slug}/settings",
-            get(read).put(write),
+            get(read).put(write).patch(write),
         )
 }
 
@@ -176,23 +176,44 @@ async fn read(
     Ok(Json(s.services.store.settings_doc(tenant).await?))
 }
 
-/// Replaces the sections given; invalid settings are refused with the reason.
+/// `?replace=true` on a settings write: the sections given replace the stored ones whole,
+/// instead of being merged into them.
+#[derive(Debug, Default, Deserialize)]
+pub struct WriteQuery {
+    #[serde(default)]
+    replace: bool,
+}
+
+impl WriteQuery {
+    pub fn write(&self) -> Write {
+        if self.replace {
+            Write::Replace
+        } else {
+            Write::Merge
+        }
+    }
+}
+
+/// A merge patch over the stored settings (PUT and PATCH alike), or with `?replace=true`
+/// a replacement of the sections given; invalid settings are refused with the reason.
 async fn write(
     State(s): State<AppState>,
     Path(slug): Path<String>,
+    Query(how): Query<WriteQuery>,
     client: LimitKey,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<SettingsDoc>, ApiError> {
     authorize(&s, client, &headers).await?;
-    let doc: SettingsDoc =
+    let written: serde_json::Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let tenant = s.services.store.tenant_id(&slug).await?;
     let cipher =
         switchboard_store::crypto::Cipher::from_base64(&s.services.config.security.master_key).ok();
-    s.services
-        .store
-        .apply_settings(tenant, &doc, ACTOR, cipher.as_ref())
-        .await?;
-    Ok(Json(s.services.store.settings_doc(tenant).await?))
+    Ok(Json(
+        s.services
+            .store
+            .apply_settings(tenant, &written, how.write(), ACTOR, cipher.as_ref())
+            .await?,
+    ))
 }

@@ -42,12 +42,12 @@ pub use ratelimit::SharedRateLimiter;
 pub use schedule::DueDraft;
 pub use seed::DEMO_SLUG;
 pub use settings::{
-    ConversationSettings, InvalidSettingsDoc, LlmSettingsDoc, OperatorSettings, SettingsDoc,
-    WebchatSettings,
+    ConversationSettings, InvalidSettingsDoc, LlmSettingsDoc, OperatorSettings, ProfileSettings,
+    SettingsDoc, WebchatSettings, Write,
 };
 pub use shops::{NewTenant, TenantRecord};
 pub(crate) use supersede::supersede_waiting;
-pub use tenants::{LlmOverrides, TenantChannel, TenantSettings};
+pub use tenants::{LlmOverrides, TenantChannel, TenantSettings, WidgetPage};
 pub use transcript::{Page, TranscriptEntry};
 pub use users::{Login, MAX_FAILED_LOGINS, NewSession, Role, Session, User};
 

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use switchboard_core::Mode;
-use switchboard_core::settings::{DecisionSettings, Flags, HumanDelaySettings, Policies};
+use switchboard_core::settings::{
+    DecisionSettings, Flags, HumanDelaySettings, Policies, WorkingHours,
+};
 use uuid::Uuid;
 
 use crate::crypto::{Cipher, CryptoError};
@@ -21,10 +23,17 @@ pub struct ConversationSettings {
     pub debounce_cap_ms: u32,
 }
 
-/// Every section is optional on write: the sections given replace the stored ones.
+/// A tenant's settings. Read, every section is there. Written, the document is a JSON
+/// merge patch (RFC 7396) over the stored one: only the fields given change, and `null`
+/// removes an optional one; with `Write::Replace`, the sections given replace the stored
+/// ones whole.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsDoc {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<ProfileSettings>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_hours: Option<WorkingHours>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<DecisionSettings>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,6 +52,67 @@ pub struct SettingsDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webchat: Option<WebchatSettings>,
 }
+
+/// Who the shop is, as its customers meet it: its name in the web chat, how the LLM speaks
+/// for it, its language and currency, and what a customer is told while a person takes
+/// over. The shop's time zone is `working_hours.timezone`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileSettings {
+    pub name: String,
+    /// Who the assistant is, in the LLM's prompt ("You are Mia, the shop's assistant…").
+    #[serde(default)]
+    pub persona: Option<String>,
+    /// How the replies sound: friendly, formal, playful…
+    pub tone: String,
+    /// Formal address (Sie, vous, usted) in languages that have it.
+    pub formal_address: bool,
+    /// ISO 639-1 code of the replies, opt-out words and confirmations.
+    pub language: String,
+    /// PostgreSQL's text-search configuration for the knowledge base (`german`, `simple`).
+    pub search_language: String,
+    /// ISO 4217 code of the catalogue's prices.
+    pub currency: String,
+    /// What the customer is told when their conversation goes to a person.
+    #[serde(default)]
+    pub holding_message: Option<String>,
+    /// Where escalations are announced besides the console (addresses, phone numbers).
+    #[serde(default)]
+    pub escalation_contacts: Vec<String>,
+}
+
+/// Search configurations PostgreSQL ships with.
+const SEARCH_LANGUAGES: &[&str] = &[
+    "simple",
+    "arabic",
+    "armenian",
+    "basque",
+    "catalan",
+    "danish",
+    "dutch",
+    "english",
+    "finnish",
+    "french",
+    "german",
+    "greek",
+    "hindi",
+    "hungarian",
+    "indonesian",
+    "irish",
+    "italian",
+    "lithuanian",
+    "nepali",
+    "norwegian",
+    "portuguese",
+    "romanian",
+    "russian",
+    "serbian",
+    "spanish",
+    "swedish",
+    "tamil",
+    "turkish",
+    "yiddish",
+];
 
 /// The web-chat widget: the sites that may show it in a frame. Empty, only the gateway's
 /// own pages may; the widget's page says so to browsers (`frame-ancestors`), so another
@@ -115,6 +185,12 @@ pub struct LlmSettingsDoc {
     pub max_tokens: Option<i32>,
     #[serde(default)]
     pub response_format: Option<String>,
+    /// How long one call may take, in milliseconds.
+    #[serde(default)]
+    pub timeout_ms: Option<u32>,
+    /// Retries after a failed call (a timeout, a 429 or a 5xx).
+    #[serde(default)]
+    pub max_retries: Option<u32>,
 }
 
 const REDACTED: &str = "***";
@@ -136,6 +212,28 @@ impl SettingsDoc {
         if let Some(h) = &self.human_delay {
             h.validate()
                 .map_err(|e| InvalidSettingsDoc(e.to_string()))?;
+        }
+        if let Some(p) = &self.profile {
+            p.validate()?;
+        }
+        if let Some(w) = &self.working_hours {
+            crate::shops::check_timezone(&w.timezone)
+                .map_err(|e| InvalidSettingsDoc(format!("working_hours.{e}")))?;
+            let mut days = w.days.clone();
+            days.sort_unstable();
+            days.dedup();
+            if days.is_empty()
+                || days.len() != w.days.len()
+                || days.iter().any(|d| !(1..=7).contains(d))
+            {
+                return bad(
+                    "working_hours.days must list distinct ISO weekdays, 1 (Monday) to 7 (Sunday)"
+                        .into(),
+                );
+            }
+            if w.start == w.end {
+                return bad("working_hours.start and working_hours.end must differ".into());
+            }
         }
         if let Some(c) = &self.conversation
             && !(c.debounce_quiet_ms <= c.debounce_cap_ms && c.debounce_cap_ms <= MAX_DEBOUNCE_MS)
@@ -167,6 +265,12 @@ impl SettingsDoc {
             }
             if l.max_tokens.is_some_and(|m| m <= 0) {
                 return bad("llm.max_tokens must be positive".into());
+            }
+            if l.timeout_ms.is_some_and(|t| !(1000..=600_000).contains(&t)) {
+                return bad("llm.timeout_ms must lie between 1000 and 600000".into());
+            }
+            if l.max_retries.is_some_and(|r| r > 10) {
+                return bad("llm.max_retries must be at most 10".into());
             }
         }
         if let Some(o) = &self.operators {
@@ -210,15 +314,102 @@ impl SettingsDoc {
     }
 }
 
+impl ProfileSettings {
+    fn validate(&self) -> Result<(), InvalidSettingsDoc> {
+        let bad = |m: String| Err(InvalidSettingsDoc(m));
+        let chars = |t: &str| t.trim().chars().count();
+        if !(1..=200).contains(&chars(&self.name)) {
+            return bad("profile.name must be 1-200 characters".into());
+        }
+        if !(1..=100).contains(&chars(&self.tone)) {
+            return bad("profile.tone must be 1-100 characters".into());
+        }
+        if self.persona.as_deref().is_some_and(|p| chars(p) > 2000) {
+            return bad("profile.persona holds at most 2000 characters".into());
+        }
+        if self
+            .holding_message
+            .as_deref()
+            .is_some_and(|h| !(1..=1000).contains(&chars(h)))
+        {
+            return bad("profile.holding_message must be 1-1000 characters".into());
+        }
+        if crate::shops::primary_language(&self.language)
+            .ok()
+            .as_deref()
+            != Some(self.language.as_str())
+        {
+            return bad(format!(
+                "profile.language {:?} must be an ISO 639-1 code such as en or de",
+                self.language
+            ));
+        }
+        if !SEARCH_LANGUAGES.contains(&self.search_language.as_str()) {
+            return bad(format!(
+                "profile.search_language {:?} is not one of {}",
+                self.search_language,
+                SEARCH_LANGUAGES.join(", ")
+            ));
+        }
+        if crate::shops::currency(&self.currency).ok().as_deref() != Some(self.currency.as_str()) {
+            return bad(format!(
+                "profile.currency {:?} must be an ISO 4217 code such as EUR",
+                self.currency
+            ));
+        }
+        if self.escalation_contacts.len() > 20
+            || self
+                .escalation_contacts
+                .iter()
+                .any(|c| !(1..=200).contains(&chars(c)))
+        {
+            return bad(
+                "profile.escalation_contacts holds at most 20 entries of 1-200 characters".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// How a settings document is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Write {
+    /// A JSON merge patch: only the fields given change.
+    #[default]
+    Merge,
+    /// The sections given replace the stored ones whole; fields left out take their
+    /// defaults.
+    Replace,
+}
+
 /// The document as the audit log keeps it: without the API key.
 fn redacted(doc: &SettingsDoc) -> SettingsDoc {
     let mut d = doc.clone();
-    if let Some(l) = &mut d.llm
-        && l.api_key.is_some()
-    {
-        l.api_key = Some(REDACTED.to_owned());
+    if let Some(l) = &mut d.llm {
+        l.api_key = l
+            .api_key
+            .as_deref()
+            .filter(|k| !k.is_empty())
+            .map(|_| REDACTED.to_owned());
     }
     d
+}
+
+/// What a written document does to the stored LLM API key. It is never read back (the
+/// document shows "***"), so writing back what was read keeps it; `null` or "" clears it.
+enum KeyChange {
+    Keep,
+    Clear,
+    Set(String),
+}
+
+fn api_key_change(written: Option<&serde_json::Value>) -> KeyChange {
+    match written {
+        None => KeyChange::Keep,
+        Some(serde_json::Value::String(k)) if k == REDACTED => KeyChange::Keep,
+        Some(serde_json::Value::String(k)) if !k.is_empty() => KeyChange::Set(k.clone()),
+        Some(_) => KeyChange::Clear,
+    }
 }
 
 fn n(x: u64) -> i32 {
@@ -238,11 +429,15 @@ impl Store {
             operator_chat_id: Option<i64>,
             delay_approved_sends: bool,
             widget_origins: Vec<String>,
+            search_language: String,
+            currency: String,
+            escalation_contacts: sqlx::types::Json<Vec<String>>,
         }
         let ops: Ops = sqlx::query_as(
             "SELECT t.approval_ttl_minutes, t.takeover_minutes, t.escalation_sla_minutes,
                     ch.name AS telegram_channel, t.operator_chat_id, t.delay_approved_sends,
-                    t.widget_origins
+                    t.widget_origins, t.text_search_config::text AS search_language, t.currency,
+                    t.escalation_contacts
              FROM tenants t LEFT JOIN channels ch ON ch.id = t.operator_channel_id WHERE t.id = $1",
         )
         .bind(tenant_id)
@@ -255,6 +450,18 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         Ok(SettingsDoc {
+            profile: Some(ProfileSettings {
+                name: s.name,
+                persona: s.persona,
+                tone: s.tone,
+                formal_address: s.formal_address,
+                language: s.language,
+                search_language: ops.search_language,
+                currency: ops.currency,
+                holding_message: s.holding_message,
+                escalation_contacts: ops.escalation_contacts.0,
+            }),
+            working_hours: Some(s.working_hours),
             decision: Some(s.decision),
             conversation: Some(ConversationSettings {
                 default_mode: s.default_mode,
@@ -272,6 +479,8 @@ impl Store {
                 temperature: s.llm.temperature,
                 max_tokens: s.llm.max_tokens,
                 response_format: s.llm.response_format,
+                timeout_ms: s.llm.timeout_ms.and_then(|t| u32::try_from(t).ok()),
+                max_retries: s.llm.max_retries.and_then(|r| u32::try_from(r).ok()),
             }),
             operators: Some(OperatorSettings {
                 approval_ttl_minutes: u32::try_from(ops.approval_ttl_minutes).unwrap_or(1),
@@ -287,33 +496,122 @@ impl Store {
         })
     }
 
-    /// Validates, then writes the given sections in one transaction with an audit event.
-    /// An LLM API key needs `cipher`: keys are only ever stored encrypted.
+    /// Applies a written document (see [`SettingsDoc`] and [`Write`]) over the stored
+    /// settings: the result is validated and written in one transaction, with an audit event
+    /// listing what changed (a JSON Patch, RFC 6902, the API key redacted). Nothing changed,
+    /// nothing is written. Writes to one tenant's settings take turns, so two admins'
+    /// patches cannot undo each other. An LLM API key needs `cipher`: keys are only ever
+    /// stored encrypted. Returns the settings as now stored.
     pub async fn apply_settings(
         &self,
         tenant_id: Uuid,
-        doc: &SettingsDoc,
+        written: &serde_json::Value,
+        how: Write,
         actor: &str,
         cipher: Option<&Cipher>,
-    ) -> Result<()> {
+    ) -> Result<SettingsDoc> {
+        let Some(given) = written.as_object() else {
+            return Err(StoreError::Invalid(
+                "the settings document must be a JSON object".into(),
+            ));
+        };
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('settings:' || $1::text, 0))")
+            .bind(tenant_id)
+            .execute(&mut *tx)
+            .await?;
+        // Read after the lock: a write that held it before has committed.
+        let stored = self.settings_doc(tenant_id).await?;
+        let before =
+            serde_json::to_value(&stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut after = before.clone();
+        match how {
+            Write::Merge => json_patch::merge(&mut after, written),
+            Write::Replace => {
+                for (section, value) in given {
+                    after[section] = value.clone();
+                }
+            }
+        }
+        let doc: SettingsDoc = serde_json::from_value(after)
+            .map_err(|e| StoreError::Invalid(format!("settings: {e}")))?;
         doc.validate().map_err(|e| StoreError::Invalid(e.0))?;
-        let api_key = match doc.llm.as_ref().and_then(|l| l.api_key.as_deref()) {
-            // Reading a document back and writing it again keeps the stored key.
-            None | Some(REDACTED) => None,
-            Some("") => Some(None),
-            Some(key) => {
+        let api_key = api_key_change(given.get("llm").and_then(|l| l.get("api_key")));
+        let changes = json_patch::diff(&json!(redacted(&stored)), &json!(redacted(&doc)));
+        if changes.0.is_empty() && !matches!(api_key, KeyChange::Set(_)) {
+            return Ok(stored);
+        }
+        let api_key = match api_key {
+            KeyChange::Keep => None,
+            KeyChange::Clear => Some(None),
+            KeyChange::Set(key) => {
                 let cipher =
                     cipher.ok_or_else(|| StoreError::Invalid(CryptoError::NoKey.to_string()))?;
                 Some(Some(cipher.encrypt(key.as_bytes())))
             }
         };
-        let mut tx = self.pool.begin().await?;
+        // Flags the tenant no longer sets fall back to the global value.
+        let unset: Vec<String> = stored
+            .flags
+            .iter()
+            .flatten()
+            .filter(|(k, _)| !doc.flags.as_ref().is_some_and(|f| f.contains_key(*k)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        if let Some(p) = &doc.profile {
+            sqlx::query(
+                "UPDATE tenants SET name = $2, persona = $3, tone = $4, formal_address = $5,
+                        language = $6, text_search_config = $7::regconfig, currency = $8,
+                        holding_message = $9, escalation_contacts = $10
+                 WHERE id = $1",
+            )
+            .bind(tenant_id)
+            .bind(p.name.trim())
+            .bind(&p.persona)
+            .bind(&p.tone)
+            .bind(p.formal_address)
+            .bind(&p.language)
+            .bind(&p.search_language)
+            .bind(&p.currency)
+            .bind(&p.holding_message)
+            .bind(sqlx::types::Json(&p.escalation_contacts))
+            .execute(&mut *tx)
+            .await?;
+            // Documents and products are searched in the shop's language.
+            for table in ["knowledge_docs", "products"] {
+                sqlx::query(&format!(
+                    "UPDATE {table} SET search_config = $2::regconfig
+                     WHERE tenant_id = $1 AND search_config <> $2::regconfig"
+                ))
+                .bind(tenant_id)
+                .bind(&p.search_language)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        if let Some(w) = &doc.working_hours {
+            let days: Vec<i16> = w.days.iter().map(|d| i16::from(*d)).collect();
+            sqlx::query(
+                "UPDATE tenants SET timezone = $2, working_hours_start = $3,
+                        working_hours_end = $4, working_days = $5
+                 WHERE id = $1",
+            )
+            .bind(tenant_id)
+            .bind(&w.timezone)
+            .bind(w.start)
+            .bind(w.end)
+            .bind(&days)
+            .execute(&mut *tx)
+            .await?;
+        }
         if let Some(l) = &doc.llm {
             sqlx::query(
-                "INSERT INTO llm_settings (tenant_id, provider, base_url, model, temperature, max_tokens, response_format)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                "INSERT INTO llm_settings (tenant_id, provider, base_url, model, temperature, max_tokens,
+                        response_format, timeout_ms, max_retries)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                  ON CONFLICT (tenant_id) DO UPDATE SET provider = $2, base_url = $3, model = $4, temperature = $5,
-                        max_tokens = $6, response_format = $7, updated_at = now()",
+                        max_tokens = $6, response_format = $7, timeout_ms = $8, max_retries = $9,
+                        updated_at = now()",
             )
             .bind(tenant_id)
             .bind(&l.provider)
@@ -322,9 +620,11 @@ impl Store {
             .bind(l.temperature)
             .bind(l.max_tokens)
             .bind(&l.response_format)
+            .bind(l.timeout_ms.map(|t| n(u64::from(t))))
+            .bind(l.max_retries.map(|r| n(u64::from(r))))
             .execute(&mut *tx)
             .await?;
-            if let Some(key) = api_key {
+            if let Some(key) = &api_key {
                 sqlx::query("UPDATE llm_settings SET api_key = $2 WHERE tenant_id = $1")
                     .bind(tenant_id)
                     .bind(key)
@@ -445,8 +745,17 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        for key in &unset {
+            set_flag(&mut tx, Some(tenant_id), key, None).await?;
+        }
         for (key, value) in doc.flags.iter().flatten() {
             set_flag(&mut tx, Some(tenant_id), key, *value).await?;
+        }
+        let mut changes = json!(changes);
+        if let Some(Some(_)) = &api_key {
+            changes.as_array_mut().into_iter().for_each(|c| {
+                c.push(json!({"op": "replace", "path": "/llm/api_key", "value": REDACTED}))
+            });
         }
         crate::users::audit_admin(
             &mut *tx,
@@ -454,11 +763,11 @@ impl Store {
             actor,
             "settings.update",
             ("tenant", Some(tenant_id)),
-            json!(redacted(doc)),
+            json!({"changes": changes}),
         )
         .await?;
         tx.commit().await?;
-        Ok(())
+        self.settings_doc(tenant_id).await
     }
 
     /// Sets (or with `None` removes) a flag, for one tenant or, without one, globally.

@@ -30,6 +30,15 @@ pub struct TenantChannel {
     pub channel_id: Uuid,
 }
 
+/// The chat widget's page: the shop's name in its header, its language, and the origins
+/// allowed to frame it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct WidgetPage {
+    pub name: String,
+    pub language: String,
+    pub allowed_origins: Vec<String>,
+}
+
 /// Everything the AI worker needs from a tenant's settings, with the seed defaults filled
 /// in where the tenant has no row.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,6 +74,8 @@ pub struct LlmOverrides {
     pub temperature: Option<f32>,
     pub max_tokens: Option<i32>,
     pub response_format: Option<String>,
+    pub timeout_ms: Option<i32>,
+    pub max_retries: Option<i32>,
 }
 
 impl Store {
@@ -89,15 +100,15 @@ impl Store {
         }))
     }
 
-    /// The origins allowed to frame the tenant's chat widget.
-    pub async fn widget_origins(&self, tenant_id: Uuid) -> Result<Vec<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT widget_origins FROM tenants WHERE id = $1")
-                .bind(tenant_id)
-                .fetch_optional(&self.pool)
-                .await?
-                .unwrap_or_default(),
+    /// What the tenant's chat widget page shows and who may frame it.
+    pub async fn widget_page(&self, tenant_id: Uuid) -> Result<WidgetPage> {
+        sqlx::query_as(
+            "SELECT name, language, widget_origins AS allowed_origins FROM tenants WHERE id = $1",
         )
+        .bind(tenant_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound { what: "tenant" })
     }
 
     pub async fn tenant_id(&self, slug: &str) -> Result<Uuid> {
@@ -199,7 +210,8 @@ impl Store {
                 .collect(),
         };
         let llm: LlmOverrides = sqlx::query_as(
-            "SELECT provider, base_url, api_key, model, temperature, max_tokens, response_format
+            "SELECT provider, base_url, api_key, model, temperature, max_tokens, response_format,
+                    timeout_ms, max_retries
              FROM llm_settings WHERE tenant_id = $1",
         )
         .bind(tenant_id)

@@ -43,6 +43,12 @@ fn llm_config(s: &Services, settings: &TenantSettings) -> Result<(LlmConfig, boo
     if let Some(v) = o.max_tokens {
         cfg.max_tokens = u32::try_from(v).unwrap_or(cfg.max_tokens);
     }
+    if let Some(v) = o.timeout_ms {
+        cfg.timeout_ms = u64::try_from(v).unwrap_or(cfg.timeout_ms);
+    }
+    if let Some(v) = o.max_retries {
+        cfg.max_retries = u32::try_from(v).unwrap_or(cfg.max_retries);
+    }
     if let Some(blob) = &o.api_key {
         let cipher =
             Cipher::from_base64(&s.config.security.master_key).map_err(|e| e.to_string())?;

@@ -398,3 +398,121 @@ async fn tenants_are_created_listed_disabled_and_enabled_through_the_admin_api()
         ["tenant.create", "tenant.disable", "tenant.enable"]
     );
 }
+
+/// A write changes only the fields it gives (a JSON merge patch): raising `t_auto` keeps
+/// the shop's auto-send on (it once reset it), `null` removes an optional field, the audit
+/// event lists exactly what changed, a write that changes nothing writes nothing, and only
+/// `?replace=true` replaces a section whole. The profile and working
+/// hours are settings too; the widget shows the shop's name.
+#[tokio::test]
+async fn a_settings_write_is_a_merge_patch_with_its_changes_audited() {
+    let app = app().await;
+    let audited = || async {
+        sqlx::query_scalar::<_, Value>(
+            "SELECT details->'changes' FROM audit_events WHERE action = 'settings.update'
+             ORDER BY created_at",
+        )
+        .fetch_all(&app.pool)
+        .await
+        .unwrap()
+    };
+    let (status, doc) = put(&app, json!({"decision": {"t_auto": 0.8}})).await;
+    assert_eq!(status, StatusCode::OK, "{doc}");
+    assert_eq!(doc["decision"]["t_auto"], 0.8);
+    assert_eq!(doc["decision"]["autosend_allowed"], true, "untouched");
+    assert_eq!(
+        audited().await,
+        [json!([{"op": "replace", "path": "/decision/t_auto", "value": 0.8}])]
+    );
+
+    let r = app
+        .http
+        .patch(url(&app))
+        .bearer_auth(TOKEN)
+        .json(&json!({
+            "profile": {"name": "Lamp <Lane>", "language": "de", "search_language": "german",
+                        "holding_message": null, "escalation_contacts": ["boss@lamps.example"]},
+            "working_hours": {"timezone": "Europe/Vienna", "days": [1, 2, 3, 4, 5, 6],
+                              "start": "08:00:00", "end": "20:00:00"},
+            "llm": {"timeout_ms": 20000, "max_retries": 1}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let doc: Value = r.json().await.unwrap();
+    assert_eq!(doc["profile"]["name"], "Lamp <Lane>");
+    assert_eq!(doc["profile"]["currency"], "EUR", "untouched");
+    assert!(doc["profile"]["holding_message"].is_null(), "removed");
+    assert_eq!(doc["working_hours"]["timezone"], "Europe/Vienna");
+    assert_eq!(doc["llm"]["timeout_ms"], 20000);
+    let settings = app
+        .services
+        .store
+        .tenant_settings(app.services.store.tenant_id("demo").await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(settings.language, "de");
+    assert_eq!(settings.working_hours.days, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(settings.llm.timeout_ms, Some(20000));
+    let page = app
+        .http
+        .get(format!("{}/chat/demo", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("<h1>Lamp &lt;Lane&gt;</h1>"),
+        "escaped name in the header"
+    );
+    assert!(page.contains(r#"<html lang="de">"#));
+    let changes = audited().await;
+    let paths: Vec<&str> = changes[1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["path"].as_str().unwrap())
+        .collect();
+    for p in [
+        "/profile/name",
+        "/profile/language",
+        "/profile/search_language",
+        "/profile/holding_message",
+        "/working_hours/timezone",
+        "/llm/timeout_ms",
+    ] {
+        assert!(paths.contains(&p), "{p} in {paths:?}");
+    }
+
+    // Writing back what was read changes nothing and writes nothing.
+    let (status, _) = put(&app, doc.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(audited().await.len(), 2);
+
+    // Only an explicit replace resets what it leaves out to the defaults.
+    let r = app
+        .http
+        .put(format!("{}?replace=true", url(&app)))
+        .bearer_auth(TOKEN)
+        .json(&json!({"decision": {"t_auto": 0.7}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let replaced: Value = r.json().await.unwrap();
+    assert_eq!(replaced["decision"]["t_auto"], 0.7);
+    assert_eq!(replaced["decision"]["autosend_allowed"], false);
+    assert_eq!(
+        replaced["profile"], doc["profile"],
+        "other sections untouched"
+    );
+
+    // A flag set for the tenant, then removed with null: the global value applies again.
+    let (_, doc) = put(&app, json!({"flags": {"RAG_ENABLED": false}})).await;
+    assert_eq!(doc["flags"]["RAG_ENABLED"], false);
+    let (_, doc) = put(&app, json!({"flags": {"RAG_ENABLED": null}})).await;
+    assert!(doc["flags"].get("RAG_ENABLED").is_none(), "{doc}");
+}

@@ -1015,7 +1015,8 @@ async fn approval_and_replies_from_the_operators_telegram_chat() {
         .store
         .apply_settings(
             demo,
-            &serde_json::from_value(settings).unwrap(),
+            &settings,
+            switchboard_store::Write::Merge,
             "test",
             None,
         )

@@ -701,17 +701,13 @@ async fn the_widget_may_be_framed_only_where_the_shop_allows() {
     );
 
     let tenant = app.services.store.tenant_id("demo").await.unwrap();
-    let doc = |origins: &[&str]| switchboard_store::SettingsDoc {
-        webchat: Some(switchboard_store::WebchatSettings {
-            allowed_origins: origins.iter().map(|o| (*o).to_owned()).collect(),
-        }),
-        ..Default::default()
-    };
+    let doc = |origins: &[&str]| serde_json::json!({"webchat": {"allowed_origins": origins}});
     app.services
         .store
         .apply_settings(
             tenant,
             &doc(&["https://shop.example", "https://*.shop.example:8443"]),
+            switchboard_store::Write::Merge,
             "test",
             None,
         )
@@ -736,7 +732,13 @@ async fn the_widget_may_be_framed_only_where_the_shop_allows() {
         let err = app
             .services
             .store
-            .apply_settings(tenant, &doc(&[bad]), "test", None)
+            .apply_settings(
+                tenant,
+                &doc(&[bad]),
+                switchboard_store::Write::Merge,
+                "test",
+                None,
+            )
             .await
             .unwrap_err();
         assert!(err.to_string().contains("not an origin"), "{bad}: {err}");

@@ -1,6 +1,6 @@
 //! Tenant settings, users and dead letters: what owners and admins manage.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,7 +15,7 @@ use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/settings", get(read).put(write))
+        .route("/api/v1/settings", get(read).put(write).patch(write))
         .route("/api/v1/users", post(add_user))
         .route("/api/v1/dead-letters", get(dead_letters))
         .route("/api/v1/dead-letters/{id}/replay", post(replay))
@@ -30,22 +30,31 @@ async fn read(State(s): State<AppState>, caller: Caller) -> Result<Json<Settings
     ))
 }
 
-/// Replaces the sections given; invalid settings are refused with the reason.
+/// A merge patch over the stored settings (PUT and PATCH alike); `?replace=true` replaces
+/// the sections given whole. Invalid settings are refused with the reason.
 async fn write(
     State(s): State<AppState>,
     caller: Caller,
+    Query(how): Query<crate::admin::WriteQuery>,
     body: axum::body::Bytes,
 ) -> Result<Json<SettingsDoc>, ApiError> {
     let user = caller.admin()?;
-    let doc: SettingsDoc =
+    let written: Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let cipher =
         switchboard_store::crypto::Cipher::from_base64(&s.services.config.security.master_key).ok();
-    s.services
-        .store
-        .apply_settings(user.tenant_id, &doc, &user.id.to_string(), cipher.as_ref())
-        .await?;
-    Ok(Json(s.services.store.settings_doc(user.tenant_id).await?))
+    Ok(Json(
+        s.services
+            .store
+            .apply_settings(
+                user.tenant_id,
+                &written,
+                how.write(),
+                &user.id.to_string(),
+                cipher.as_ref(),
+            )
+            .await?,
+    ))
 }
 
 #[derive(Deserialize)]

@@ -46,7 +46,8 @@ async fn widget(
     Path(slug): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let tc = s.tenants.resolve(&slug, ChannelKind::Webchat).await?;
-    let origins = s.services.store.widget_origins(tc.tenant_id).await?;
+    let page = s.services.store.widget_page(tc.tenant_id).await?;
+    let origins = &page.allowed_origins;
     // Validated when saved: origins only, no spaces, quotes or semicolons.
     let policy = std::iter::once("'self'")
         .chain(origins.iter().map(String::as_str))
@@ -63,8 +64,16 @@ async fn widget(
             HeaderValue::from_static("SAMEORIGIN"),
         );
     }
-    // The slug passed resolve(), so it is [a-z0-9-] only and safe to embed.
-    Ok((headers, Html(WIDGET.replace("{{TENANT_SLUG}}", &slug))))
+    // The slug passed resolve(), so it is [a-z0-9-] only and safe to embed; the shop's
+    // name and language are the admin's text, escaped.
+    let html = WIDGET
+        .replace("{{TENANT_SLUG}}", &slug)
+        .replace(
+            "{{LANGUAGE}}",
+            &html_escape::encode_double_quoted_attribute(&page.language),
+        )
+        .replace("{{SHOP_NAME}}", &html_escape::encode_text(&page.name));
+    Ok((headers, Html(html)))
 }
 
 /// Accepts a visitor's message. 202 means the broker confirmed a durable copy; anything
