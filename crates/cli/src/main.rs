@@ -1,5 +1,6 @@
 mod channel_cmd;
 mod dlq_cmd;
+mod shop_cmd;
 mod tenant_cmd;
 
 use anyhow::Context;
@@ -84,6 +85,16 @@ enum Command {
     Tenant {
         #[command(subcommand)]
         action: tenant_cmd::TenantAction,
+    },
+    /// A tenant's knowledge base: import documents, list, show, remove, and search it.
+    Kb {
+        #[command(subcommand)]
+        action: shop_cmd::KbAction,
+    },
+    /// A tenant's products: import a catalogue file, list.
+    Catalog {
+        #[command(subcommand)]
+        action: shop_cmd::CatalogAction,
     },
     /// Operator accounts.
     User {
@@ -180,6 +191,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Settings { action } => settings(config, action).await,
         Command::User { action } => user(config, action).await,
         Command::Tenant { action } => tenant_cmd::run(config, action).await,
+        Command::Kb { action } => shop_cmd::kb(config, action).await,
+        Command::Catalog { action } => shop_cmd::catalog(config, action).await,
         Command::Flag { key, value, tenant } => flag(config, &key, &value, tenant.as_deref()).await,
         Command::Dlq { action } => dlq_cmd::run(config, action).await,
         Command::Queues => {

@@ -16,6 +16,7 @@ mod ratelimit;
 mod schedule;
 mod seed;
 mod settings;
+mod shop_data;
 mod shops;
 mod supersede;
 mod tenants;
@@ -44,6 +45,9 @@ pub use seed::DEMO_SLUG;
 pub use settings::{
     ConversationSettings, InvalidSettingsDoc, LlmSettingsDoc, OperatorSettings, ProfileSettings,
     SettingsDoc, WebchatSettings, Write,
+};
+pub use shop_data::{
+    Doc, DocSummary, DocsToRemove, ImportReport, ProductInput, ProductRecord, Upserted,
 };
 pub use shops::{NewTenant, TenantRecord};
 pub(crate) use supersede::supersede_waiting;

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn readme_cases() -> Vec<String> {
     let readme =
@@ -404,4 +404,157 @@ async fn the_gateway_serves_metrics_on_their_own_address_when_asked() {
         on_private.text().await.unwrap().contains("sb_"),
         "the gateway's own metrics"
     );
+}
+
+/// A new shop, from the README alone and without SQL: a tenant, a folder of Markdown and
+/// HTML documents, a CSV catalogue, its name and hours; then a customer's question in the
+/// shop's web chat is answered from the shop's own document. Importing again replaces
+/// instead of duplicating; a changed catalogue reports what it added, changed and removed.
+#[tokio::test]
+async fn a_new_shop_is_set_up_from_files_and_answers_from_its_own_documents() {
+    let app = crate::helpers::TestApp::spawn().await;
+    let run = |args: Vec<String>| {
+        let config = app.config.clone();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let (ok, out, err) = switchboard(&args, &config).await;
+            assert!(ok, "switchboard {args:?} failed: {err}");
+            serde_json::from_str::<Value>(&out).unwrap()
+        }
+    };
+    let argv = |s: &[&str]| s.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
+
+    let shop = run(argv(&[
+        "tenant",
+        "add",
+        "--slug",
+        "lamps",
+        "--name",
+        "Lamp Lane",
+        "--timezone",
+        "Europe/Berlin",
+        "--currency",
+        "EUR",
+    ]))
+    .await;
+    assert_eq!(shop["channels"], 1);
+
+    let dir = std::env::temp_dir().join(format!("sb-shop-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    std::fs::write(
+        dir.join("policies/returns.md"),
+        "# Returns\n\nYou can send back any lamp within 30 days of delivery for a full refund. \
+         Use the prepaid label in the box.\n\n## Damaged lamps\n\nIf a lamp arrives broken, \
+         send us a photo and we ship a new one at once.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("delivery.html"),
+        "<h1>Delivery</h1><p>Every lamp ships from Hamburg with DPD and arrives in 2-3 working days.</p>",
+    )
+    .unwrap();
+    std::fs::write(dir.join("logo.png"), [0u8, 1, 2]).unwrap();
+    let folder = dir.to_string_lossy().into_owned();
+    let imported = run(argv(&["kb", "import", "--tenant", "lamps", &folder])).await;
+    assert_eq!(
+        imported["imported"].as_array().unwrap().len(),
+        2,
+        "{imported}"
+    );
+    let docs = run(argv(&["kb", "list", "--tenant", "lamps"])).await;
+    let titles: Vec<&str> = docs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["Delivery", "Returns", "Returns › Damaged lamps"]);
+    // Importing again replaces the file's documents.
+    run(argv(&["kb", "import", "--tenant", "lamps", &folder])).await;
+    let again = run(argv(&["kb", "list", "--tenant", "lamps"])).await;
+    assert_eq!(again.as_array().unwrap().len(), 3);
+
+    let csv = dir.join("products.csv");
+    std::fs::write(
+        &csv,
+        "sku,name,description,price,stock,colour\n\
+         LAMP-01,Brass desk lamp,A brass desk lamp with a linen shade,89.00,12,brass\n\
+         LAMP-02,Arc floor lamp,A tall arc floor lamp,249.00,0,black\n",
+    )
+    .unwrap();
+    let csv = csv.to_string_lossy().into_owned();
+    let report = run(argv(&["catalog", "import", "--tenant", "lamps", &csv])).await;
+    assert_eq!(report["added"], json!(["LAMP-01", "LAMP-02"]));
+    std::fs::write(
+        &csv,
+        "sku,name,description,price,stock,colour\n\
+         LAMP-01,Brass desk lamp,A brass desk lamp with a linen shade,79.00,12,brass\n\
+         LAMP-03,Clip lamp,A small clip-on reading lamp,29.00,40,white\n",
+    )
+    .unwrap();
+    let report = run(argv(&["catalog", "import", "--tenant", "lamps", &csv])).await;
+    assert_eq!(report["added"], json!(["LAMP-03"]));
+    assert_eq!(report["changed"], json!(["LAMP-01"]));
+    assert_eq!(report["removed"], json!(["LAMP-02"]));
+
+    let settings = dir.join("settings.json");
+    std::fs::write(
+        &settings,
+        json!({
+            "profile": {"holding_message": "Thanks! Someone from Lamp Lane will answer shortly."},
+            "working_hours": {"timezone": "Europe/Berlin", "days": [1, 2, 3, 4, 5, 6, 7],
+                              "start": "00:00:00", "end": "23:59:59"},
+            "decision": {"autosend_allowed": true}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let doc = run(argv(&[
+        "settings",
+        "set",
+        "--tenant",
+        "lamps",
+        "--input",
+        &settings.to_string_lossy(),
+    ]))
+    .await;
+    assert_eq!(doc["profile"]["name"], "Lamp Lane");
+    assert_eq!(doc["decision"]["autosend_allowed"], true);
+
+    let question = "How many days do I have to return a lamp?";
+    let found = run(argv(&["kb", "search", "--tenant", "lamps", question])).await;
+    assert_eq!(found[0]["title"], "Returns", "{found}");
+    let page = app
+        .http
+        .get(format!("{}/chat/lamps", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("<h1>Lamp Lane</h1>"));
+    let r = app
+        .http
+        .post(format!("{}/api/webchat/lamps/messages", app.base))
+        .json(&json!({"visitor_id": "n1-visitor-7f3a9c2e", "client_message_id": "q1", "text": question}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::ACCEPTED);
+    let lamps = app.services.store.tenant_id("lamps").await.unwrap();
+    app.wait_count(
+        &format!("SELECT count(*) FROM ai_suggestions WHERE tenant_id = '{lamps}'"),
+        1,
+    )
+    .await;
+    let (draft, sources): (String, Value) =
+        sqlx::query_as("SELECT draft, used_sources FROM ai_suggestions WHERE tenant_id = $1")
+            .bind(lamps)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(draft.contains("30 days"), "{draft}");
+    assert!(sources.to_string().contains("doc:"), "{sources}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
