@@ -86,6 +86,11 @@ enum Command {
         #[command(subcommand)]
         action: tenant_cmd::TenantAction,
     },
+    /// A tenant's API tokens for its own systems: add (printed once), list, revoke.
+    Token {
+        #[command(subcommand)]
+        action: tenant_cmd::TokenAction,
+    },
     /// A tenant's knowledge base: import documents, list, show, remove, and search it.
     Kb {
         #[command(subcommand)]
@@ -192,6 +197,7 @@ async fn main() -> anyhow::Result<()> {
         Command::User { action } => user(config, action).await,
         Command::Tenant { action } => tenant_cmd::run(config, action).await,
         Command::Kb { action } => shop_cmd::kb(config, action).await,
+        Command::Token { action } => tenant_cmd::token(config, action).await,
         Command::Catalog { action } => shop_cmd::catalog(config, action).await,
         Command::Flag { key, value, tenant } => flag(config, &key, &value, tenant.as_deref()).await,
         Command::Dlq { action } => dlq_cmd::run(config, action).await,

@@ -71,7 +71,7 @@ pub enum CatalogAction {
 
 const ACTOR: &str = "cli";
 
-async fn tenant(store: &Store, slug: &str) -> anyhow::Result<Uuid> {
+pub(crate) async fn tenant(store: &Store, slug: &str) -> anyhow::Result<Uuid> {
     store
         .tenant_id(slug)
         .await
@@ -197,18 +197,7 @@ pub async fn catalog(config: Config, action: CatalogAction) -> anyhow::Result<()
             let name = file.to_string_lossy();
             let rows = switchboard_import::parse_catalog(&name, &content)
                 .with_context(|| file.display().to_string())?;
-            let rows: Vec<ProductInput> = rows
-                .into_iter()
-                .map(|r| ProductInput {
-                    sku: r.sku,
-                    name: r.name,
-                    description: r.description,
-                    price: r.price.to_string(),
-                    currency: r.currency,
-                    stock: r.stock,
-                    attributes: r.attributes,
-                })
-                .collect();
+            let rows: Vec<ProductInput> = rows.into_iter().map(Into::into).collect();
             serde_json::to_value(
                 store
                     .import_products(tenant_id, &rows, !keep_missing, ACTOR)

@@ -76,3 +76,55 @@ pub async fn run(config: Config, action: TenantAction) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }
+
+#[derive(Subcommand)]
+pub enum TokenAction {
+    /// A new API token for the tenant's own systems (a shop keeping stock and prices live
+    /// through `PUT`/`PATCH /api/v1/products/{sku}`). The token is printed once.
+    Add {
+        #[arg(long)]
+        tenant: String,
+        /// What uses it, such as "shop system".
+        #[arg(long)]
+        name: String,
+    },
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        id: uuid::Uuid,
+    },
+}
+
+pub async fn token(config: Config, action: TokenAction) -> anyhow::Result<()> {
+    let store = crate::store(&config).await?;
+    let out = match action {
+        TokenAction::Add { tenant, name } => {
+            let (token, secret) = store
+                .add_api_token(
+                    crate::shop_cmd::tenant(&store, &tenant).await?,
+                    &name,
+                    "cli",
+                )
+                .await?;
+            serde_json::json!({"token": secret, "id": token.id, "name": token.name,
+                               "note": "shown once: keep it in the shop system's secrets"})
+        }
+        TokenAction::List { tenant } => serde_json::to_value(
+            store
+                .api_tokens(crate::shop_cmd::tenant(&store, &tenant).await?)
+                .await?,
+        )?,
+        TokenAction::Revoke { tenant, id } => {
+            store
+                .revoke_api_token(crate::shop_cmd::tenant(&store, &tenant).await?, id, "cli")
+                .await?;
+            serde_json::json!({"revoked": id})
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}

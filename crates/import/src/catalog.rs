@@ -23,6 +23,20 @@ pub struct ProductRow {
     pub attributes: BTreeMap<String, String>,
 }
 
+impl From<ProductRow> for switchboard_store::ProductInput {
+    fn from(r: ProductRow) -> Self {
+        Self {
+            sku: r.sku,
+            name: r.name,
+            description: r.description,
+            price: r.price.to_string(),
+            currency: r.currency,
+            stock: r.stock,
+            attributes: r.attributes,
+        }
+    }
+}
+
 /// The rows of `name` (`.csv` or `.json`), checked: every error names its row.
 pub fn parse_catalog(name: &str, content: &[u8]) -> Result<Vec<ProductRow>, ImportError> {
     let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
@@ -101,29 +115,44 @@ fn json_records(content: &[u8]) -> Result<Vec<Fields>, ImportError> {
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
-            let Value::Object(o) = item else {
-                return Err(ImportError::Invalid(format!(
-                    "row {}: not an object",
-                    i + 1
-                )));
-            };
-            let mut fields = Fields::new();
-            for (k, v) in o {
-                match (k.as_str(), v) {
-                    ("attributes", Value::Object(attrs)) => {
-                        for (ak, av) in attrs {
-                            fields.insert(ak.to_lowercase(), scalar(&av));
-                        }
-                    }
-                    (_, Value::Null) => {}
-                    (_, v) => {
-                        fields.insert(k.to_lowercase(), scalar(&v));
-                    }
-                }
-            }
-            Ok(fields)
+            fields(item).map_err(|e| ImportError::Invalid(format!("row {}: {e}", i + 1)))
         })
         .collect()
+}
+
+/// One product object's fields; its `attributes` object, if any, flattened among them.
+fn fields(item: Value) -> Result<Fields, String> {
+    let Value::Object(o) = item else {
+        return Err("not an object".into());
+    };
+    let mut fields = Fields::new();
+    for (k, v) in o {
+        match (k.as_str(), v) {
+            ("attributes", Value::Object(attrs)) => {
+                for (ak, av) in attrs {
+                    fields.insert(ak.to_lowercase(), scalar(&av));
+                }
+            }
+            (_, Value::Null) => {}
+            (_, v) => {
+                fields.insert(k.to_lowercase(), scalar(&v));
+            }
+        }
+    }
+    Ok(fields)
+}
+
+/// One product as a shop system writes it to `PUT /products/{sku}`: the SKU is the path's,
+/// and a body that names another is refused.
+pub fn parse_product(sku: &str, body: Value) -> Result<ProductRow, ImportError> {
+    let mut f = fields(body).map_err(ImportError::Invalid)?;
+    if f.get("sku").is_some_and(|s| s != sku) {
+        return Err(ImportError::Invalid(format!(
+            "the body's sku is not the path's {sku:?}"
+        )));
+    }
+    f.insert("sku".into(), sku.to_owned());
+    product(f).map_err(ImportError::Invalid)
 }
 
 fn scalar(v: &Value) -> String {

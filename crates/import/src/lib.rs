@@ -5,7 +5,7 @@
 mod catalog;
 mod docs;
 
-pub use catalog::{ProductRow, parse_catalog};
+pub use catalog::{ProductRow, parse_catalog, parse_product};
 pub use docs::{Section, sections};
 
 /// Why a file could not be imported; the message names the file's row or field.

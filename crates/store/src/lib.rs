@@ -2,6 +2,7 @@
 //! the outbox, and the Redis helpers (dedup fast path, live event fan-out).
 
 mod actions;
+mod api_tokens;
 mod channels;
 pub mod crypto;
 mod drafts;
@@ -29,6 +30,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
 pub use actions::{Approval, ConversationAction, ConversationLock, OperatorSend, SuggestionRecord};
+pub use api_tokens::{ApiToken, PREFIX as API_TOKEN_PREFIX};
 pub use channels::ChannelRecord;
 pub use drafts::{Burst, DraftSnapshot, DraftTx, NewSuggestion, Quiet};
 pub use error::StoreError;

@@ -142,6 +142,49 @@ impl Store {
         .ok_or(StoreError::NotFound { what: "document" })
     }
 
+    /// An admin's edit of one document; the document keeps its source, so importing the
+    /// file again replaces the edit.
+    pub async fn update_document(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+        (title, keywords, body): (&str, &str, &str),
+        actor: &str,
+    ) -> Result<Doc> {
+        if title.trim().is_empty() || body.trim().is_empty() {
+            return Err(StoreError::Invalid(
+                "a document needs a title and a body".into(),
+            ));
+        }
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query(
+            "UPDATE knowledge_docs SET title = $3, keywords = $4, body = $5, updated_at = now()
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .bind(title.trim())
+        .bind(keywords)
+        .bind(body)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound { what: "document" });
+        }
+        crate::users::audit_admin(
+            &mut *tx,
+            tenant_id,
+            actor,
+            "kb.edit",
+            ("knowledge_doc", Some(id)),
+            json!({"title": title.trim()}),
+        )
+        .await?;
+        tx.commit().await?;
+        self.document(tenant_id, id).await
+    }
+
     /// Removes one document by id, or every document imported from a source file.
     pub async fn remove_documents(
         &self,

@@ -16,4 +16,5 @@ mod operators;
 mod platforms;
 mod races;
 mod real_llm;
+mod shop;
 mod webchat;

@@ -15,7 +15,7 @@ use crate::platforms::{SECRET, post_tg, telegram_channel};
 use switchboard_fakes::FakePlatform;
 
 const WAIT: Duration = Duration::from_secs(15);
-const PASSWORD: &str = "correct horse battery";
+pub(crate) const PASSWORD: &str = "correct horse battery";
 
 /// A signed-in API client.
 pub(crate) struct Api<'a> {
@@ -55,7 +55,7 @@ async fn tenant(app: &TestApp, slug: &str) -> Uuid {
 }
 
 /// A second tenant with its own web chat.
-async fn other_tenant(app: &TestApp) -> Uuid {
+pub(crate) async fn other_tenant(app: &TestApp) -> Uuid {
     let id = Uuid::now_v7();
     sqlx::query("INSERT INTO tenants (id, slug, name) VALUES ($1, 'other', 'Other Shop')")
         .bind(id)
@@ -70,7 +70,12 @@ async fn other_tenant(app: &TestApp) -> Uuid {
     id
 }
 
-async fn sign_in<'a>(app: &'a TestApp, tenant: Uuid, email: &str, role: Role) -> Api<'a> {
+pub(crate) async fn sign_in<'a>(
+    app: &'a TestApp,
+    tenant: Uuid,
+    email: &str,
+    role: Role,
+) -> Api<'a> {
     app.services
         .store
         .add_user(tenant, email, role, PASSWORD)

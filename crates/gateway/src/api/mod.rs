@@ -2,6 +2,7 @@
 //! The console uses nothing else.
 
 mod auth;
+mod catalog;
 mod conversations;
 mod events;
 mod openapi;
@@ -30,6 +31,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .merge(suggestions::routes())
         .merge(events::routes())
         .merge(settings::routes())
+        .merge(catalog::routes())
         .merge(openapi::routes())
 }
 

@@ -24,6 +24,7 @@ mod tests {
     fn routed() -> BTreeSet<(String, String)> {
         let sources = [
             include_str!("auth.rs"),
+            include_str!("catalog.rs"),
             include_str!("conversations.rs"),
             include_str!("events.rs"),
             include_str!("openapi.rs"),
@@ -41,7 +42,7 @@ mod tests {
                 }
                 let head: String = chunk.chars().take(200).collect();
                 let after = head.split_once(path).map(|(_, a)| a).unwrap_or("");
-                for m in ["get", "post", "put", "delete"] {
+                for m in ["get", "post", "put", "patch", "delete"] {
                     if [" ", ".", "("]
                         .iter()
                         .any(|p| after.contains(&format!("{p}{m}(")))
