@@ -6,8 +6,11 @@ pub struct Source {
     pub title: String,
     pub body: String,
     /// Share of the question's search terms (after stemming and stop words) that the
-    /// source contains, in [0, 1]: the normalized rank the responder uses as similarity.
+    /// source contains, in [0, 1]: what the responder uses as similarity.
     pub coverage: f64,
+    /// What orders sources, best first: the share of the question's terms the source
+    /// contains, each weighed by how rare it is among the shop's sources, plus the same
+    /// share among the title's words, plus a tie-break from PostgreSQL's `ts_rank_cd`.
     pub rank: f64,
     pub product: Option<Product>,
 }

@@ -4,6 +4,7 @@ use uuid::Uuid;
 use crate::{Result, Store};
 
 /// Terms of the question; matches of a document; ranked by coverage, then by ts_rank_cd.
+/// (`n` counts the terms; the knowledge search weighs them instead: `WEIGHTED`.)
 const SEARCH: &str = "
     WITH q AS (
         SELECT t.text_search_config AS cfg,
@@ -12,11 +13,50 @@ const SEARCH: &str = "
     terms AS (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector(q.cfg, $2))) AS term FROM q),
     n AS (SELECT count(*)::float8 AS total FROM terms)";
 
+/// The knowledge search's terms with their weights, for ordering sources: a term few of the
+/// shop's documents and products contain says more about what the customer wants than one
+/// most contain ("lamp" in a lamp shop), so each weighs its inverse document frequency. (The
+/// coverage a source reports, the engine's similarity, stays the plain share of terms: its
+/// thresholds are calibrated on that.) A term no source contains
+/// weighs as much as the rarest that one does, so the small talk around a question does not
+/// bury it.
+const WEIGHTED: &str = ",
+    size AS (SELECT ((SELECT count(*) FROM knowledge_docs WHERE tenant_id = $1)
+                   + (SELECT count(*) FROM products WHERE tenant_id = $1))::float8 AS n),
+    weights AS (
+        SELECT terms.term, ln((size.n + 1) / (0.5 + greatest(1,
+              (SELECT count(*) FROM knowledge_docs k
+               WHERE k.tenant_id = $1 AND k.tsv @@ quote_literal(terms.term)::tsquery)
+            + (SELECT count(*) FROM products p
+               WHERE p.tenant_id = $1 AND p.tsv @@ quote_literal(terms.term)::tsquery)))) AS w
+        FROM terms, size),
+    total AS (SELECT sum(w) AS w FROM weights)";
+
+/// The question with each word the shop's texts never use replaced by the nearest word they
+/// do (a typo: at most one edit away for words of up to five letters, two for longer ones,
+/// sharing a quarter of their trigrams; the closest, then the most alike), so "is teh watter botle in stok" searches for the water bottle's stock.
+const CORRECTED: &str = "
+    SELECT COALESCE(string_agg(COALESCE(
+        (SELECT s.word FROM search_words s
+         WHERE s.tenant_id = $1 AND length(t.w) >= 3
+           -- A stop word (\"what\", \"there\") is nobody's typo.
+           AND to_tsvector(cfg.c, t.w) <> ''::tsvector
+           AND NOT EXISTS (SELECT 1 FROM search_words k WHERE k.tenant_id = $1 AND k.word = t.w)
+           AND abs(length(s.word) - length(t.w)) <= 2
+           AND levenshtein_less_equal(s.word, t.w, 2)
+               <= CASE WHEN length(t.w) <= 5 THEN 1 ELSE 2 END
+           AND similarity(s.word, t.w) >= 0.25
+         ORDER BY levenshtein(s.word, t.w), similarity(s.word, t.w) DESC, s.word LIMIT 1),
+        t.w), ' ' ORDER BY t.n), '')
+    FROM regexp_split_to_table(lower($2), '[^[:alnum:]]+') WITH ORDINALITY AS t(w, n),
+         (SELECT text_search_config AS c FROM tenants WHERE id = $1) AS cfg
+    WHERE t.w <> ''";
+
 /// customer message, draft, final text, outcome, reason
 type SampleRow = (String, String, Option<String>, String, Option<String>);
 
-/// sku, name, description, price, currency, stock, coverage, rank
-type ProductRow = (String, String, String, String, String, i32, f64, f32);
+/// sku, name, description, price, currency, stock, coverage, title score
+type ProductRow = (String, String, String, String, String, i32, f64, f64);
 
 impl Store {
     /// Operators' verdicts on earlier drafts for messages like `question`: the closest
@@ -53,22 +93,49 @@ impl Store {
             .collect())
     }
 
-    /// Full-text search over the tenant's knowledge base and catalogue, best first.
+    /// Full-text search over the tenant's knowledge base and catalogue, best first, for the
+    /// question with its typos corrected towards the shop's own words.
     pub async fn search_knowledge(
         &self,
         tenant_id: Uuid,
         question: &str,
         limit: i64,
     ) -> Result<Vec<Source>> {
-        let docs: Vec<(Uuid, String, String, f64, f32)> = sqlx::query_as(&format!(
-            "{SEARCH}
-             SELECT d.id, d.title, d.body,
-                    (SELECT count(*) FROM terms WHERE d.tsv @@ quote_literal(terms.term)::tsquery)::float8
-                        / NULLIF(n.total, 0),
-                    ts_rank_cd(d.tsv, q.any_term::tsquery)
-             FROM knowledge_docs d, q, n
-             WHERE d.tenant_id = $1 AND q.any_term IS NOT NULL AND d.tsv @@ q.any_term::tsquery
-             ORDER BY 4 DESC, 5 DESC LIMIT $3"
+        let corrected: String = sqlx::query_scalar(CORRECTED)
+            .bind(tenant_id)
+            .bind(question)
+            .fetch_one(&self.pool)
+            .await?;
+        self.search_as_written(tenant_id, &corrected, limit).await
+    }
+
+    /// The same search for the question exactly as written, typos and all: the retrieval
+    /// benchmark's baseline.
+    pub async fn search_as_written(
+        &self,
+        tenant_id: Uuid,
+        question: &str,
+        limit: i64,
+    ) -> Result<Vec<Source>> {
+        let docs: Vec<(Uuid, String, String, f64, f64)> = sqlx::query_as(&format!(
+            "{SEARCH}{WEIGHTED}
+             SELECT * FROM (SELECT d.id, d.title, d.body,
+                    COALESCE((SELECT count(*) FROM terms
+                              WHERE d.tsv @@ quote_literal(terms.term)::tsquery)::float8
+                             / NULLIF(n.total, 0), 0) AS coverage,
+                    -- Ordered by the weighted share of the terms it contains, plus the same share
+                    -- among the title's (and keywords') words, ts_rank_cd (normalized below 1)
+                    -- breaking ties.
+                    (COALESCE((SELECT sum(w) FROM weights
+                               WHERE d.tsv @@ quote_literal(weights.term)::tsquery)
+                              / NULLIF(total.w, 0), 0)
+                     + COALESCE((SELECT sum(w) FROM weights
+                               WHERE ts_filter(d.tsv, '{{a}}') @@ quote_literal(weights.term)::tsquery)
+                              / NULLIF(total.w, 0), 0)
+                     + 0.01 * ts_rank_cd(d.tsv, q.any_term::tsquery, 32))::float8 AS score
+             FROM knowledge_docs d, q, n, total
+             WHERE d.tenant_id = $1 AND q.any_term IS NOT NULL AND d.tsv @@ q.any_term::tsquery) s
+             ORDER BY score DESC LIMIT $3"
         ))
         .bind(tenant_id)
         .bind(question)
@@ -77,14 +144,24 @@ impl Store {
         .await?;
         let products: Vec<ProductRow> =
             sqlx::query_as(&format!(
-                "{SEARCH}
-                 SELECT p.sku, p.name, p.description, p.price::text, p.currency, p.stock,
-                        (SELECT count(*) FROM terms WHERE p.tsv @@ quote_literal(terms.term)::tsquery)::float8
-                            / NULLIF(n.total, 0),
-                        ts_rank_cd(p.tsv, q.any_term::tsquery)
-                 FROM products p, q, n
-                 WHERE p.tenant_id = $1 AND q.any_term IS NOT NULL AND p.tsv @@ q.any_term::tsquery
-                 ORDER BY 7 DESC, 8 DESC LIMIT $3"
+                "{SEARCH}{WEIGHTED}
+                 SELECT * FROM (SELECT p.sku, p.name, p.description, p.price::text, p.currency, p.stock,
+                        COALESCE((SELECT count(*) FROM terms
+                                  WHERE p.tsv @@ quote_literal(terms.term)::tsquery)::float8
+                                 / NULLIF(n.total, 0), 0) AS coverage,
+                        -- Ordered by the weighted share of the terms it contains, plus the same share
+                        -- among the title's (and keywords') words, ts_rank_cd (normalized below 1)
+                        -- breaking ties.
+                        (COALESCE((SELECT sum(w) FROM weights
+                                   WHERE p.tsv @@ quote_literal(weights.term)::tsquery)
+                                  / NULLIF(total.w, 0), 0)
+                         + COALESCE((SELECT sum(w) FROM weights
+                                   WHERE ts_filter(p.tsv, '{{a}}') @@ quote_literal(weights.term)::tsquery)
+                                  / NULLIF(total.w, 0), 0)
+                         + 0.01 * ts_rank_cd(p.tsv, q.any_term::tsquery, 32))::float8 AS score
+                 FROM products p, q, n, total
+                 WHERE p.tenant_id = $1 AND q.any_term IS NOT NULL AND p.tsv @@ q.any_term::tsquery) s
+                 ORDER BY score DESC LIMIT $3"
             ))
             .bind(tenant_id)
             .bind(question)
@@ -98,7 +175,7 @@ impl Store {
                 title,
                 body,
                 coverage,
-                rank: f64::from(rank),
+                rank,
                 product: None,
             })
             .chain(products.into_iter().map(
@@ -107,7 +184,7 @@ impl Store {
                     title: name,
                     body: description,
                     coverage,
-                    rank: f64::from(rank),
+                    rank,
                     product: Some(Product {
                         price,
                         currency,
@@ -116,11 +193,7 @@ impl Store {
                 },
             ))
             .collect();
-        all.sort_by(|a, b| {
-            b.coverage
-                .total_cmp(&a.coverage)
-                .then(b.rank.total_cmp(&a.rank))
-        });
+        all.sort_by(|a, b| b.rank.total_cmp(&a.rank));
         all.truncate(usize::try_from(limit).unwrap_or(0));
         Ok(all)
     }
