@@ -178,7 +178,7 @@ pub async fn record(
                     tx.status
                 )));
             }
-            let escalation_id = tx
+            let (escalation_id, opened) = tx
                 .escalate(suggestion_id, &reason, &summary, suggested)
                 .await?;
             let notice = format!(
@@ -187,10 +187,11 @@ pub async fn record(
             );
             tx.notify_operators(suggestion_id, Some(escalation_id), &notice)
                 .await?;
+            // A customer whose escalation is already open has had the holding message.
             if let Some(holding) = settings
                 .holding_message
                 .as_deref()
-                .filter(|h| !h.trim().is_empty())
+                .filter(|h| opened && !h.trim().is_empty())
             {
                 tx.enqueue(None, &format!("holding:{newest}"), newest, holding, 0)
                     .await?;

@@ -217,6 +217,7 @@ pub async fn operator_message(
         s => s,
     };
     c.take_over(user, status).await?;
+    c.handle_open_escalation(user).await?;
     let message_id = c
         .queue_operator_send(&OperatorSend {
             suggestion_id: None,
@@ -258,6 +259,7 @@ pub async fn conversation_action(
                 return conflict(format!("a {from} conversation cannot be taken over"));
             }
             c.take_over(user, from).await?;
+            c.handle_open_escalation(user).await?;
             c.human_action(user, None, "takeover", None, None, None)
                 .await?;
         }
@@ -273,6 +275,7 @@ pub async fn conversation_action(
             };
             c.end_takeover().await?;
             c.set_status(to).await?;
+            c.handle_open_escalation(user).await?;
             c.human_action(user, None, "release", None, None, None)
                 .await?;
         }
@@ -294,6 +297,7 @@ pub async fn conversation_action(
                 // Nothing drafted for a finished conversation may go out any more.
                 c.supersede_waiting(&format!("the conversation was {to}"))
                     .await?;
+                c.handle_open_escalation(user).await?;
             }
         }
     }

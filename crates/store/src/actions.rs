@@ -423,6 +423,20 @@ impl ConversationLock {
         Ok(())
     }
 
+    /// The operator answered the customer, took over, released or finished the
+    /// conversation: its open escalation is handled, by them.
+    pub async fn handle_open_escalation(&mut self, user: &User) -> Result<()> {
+        sqlx::query(
+            "UPDATE escalation_events SET status = 'handled', handled_by = $2, handled_at = now()
+             WHERE conversation_id = $1 AND status = 'pending'",
+        )
+        .bind(self.conversation_id)
+        .bind(user.id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
     /// Marks the pending escalations the draft answered as handled by `user`.
     pub async fn handle_escalations_of(&mut self, suggestion_id: Uuid, user: &User) -> Result<()> {
         sqlx::query(
@@ -437,7 +451,7 @@ impl ConversationLock {
     }
 
     /// Opens an escalation without a draft under `key`; `None` if one was opened under it
-    /// before.
+    /// before, or the conversation has one open already.
     pub async fn open_escalation(
         &mut self,
         key: &str,
@@ -447,7 +461,7 @@ impl ConversationLock {
         Ok(sqlx::query_scalar(
             "INSERT INTO escalation_events (id, tenant_id, conversation_id, reason, summary, idempotency_key)
              VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+             ON CONFLICT DO NOTHING RETURNING id",
         )
         .bind(Uuid::now_v7())
         .bind(self.tenant_id)

@@ -374,15 +374,17 @@ impl DraftTx {
         Ok(())
     }
 
-    /// ESCALATE: the conversation goes to `escalated` and an escalation event is opened.
-    /// The caller has checked that the lifecycle allows it.
+    /// ESCALATE: the conversation goes to `escalated` and an escalation event is opened,
+    /// unless one is open already: then that one carries the newest draft and summary, and
+    /// `false` says nothing new was opened (no second holding message). The caller has
+    /// checked that the lifecycle allows it.
     pub async fn escalate(
         &mut self,
         suggestion_id: Uuid,
         reason: &str,
         summary: &str,
         suggested_response: Option<&str>,
-    ) -> Result<Uuid> {
+    ) -> Result<(Uuid, bool)> {
         sqlx::query(
             "UPDATE conversations SET status = 'escalated', version = version + 1, updated_at = now()
              WHERE id = $1 AND tenant_id = $2",
@@ -391,23 +393,38 @@ impl DraftTx {
         .bind(self.tenant_id)
         .execute(&mut *self.tx)
         .await?;
-        let id = Uuid::now_v7();
-        sqlx::query(
+        self.status = ConversationStatus::Escalated;
+        let opened: Option<Uuid> = sqlx::query_scalar(
             "INSERT INTO escalation_events (id, tenant_id, conversation_id, suggestion_id, reason,
                                             summary, suggested_response)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (conversation_id) WHERE status = 'pending' DO NOTHING RETURNING id",
         )
-        .bind(id)
+        .bind(Uuid::now_v7())
         .bind(self.tenant_id)
         .bind(self.conversation_id)
         .bind(suggestion_id)
         .bind(reason)
         .bind(summary)
         .bind(suggested_response)
-        .execute(&mut *self.tx)
+        .fetch_optional(&mut *self.tx)
         .await?;
-        self.status = ConversationStatus::Escalated;
-        Ok(id)
+        if let Some(id) = opened {
+            return Ok((id, true));
+        }
+        let id = sqlx::query_scalar(
+            "UPDATE escalation_events SET suggestion_id = $2, reason = $3, summary = $4,
+                    suggested_response = $5
+             WHERE conversation_id = $1 AND status = 'pending' RETURNING id",
+        )
+        .bind(self.conversation_id)
+        .bind(suggestion_id)
+        .bind(reason)
+        .bind(summary)
+        .bind(suggested_response)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok((id, false))
     }
 
     pub async fn commit(self) -> Result<()> {

@@ -436,6 +436,92 @@ async fn operator_messages_takeover_and_the_lifecycle() {
     );
 }
 
+/// A conversation has one open escalation at a time: escalating again while one is open
+/// adds to it (the newest summary) without a second holding message; an operator's reply
+/// to the customer handles it, and so does resolving the conversation.
+#[tokio::test]
+async fn one_open_escalation_per_conversation_and_a_reply_handles_it() {
+    let app = TestApp::spawn().await;
+    let op = operator(&app).await;
+    let visitor = "e1-visitor-7f3a9c2e";
+    let holding = "SELECT count(*) FROM outbox WHERE idempotency_key LIKE 'holding:%'";
+    app.post_chat(visitor, "c1", "This is unacceptable, I want to complain")
+        .await;
+    app.wait_count("SELECT count(*) FROM escalation_events", 1)
+        .await;
+    assert_eq!(app.count(holding).await, 1);
+    // The bot speaks again while the escalation is still open (as after a takeover ran out).
+    app.exec("UPDATE conversations SET status = 'active'").await;
+    app.post_chat(
+        visitor,
+        "c2",
+        "Still waiting. This is a complaint about my order!",
+    )
+    .await;
+    app.wait_count(
+        "SELECT count(*) FROM ai_suggestions WHERE decision = 'ESCALATE'",
+        2,
+    )
+    .await;
+    app.settled().await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM escalation_events").await,
+        1,
+        "one open escalation"
+    );
+    let summary: String = sqlx::query_scalar("SELECT summary FROM escalation_events")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(summary.contains("Still waiting"), "{summary}");
+    assert_eq!(app.count(holding).await, 1, "no second holding message");
+
+    let conv: Uuid = sqlx::query_scalar("SELECT id FROM conversations")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let (status, _) = op
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            json!({"text": "I am so sorry. I am looking at your order now."}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (_, open) = op.get("/api/v1/escalations?status=pending").await;
+    assert!(open["escalations"].as_array().unwrap().is_empty(), "{open}");
+    let handled_by: Option<Uuid> = sqlx::query_scalar("SELECT handled_by FROM escalation_events")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(handled_by.is_some(), "handled by the operator who replied");
+
+    // Released, the bot escalates again: a new one, which resolving handles.
+    let (status, _) = op
+        .post(&format!("/api/v1/conversations/{conv}/release"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    app.post_chat(
+        visitor,
+        "c3",
+        "I want to complain again, this is unacceptable",
+    )
+    .await;
+    app.wait_count(
+        "SELECT count(*) FROM escalation_events WHERE status = 'pending'",
+        1,
+    )
+    .await;
+    let (status, _) = op
+        .post(&format!("/api/v1/conversations/{conv}/resolve"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        app.count("SELECT count(*) FROM escalation_events WHERE status = 'pending'")
+            .await,
+        0
+    );
+}
+
 #[tokio::test]
 async fn escalations_are_listed_handled_and_dismissed() {
     let app = TestApp::spawn().await;
@@ -519,11 +605,18 @@ async fn an_unhandled_escalation_is_announced_again_after_the_sla() {
     .await;
     // A later sweep ran: it announced a second escalation, overdue since before the first
     // was announced again, in the same statement that judged the first one again.
+    // (Another conversation's: a conversation has one open escalation at a time.)
+    app.post_chat(
+        "s2-visitor-7f3a9c2e",
+        "c1",
+        "This is unacceptable, I want to complain",
+    )
+    .await;
+    app.wait_count("SELECT count(*) FROM escalation_events", 2)
+        .await;
     app.exec(
-        "INSERT INTO escalation_events (id, tenant_id, conversation_id, reason, summary, created_at)
-         SELECT gen_random_uuid(), tenant_id, conversation_id, 'sentinel', 'sentinel',
-                now() - interval '16 minutes'
-         FROM escalation_events",
+        "UPDATE escalation_events SET reason = 'sentinel', created_at = now() - interval '16 minutes'
+         WHERE notify_count = 0",
     )
     .await;
     app.wait_count(
