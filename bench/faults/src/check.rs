@@ -129,7 +129,9 @@ pub async fn verdict(
     // Automatic replies that went out after an operator took the conversation over. A
     // draft an operator approved before the takeover is that operator's decision, and goes
     // out whoever takes over later (only an opt-out stops it), so it is not counted; one
-    // approved after the takeover is (the bench's operator approves whatever waits).
+    // approved after the takeover is (the bench's operator approves whatever waits). A
+    // holding or night reply queued before the takeover answers that earlier decision and,
+    // by design, only an opt-out stops it (a run once saw one leave 6 ms after a takeover).
     let while_held: HashMap<(String, String), i64> = sqlx::query_as(
         "WITH held AS (SELECT conversation_id, min(created_at) AS at FROM human_actions
                        WHERE action = 'takeover' GROUP BY 1)
@@ -141,6 +143,8 @@ pub async fn verdict(
            AND NOT EXISTS (SELECT 1 FROM human_actions a WHERE a.suggestion_id = o.suggestion_id
                            AND a.action IN ('approve', 'edit') AND a.created_at < held.at)
            AND o.role <> 'operator'
+           AND NOT (o.suggestion_id IS NULL AND o.created_at < held.at
+                    AND (o.idempotency_key LIKE 'holding:%' OR o.idempotency_key LIKE 'night:%'))
          GROUP BY 1, 2",
     )
     .fetch_all(pool)

@@ -86,6 +86,13 @@ pub async fn approve(
     if c.status == ConversationStatus::Closed {
         return conflict("the conversation is closed");
     }
+    // An escalation goes to a person because the bot's answer was not good enough: its
+    // suggested text may start the operator's reply, but is never sent with one click.
+    if p.escalated && edited.is_none() {
+        return conflict(
+            "an escalated conversation's suggested reply is not sent as it is: send your own text (it may start from the suggestion)",
+        );
+    }
     let edited = edited.map(|t| t.replace('\0', ""));
     let text = edited
         .as_deref()
@@ -328,8 +335,8 @@ pub async fn escalate_without_draft(
 ) -> Result<(Uuid, bool)> {
     let mut c = store.lock_conversation(tenant_id, conversation_id).await?;
     let Some(id) = c.open_escalation(key, reason, summary).await? else {
-        drop(c);
-        return Ok((store.escalation_by_key(tenant_id, key).await?, false));
+        // Opened under this key before, or the conversation has one open: that one stands.
+        return Ok((c.existing_escalation(key).await?, false));
     };
     if switchboard_engine::transition(c.status, ConversationStatus::Escalated).is_ok() {
         c.set_status(ConversationStatus::Escalated).await?;

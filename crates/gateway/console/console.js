@@ -262,7 +262,7 @@
         return { name: 'inbox', id: null };
       }
     }
-    if (!['inbox', 'escalations', 'settings', 'dead-letters'].includes(p0)) p0 = 'inbox';
+    if (!['inbox', 'escalations', 'shop', 'settings', 'dead-letters'].includes(p0)) p0 = 'inbox';
     return { name: p0, id: null };
   }
 
@@ -286,6 +286,10 @@
       case 'escalations':
         showOnly('escalations-view');
         run(loadEscalations());
+        break;
+      case 'shop':
+        showOnly('shop-view');
+        run(loadShop());
         break;
       case 'settings':
         showOnly('settings-view');
@@ -528,15 +532,25 @@
       panel.hidden = true;
       return;
     }
+    // An escalation is not a draft to approve: the customer needs a person. Its suggested
+    // text may start the operator's answer, on request, and nothing sends it with one key.
+    const escalated = s.decision === 'ESCALATE';
     if (!state.draft || state.draft.id !== s.id) {
       // A live refresh must never overwrite what the operator is typing, so a replaced
       // draft's edit moves to the reply box instead of disappearing.
       if (edited) keepLostEdit(area.value);
-      area.value = s.draft || '';
+      area.value = escalated ? '' : s.draft || '';
       state.draftOriginal = area.value;
     }
     state.draft = s;
     area.readOnly = !canAct();
+    area.placeholder = escalated ? 'Write your answer to the customer…' : '';
+    $('draft-title').textContent = escalated ? 'Escalated: this customer needs a person' : 'Draft waiting for approval';
+    $('trace-title').textContent = escalated ? 'Why it was escalated' : 'Why it was not sent automatically';
+    $('approve').hidden = escalated;
+    $('reject').hidden = escalated;
+    $('use-suggestion').hidden = !escalated || !s.draft;
+    $('edit-send').textContent = escalated ? 'Send my answer' : 'Edit & send';
     panel.hidden = false;
     fill($('draft-context'),
       'Intent: ',
@@ -629,7 +643,7 @@
     if (withEdit) {
       const text = $('draft-text').value.trim();
       if (!text) {
-        showError('The reply is empty. Write something or reject the draft.');
+        showError(s.decision === 'ESCALATE' ? 'Write your answer first.' : 'The reply is empty. Write something or reject the draft.');
         return;
       }
       body = { text };
@@ -667,6 +681,11 @@
 
   $('approve').addEventListener('click', () => approveDraft(false));
   $('edit-send').addEventListener('click', () => approveDraft(true));
+  $('use-suggestion').addEventListener('click', () => {
+    const area = $('draft-text');
+    if (state.draft && !area.value.trim()) area.value = state.draft.draft || '';
+    area.focus();
+  });
   $('reject').addEventListener('click', rejectDraft);
 
   async function sendReply() {
@@ -808,9 +827,116 @@
     $('dl-inbound-error').textContent = (data && data.inbound_error) || '';
   }
 
+  // ---------------------------------------------------------------- shop
+
+  async function loadShop() {
+    const [products, docs] = await Promise.all([api('GET', '/products'), api('GET', '/documents')]);
+    renderProducts(products || []);
+    renderDocs(docs || []);
+  }
+
+  function renderProducts(products) {
+    const filter = $('product-filter').value.trim().toLowerCase();
+    const shown = products.filter((p) => !filter || `${p.sku} ${p.name}`.toLowerCase().includes(filter));
+    $('product-rows').replaceChildren(...shown.map((p) => productRow(p, products)));
+    $('products-empty').hidden = products.length > 0;
+    $('product-filter').oninput = () => renderProducts(products);
+  }
+
+  function productRow(p, all) {
+    const cells = [
+      h('td', null, h('code', null, p.sku)),
+      h('td', null, p.name),
+      h('td', null, `${p.price} ${p.currency}`),
+      h('td', null, String(p.stock)),
+    ];
+    const edit = h('button', { type: 'button', class: 'small' }, 'Edit');
+    const row = h('tr', { 'data-sku': p.sku }, cells, h('td', null, isAdmin() ? edit : null));
+    edit.addEventListener('click', () => row.replaceWith(productEditor(p, all)));
+    return row;
+  }
+
+  // An admin's edit of one product: the whole product is written back (PUT), so the
+  // attributes and currency it had stay as they were.
+  function productEditor(p, all) {
+    const input = (name, value, type = 'text') =>
+      h('input', { type, name, 'aria-label': humanize(name), value: String(value ?? ''), step: type === 'number' ? 'any' : null });
+    const name = input('name', p.name);
+    const price = input('price', p.price, 'number');
+    const stock = input('stock', p.stock, 'number');
+    const save = h('button', { type: 'button', class: 'primary small' }, 'Save');
+    const cancel = h('button', { type: 'button', class: 'small' }, 'Cancel');
+    const row = h('tr', { 'data-sku': p.sku, class: 'editing' },
+      h('td', null, h('code', null, p.sku)), h('td', null, name), h('td', null, price),
+      h('td', null, stock), h('td', null, save, cancel));
+    cancel.addEventListener('click', () => row.replaceWith(productRow(p, all)));
+    save.addEventListener('click', () => busy([save], async () => {
+      const body = {
+        name: name.value.trim(), description: p.description, price: price.value.trim(),
+        currency: p.currency, stock: Number(stock.value), attributes: p.attributes || {},
+      };
+      const saved = await api('PUT', `/products/${enc(p.sku)}`, body);
+      const i = all.findIndex((x) => x.sku === p.sku);
+      if (i >= 0 && saved) all[i] = saved;
+      row.replaceWith(productRow(saved || p, all));
+      showNotice(`Saved ${p.sku}.`);
+    }));
+    return row;
+  }
+
+  function renderDocs(docs) {
+    const items = docs.map((d) => {
+      const open = h('button', { type: 'button', class: 'small' }, 'Show');
+      const li = h('li', { class: 'card', 'data-doc-id': d.id },
+        h('div', { class: 'row' }, h('strong', null, d.title),
+          h('span', { class: 'muted small' }, ` ${d.source || 'written here'} · ${d.chars} characters`)),
+        h('div', { class: 'actions' }, open));
+      open.addEventListener('click', async () => {
+        const full = await api('GET', `/documents/${enc(d.id)}`);
+        if (full) li.replaceWith(docCard(full, docs));
+      });
+      return li;
+    });
+    $('doc-list').replaceChildren(...items);
+    $('docs-empty').hidden = items.length > 0;
+  }
+
+  function docCard(d, docs) {
+    const title = h('input', { type: 'text', value: d.title, 'aria-label': 'Title', readonly: isAdmin() ? null : 'readonly' });
+    const body = h('textarea', { rows: 6, 'aria-label': 'Text', readonly: isAdmin() ? null : 'readonly' });
+    body.value = d.body;
+    const save = h('button', { type: 'button', class: 'primary small' }, 'Save');
+    const del = h('button', { type: 'button', class: 'danger small' }, 'Delete');
+    save.addEventListener('click', () => busy([save, del], async () => {
+      await api('PUT', `/documents/${enc(d.id)}`, { title: title.value, keywords: d.keywords || '', body: body.value });
+      showNotice('Saved.');
+    }));
+    del.addEventListener('click', () => busy([save, del], async () => {
+      if (!window.confirm(`Delete "${d.title}"? Customers' questions will no longer find it.`)) return;
+      await api('DELETE', `/documents/${enc(d.id)}`);
+      showNotice('Deleted.');
+      renderDocs(docs.filter((x) => x.id !== d.id));
+    }));
+    return h('li', { class: 'card', 'data-doc-id': d.id }, title, body,
+      isAdmin() ? h('div', { class: 'actions' }, save, del) : null);
+  }
+
+  $('kb-search-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const q = $('kb-q').value.trim();
+    if (!q) return;
+    const found = (await api('GET', `/knowledge/search?q=${enc(q)}`)) || [];
+    $('kb-found').replaceChildren(...(found.length
+      ? found.map((f) => h('li', null, h('strong', null, f.title),
+        h('span', { class: 'muted small' }, ` covers ${Math.round(f.coverage * 100)}% of the question`)))
+      : [h('li', { class: 'muted' }, 'Nothing in the knowledge base or catalogue matches.')]));
+  });
+
   // ------------------------------------------------------------ settings
 
   const SECTIONS = {
+    profile: ['Shop profile', 'Who the shop is to its customers: its name in the web chat, how the assistant speaks, its language and currency.'],
+    working_hours: ['Working hours', 'When people answer, in the shop\'s time zone. Days are ISO weekdays: 1 is Monday, 7 is Sunday.'],
     decision: ['Decision engine', 'When a draft is sent on its own, held for approval, or escalated to a person.'],
     conversation: ['Conversations', 'The mode new conversations start in, and how long to wait for a customer to finish typing.'],
     human_delay: ['Human-like delay', 'How long automatic replies wait before they go out, by length of reply.'],
@@ -1189,7 +1315,7 @@
     const inInbox = state.route.name === 'inbox' || state.route.name === 'conversation';
     switch (ev.key) {
       case 'a':
-        if (!state.draft || !inInbox) return;
+        if (!state.draft || state.draft.decision === 'ESCALATE' || !inInbox) return;
         approveDraft(false);
         break;
       case 'j':

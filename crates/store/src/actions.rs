@@ -75,6 +75,8 @@ pub struct SuggestionRecord {
     pub customer_text: String,
     /// Set when the draft can no longer be sent, with the reason.
     pub expired_why: Option<String>,
+    /// The engine escalated it: its text is a suggestion for the operator's own answer.
+    pub escalated: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -84,6 +86,7 @@ struct SuggestionRow {
     intent: String,
     customer_text: String,
     expired_why: Option<String>,
+    escalated: bool,
 }
 
 fn corrupt(e: UnknownValue) -> StoreError {
@@ -126,7 +129,7 @@ impl Store {
         let mut c = ConversationLock::lock(tx, tenant_id, conversation_id).await?;
         let r: SuggestionRow = sqlx::query_as(&format!(
             "SELECT s.status, s.draft, s.intent, m.content AS customer_text,
-                    {EXPIRED_WHY} AS expired_why
+                    {EXPIRED_WHY} AS expired_why, s.decision = 'ESCALATE' AS escalated
              FROM ai_suggestions s
              JOIN messages m ON m.id = s.based_on_message_id
              JOIN conversations c ON c.id = s.conversation_id
@@ -147,6 +150,7 @@ impl Store {
             intent: r.intent,
             customer_text: r.customer_text,
             expired_why: r.expired_why,
+            escalated: r.escalated,
         };
         Ok((c, record))
     }
@@ -159,17 +163,6 @@ impl Store {
                 .fetch_one(&self.pool)
                 .await?,
         )
-    }
-
-    /// The tenant's escalation opened under `key`.
-    pub async fn escalation_by_key(&self, tenant_id: Uuid, key: &str) -> Result<Uuid> {
-        Ok(sqlx::query_scalar(
-            "SELECT id FROM escalation_events WHERE idempotency_key = $1 AND tenant_id = $2",
-        )
-        .bind(key)
-        .bind(tenant_id)
-        .fetch_one(&self.pool)
-        .await?)
     }
 }
 
@@ -448,6 +441,22 @@ impl ConversationLock {
         .execute(&mut *self.tx)
         .await?;
         Ok(())
+    }
+
+    /// The escalation that stands for this conversation's `key`: the one opened under it
+    /// before, or else the one the conversation has open.
+    pub async fn existing_escalation(&mut self, key: &str) -> Result<Uuid> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM escalation_events
+             WHERE tenant_id = $1
+               AND (idempotency_key = $2 OR (conversation_id = $3 AND status = 'pending'))
+             ORDER BY idempotency_key IS NOT DISTINCT FROM $2 DESC LIMIT 1",
+        )
+        .bind(self.tenant_id)
+        .bind(key)
+        .bind(self.conversation_id)
+        .fetch_one(&mut *self.tx)
+        .await?)
     }
 
     /// Opens an escalation without a draft under `key`; `None` if one was opened under it

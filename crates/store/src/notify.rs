@@ -29,6 +29,8 @@ pub struct NotificationClaim {
     pub body: String,
     pub conversation_id: Uuid,
     pub suggestion_id: Option<Uuid>,
+    /// It announces an escalation: an operator answers it, nothing approves it.
+    pub escalation: bool,
     pub attempts: i32,
 }
 
@@ -107,11 +109,13 @@ impl Store {
             body: String,
             conversation_id: Uuid,
             suggestion_id: Option<Uuid>,
+            escalation: bool,
             attempts: i32,
         }
         let row: Option<Row> = sqlx::query_as(
             "SELECT n.id, n.tenant_id, n.channel_id, ch.kind, ch.config, ch.credentials, n.chat_id,
-                    n.body, n.conversation_id, n.suggestion_id, n.attempts
+                    n.body, n.conversation_id, n.suggestion_id,
+                    n.escalation_id IS NOT NULL AS escalation, n.attempts
              FROM operator_notifications n JOIN channels ch ON ch.id = n.channel_id
              WHERE n.id = (SELECT id FROM operator_notifications
                            WHERE status = 'pending' AND next_attempt_at <= now()
@@ -137,6 +141,7 @@ impl Store {
             body: r.body,
             conversation_id: r.conversation_id,
             suggestion_id: r.suggestion_id,
+            escalation: r.escalation,
             attempts: r.attempts,
         }))
     }

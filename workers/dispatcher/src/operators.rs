@@ -57,7 +57,8 @@ async fn notify(
             )
             .await;
     };
-    let buttons: &[(&str, &str)] = if claim.suggestion_id.is_some() {
+    // An escalation is answered (a reply to the notice) or taken over, never approved.
+    let buttons: &[(&str, &str)] = if claim.suggestion_id.is_some() && !claim.escalation {
         &[
             ("✅ Approve", "approve"),
             ("❌ Reject", "reject"),

@@ -139,3 +139,88 @@ async fn an_operator_edits_and_sends_a_draft_from_the_console() {
         );
     }
 }
+
+/// An admin's day in Chromium: an escalated conversation is answered with the admin's own
+/// text (no one-click approval of the suggestion), the shop's name changes in the settings
+/// and nothing else does (a merge patch), and a product's price and stock are edited in
+/// the catalogue.
+#[tokio::test]
+async fn an_admin_answers_an_escalation_and_edits_the_settings_and_the_catalogue() {
+    let app = TestApp::spawn().await;
+    let demo = app.services.store.tenant_id("demo").await.unwrap();
+    app.services
+        .store
+        .add_user(
+            demo,
+            "owner@demo.example",
+            Role::Owner,
+            "correct horse battery",
+        )
+        .await
+        .unwrap();
+    let visitor = "c9-visitor-7f3a9c2e";
+    app.post_chat(visitor, "c1", "This is unacceptable, I want to complain")
+        .await;
+    app.wait_count(
+        "SELECT count(*) FROM escalation_events WHERE status = 'pending'",
+        1,
+    )
+    .await;
+    let conversation: uuid::Uuid =
+        sqlx::query_scalar("SELECT conversation_id FROM escalation_events")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let before: serde_json::Value =
+        serde_json::to_value(app.services.store.settings_doc(demo).await.unwrap()).unwrap();
+
+    browser_tools().await;
+    let artifacts = repo().join("target/artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let answer = "I am very sorry. I have refunded your order in full. Mia";
+    let mut cmd = Command::new("node");
+    cmd.arg(repo().join("tests/browser/shop.mjs"))
+        .env("CONSOLE_URL", format!("{}/console", app.base))
+        .env("EMAIL", "owner@demo.example")
+        .env("PASSWORD", "correct horse battery")
+        .env("CONVERSATION_ID", conversation.to_string())
+        .env("ANSWER", answer)
+        .env("SHOP_NAME", "Demo Shop Berlin")
+        .env("SKU", "MUG-01")
+        .env("PRICE", "12.50")
+        .env("STOCK", "7")
+        .env("SCREENSHOT", artifacts.join("console-shop.png"));
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "the browser test failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let t = app
+        .wait_transcript(visitor, Duration::from_secs(15), |t| {
+            by_role(t, "operator").len() == 1
+        })
+        .await;
+    assert_eq!(by_role(&t, "operator")[0]["text"], answer);
+    assert_eq!(
+        app.count("SELECT count(*) FROM escalation_events WHERE status = 'handled'")
+            .await,
+        1
+    );
+    let after = serde_json::to_value(app.services.store.settings_doc(demo).await.unwrap()).unwrap();
+    assert_eq!(after["profile"]["name"], "Demo Shop Berlin");
+    let mut expected = before.clone();
+    expected["profile"]["name"] = "Demo Shop Berlin".into();
+    assert_eq!(after, expected, "only the name changed");
+    let mug = app.services.store.product(demo, "MUG-01").await.unwrap();
+    assert_eq!((mug.price.as_str(), mug.stock), ("12.50", 7));
+    assert_eq!(
+        mug.name, "Ceramic coffee mug",
+        "the rest of the product kept"
+    );
+}

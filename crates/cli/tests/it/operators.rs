@@ -480,6 +480,38 @@ async fn one_open_escalation_per_conversation_and_a_reply_handles_it() {
         .fetch_one(&app.pool)
         .await
         .unwrap();
+    // A hand-over without a draft (a mail too large to read) joins the open one too.
+    let open: Uuid = sqlx::query_scalar("SELECT id FROM escalation_events")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let demo = tenant(&app, "demo").await;
+    let joined = switchboard_flows::escalate_without_draft(
+        &app.services.store,
+        demo,
+        conv,
+        "oversized:test",
+        "the mail is over the size limit",
+        "read it in the mailbox",
+    )
+    .await
+    .unwrap();
+    assert_eq!(joined, (open, false));
+    // Its suggested reply is not approved as it is.
+    let escalated: Uuid = sqlx::query_scalar(
+        "SELECT id FROM ai_suggestions WHERE decision = 'ESCALATE' AND status = 'pending'
+         ORDER BY created_at DESC LIMIT 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let (status, body) = op
+        .post(
+            &format!("/api/v1/suggestions/{escalated}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
     let (status, _) = op
         .post(
             &format!("/api/v1/conversations/{conv}/messages"),

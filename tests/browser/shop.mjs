@@ -1,0 +1,112 @@
+// Headless check of an admin's day in the console: answer an escalated conversation with
+// their own text (the suggested reply is offered for editing, never for one-click
+// approval), change the shop's name in the settings (a merge patch: nothing else changes),
+// and edit a product's price and stock in the catalogue.
+//
+// Env: CONSOLE_URL, EMAIL, PASSWORD, CONVERSATION_ID (the escalated one), ANSWER,
+//      SHOP_NAME, SKU, PRICE, STOCK, SCREENSHOT (png path), CHROMIUM (default /usr/bin/chromium).
+// Prints "ok" and exits 0, or prints the reason and exits 1. Never downloads a browser.
+import { chromium } from 'playwright-core';
+
+const env = process.env;
+const shot = env.SCREENSHOT || 'console-shop.png';
+let browser = null;
+let page = null;
+const consoleLog = [];
+
+async function fail(reason) {
+  console.error(`FAIL: ${reason}`);
+  if (consoleLog.length) console.error('browser console:\n  ' + consoleLog.slice(-20).join('\n  '));
+  if (page) {
+    try {
+      const shown = await page.evaluate(() => {
+        const el = document.getElementById('error');
+        return el && !el.hidden ? el.textContent.trim() : '';
+      });
+      if (shown) console.error(`page error message: ${shown}`);
+      await page.screenshot({ path: shot, fullPage: true, timeout: 5000 });
+      console.error(`screenshot: ${shot}`);
+    } catch (e) {
+      console.error(`no screenshot: ${e.message}`);
+    }
+  }
+  if (browser) await browser.close().catch(() => {});
+  process.exit(1);
+}
+
+setTimeout(() => fail('timed out after 90 s'), 90_000);
+
+async function notice(text) {
+  await page.waitForFunction((t) => {
+    const n = document.getElementById('notice');
+    const e = document.getElementById('error');
+    if (e && !e.hidden && e.textContent.trim()) return true;
+    return n && !n.hidden && n.textContent.includes(t);
+  }, text, { timeout: 20_000, polling: 100 });
+  const err = await page.evaluate(() => {
+    const e = document.getElementById('error');
+    return e && !e.hidden ? e.textContent.trim() : '';
+  });
+  if (err) throw new Error(`the console showed an error: ${err}`);
+}
+
+async function main() {
+  for (const k of ['CONSOLE_URL', 'EMAIL', 'PASSWORD', 'CONVERSATION_ID', 'ANSWER', 'SHOP_NAME', 'SKU', 'PRICE', 'STOCK']) {
+    if (!env[k]) throw new Error(`${k} is not set`);
+  }
+  browser = await chromium.launch({ executablePath: env.CHROMIUM || '/usr/bin/chromium', headless: true, args: ['--no-sandbox'] });
+  page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+  page.setDefaultTimeout(20_000);
+  page.on('console', (m) => { if (m.type() === 'error') consoleLog.push(`${m.type()}: ${m.text()}`); });
+  page.on('pageerror', (e) => consoleLog.push(`pageerror: ${e.message}`));
+  page.on('dialog', (d) => d.accept());
+
+  await page.goto(env.CONSOLE_URL, { waitUntil: 'domcontentloaded' });
+  await page.fill('#login-email', env.EMAIL);
+  await page.fill('#login-password', env.PASSWORD);
+  await page.click('#login-submit');
+  await page.locator('#inbox-view').waitFor({ state: 'visible' });
+
+  // 1. The escalation: no Approve, the suggestion only on request, the operator's own answer.
+  await page.goto(`${env.CONSOLE_URL}#/conversations/${env.CONVERSATION_ID}`);
+  await page.waitForFunction(() => {
+    const t = document.getElementById('draft-title');
+    const p = document.getElementById('draft-panel');
+    return p && !p.hidden && t && t.textContent.startsWith('Escalated');
+  }, null, { timeout: 20_000 }).catch(() => { throw new Error('the escalated conversation shows no escalation panel'); });
+  if (await page.locator('#approve').isVisible()) throw new Error('an escalation offers Approve');
+  if ((await page.inputValue('#draft-text')) !== '') throw new Error('the suggested reply is prefilled');
+  await page.keyboard.press('a'); // the approve shortcut must do nothing here
+  await page.click('#use-suggestion');
+  if ((await page.inputValue('#draft-text')).trim() === '') throw new Error('"Start from the suggested reply" filled nothing');
+  await page.fill('#draft-text', env.ANSWER);
+  await page.click('#edit-send');
+  await notice('Sent');
+
+  // 2. The settings: one field of the profile.
+  await page.goto(`${env.CONSOLE_URL}#/settings`);
+  const profile = page.locator('form[data-section="profile"]');
+  await profile.waitFor({ state: 'visible' }).catch(() => { throw new Error('no profile section in the settings'); });
+  await profile.getByLabel('Name', { exact: true }).fill(env.SHOP_NAME);
+  await profile.locator('button.save').click();
+  await page.locator('form[data-section="profile"] .section-ok').waitFor({ state: 'visible' })
+    .catch(() => { throw new Error('saving the profile did not say "Saved."'); });
+
+  // 3. The catalogue: one product's price and stock.
+  await page.goto(`${env.CONSOLE_URL}#/shop`);
+  const row = page.locator(`#product-rows tr[data-sku="${env.SKU}"]`);
+  await row.waitFor({ state: 'visible' }).catch(() => { throw new Error(`no row for ${env.SKU} in the catalogue`); });
+  await row.getByRole('button', { name: 'Edit' }).click();
+  const editing = page.locator(`#product-rows tr.editing[data-sku="${env.SKU}"]`);
+  await editing.locator('input[name="price"]').fill(env.PRICE);
+  await editing.locator('input[name="stock"]').fill(env.STOCK);
+  await editing.getByRole('button', { name: 'Save' }).click();
+  await notice(`Saved ${env.SKU}`);
+
+  await page.screenshot({ path: shot, fullPage: true });
+  await browser.close();
+  console.log('ok');
+  process.exit(0);
+}
+
+main().catch((e) => fail(e && e.message ? e.message.split('\n')[0] : String(e)));
