@@ -425,6 +425,7 @@
     const latest = (msgs && msgs.messages) || [];
     if (older.convId !== id) older = { convId: id, messages: [], before: (msgs && msgs.before) || null };
     else if (!older.messages.length) older.before = (msgs && msgs.before) || null;
+    older.latest = latest;
     renderConversation(conv, withOlder(latest));
   }
 
@@ -438,7 +439,9 @@
     if (!id || !older.before) return;
     const page = await api('GET', `/conversations/${enc(id)}/messages?limit=${PAGE}&before=${enc(older.before)}`);
     if (!page || older.convId !== id || state.convId !== id) return;
-    older.messages = (page.messages || []).concat(older.messages);
+    // The newest page shown so far is kept with the older ones: as new messages push the
+    // newest page forward, none falls between it and them.
+    older.messages = (page.messages || []).concat(withOlder(older.latest || []));
     older.before = page.before || null;
     await loadConversation(id);
   }

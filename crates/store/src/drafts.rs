@@ -394,37 +394,46 @@ impl DraftTx {
         .execute(&mut *self.tx)
         .await?;
         self.status = ConversationStatus::Escalated;
-        let opened: Option<Uuid> = sqlx::query_scalar(
-            "INSERT INTO escalation_events (id, tenant_id, conversation_id, suggestion_id, reason,
-                                            summary, suggested_response)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (conversation_id) WHERE status = 'pending' DO NOTHING RETURNING id",
-        )
-        .bind(Uuid::now_v7())
-        .bind(self.tenant_id)
-        .bind(self.conversation_id)
-        .bind(suggestion_id)
-        .bind(reason)
-        .bind(summary)
-        .bind(suggested_response)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        if let Some(id) = opened {
-            return Ok((id, true));
+        // Closing an escalation does not take the conversation's lock, so the open one may
+        // be handled between the two statements: then the second look opens a new one.
+        for _ in 0..2 {
+            let opened: Option<Uuid> = sqlx::query_scalar(
+                "INSERT INTO escalation_events (id, tenant_id, conversation_id, suggestion_id, reason,
+                                                summary, suggested_response)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (conversation_id) WHERE status = 'pending' DO NOTHING RETURNING id",
+            )
+            .bind(Uuid::now_v7())
+            .bind(self.tenant_id)
+            .bind(self.conversation_id)
+            .bind(suggestion_id)
+            .bind(reason)
+            .bind(summary)
+            .bind(suggested_response)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+            if let Some(id) = opened {
+                return Ok((id, true));
+            }
+            let joined: Option<Uuid> = sqlx::query_scalar(
+                "UPDATE escalation_events SET suggestion_id = $2, reason = $3, summary = $4,
+                        suggested_response = $5
+                 WHERE conversation_id = $1 AND status = 'pending' RETURNING id",
+            )
+            .bind(self.conversation_id)
+            .bind(suggestion_id)
+            .bind(reason)
+            .bind(summary)
+            .bind(suggested_response)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+            if let Some(id) = joined {
+                return Ok((id, false));
+            }
         }
-        let id = sqlx::query_scalar(
-            "UPDATE escalation_events SET suggestion_id = $2, reason = $3, summary = $4,
-                    suggested_response = $5
-             WHERE conversation_id = $1 AND status = 'pending' RETURNING id",
-        )
-        .bind(self.conversation_id)
-        .bind(suggestion_id)
-        .bind(reason)
-        .bind(summary)
-        .bind(suggested_response)
-        .fetch_one(&mut *self.tx)
-        .await?;
-        Ok((id, false))
+        Err(StoreError::Conflict(
+            "the conversation's open escalation kept changing; try again".into(),
+        ))
     }
 
     pub async fn commit(self) -> Result<()> {

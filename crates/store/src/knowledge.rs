@@ -38,15 +38,17 @@ const WEIGHTED: &str = ",
 const CORRECTED: &str = "
     SELECT COALESCE(string_agg(COALESCE(
         (SELECT s.word FROM search_words s
-         WHERE s.tenant_id = $1 AND length(t.w) >= 3
+         WHERE s.tenant_id = $1 AND length(t.w) BETWEEN 3 AND 40
            -- A stop word (\"what\", \"there\") is nobody's typo.
            AND to_tsvector(cfg.c, t.w) <> ''::tsvector
            AND NOT EXISTS (SELECT 1 FROM search_words k WHERE k.tenant_id = $1 AND k.word = t.w)
            AND abs(length(s.word) - length(t.w)) <= 2
-           AND levenshtein_less_equal(s.word, t.w, 2)
+           -- levenshtein takes at most 255 characters; no order of evaluation is promised.
+           AND CASE WHEN length(s.word) <= 255 THEN levenshtein_less_equal(s.word, t.w, 2) ELSE 3 END
                <= CASE WHEN length(t.w) <= 5 THEN 1 ELSE 2 END
            AND similarity(s.word, t.w) >= 0.25
-         ORDER BY levenshtein(s.word, t.w), similarity(s.word, t.w) DESC, s.word LIMIT 1),
+         ORDER BY levenshtein_less_equal(left(s.word, 255), t.w, 3), similarity(s.word, t.w) DESC,
+                  s.word LIMIT 1),
         t.w), ' ' ORDER BY t.n), '')
     FROM regexp_split_to_table(lower($2), '[^[:alnum:]]+') WITH ORDINALITY AS t(w, n),
          (SELECT text_search_config AS c FROM tenants WHERE id = $1) AS cfg

@@ -312,14 +312,16 @@ impl Claim {
     }
 
     /// Whether the customer opted out since this row was claimed; the opt-out's own
-    /// confirmation is never stopped. First waits for a customer message being stored
-    /// right now (its transaction holds the conversation's row, and a STOP revokes consent
-    /// in it); the check that follows is a statement of its own, so it sees what that
-    /// transaction committed.
+    /// confirmation is never stopped. First waits for a message of this customer being
+    /// stored right now, in any of their conversations on the channel (its transaction
+    /// holds the customer's row, and a STOP revokes consent in it); the check that follows
+    /// is a statement of its own, so it sees what that transaction committed.
     pub async fn opted_out(&self) -> Result<bool> {
         sqlx::query(
-            "SELECT 1 FROM conversations
-             WHERE id = (SELECT conversation_id FROM outbox WHERE id = $1) FOR SHARE",
+            "SELECT 1 FROM customers
+             WHERE id = (SELECT c.customer_id FROM outbox o
+                         JOIN conversations c ON c.id = o.conversation_id WHERE o.id = $1)
+             FOR SHARE",
         )
         .bind(self.item.id)
         .execute(&self.pool)

@@ -533,9 +533,35 @@ impl Store {
                 }
             }
         }
-        let doc: SettingsDoc = serde_json::from_value(after)
-            .map_err(|e| StoreError::Invalid(format!("settings: {e}")))?;
-        doc.validate().map_err(|e| StoreError::Invalid(e.0))?;
+        // Every section stays: `null` may remove a field inside one, not a whole section.
+        if let Some(gone) = before
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k)
+            .find(|k| after.get(k.as_str()).is_none_or(serde_json::Value::is_null))
+        {
+            return Err(StoreError::Invalid(format!(
+                "settings: the section {gone} cannot be removed; set its fields instead"
+            )));
+        }
+        // Only what this write changes is checked: a value stored before a check existed
+        // must not block an unrelated change.
+        let changed: serde_json::Map<String, serde_json::Value> = after
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, v)| before.get(k.as_str()) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let parse = |v: serde_json::Value| {
+            serde_json::from_value::<SettingsDoc>(v)
+                .map_err(|e| StoreError::Invalid(format!("settings: {e}")))
+        };
+        parse(serde_json::Value::Object(changed))?
+            .validate()
+            .map_err(|e| StoreError::Invalid(e.0))?;
+        let doc = parse(after)?;
         let api_key = api_key_change(given.get("llm").and_then(|l| l.get("api_key")));
         let changes = json_patch::diff(&json!(redacted(&stored)), &json!(redacted(&doc)));
         if changes.0.is_empty() && !matches!(api_key, KeyChange::Set(_)) {
@@ -577,8 +603,9 @@ impl Store {
             .bind(sqlx::types::Json(&p.escalation_contacts))
             .execute(&mut *tx)
             .await?;
-            // Documents and products are searched in the shop's language.
-            for table in ["knowledge_docs", "products"] {
+            // Documents, products and operators' past verdicts are searched in the shop's
+            // language.
+            for table in ["knowledge_docs", "products", "training_samples"] {
                 sqlx::query(&format!(
                     "UPDATE {table} SET search_config = $2::regconfig
                      WHERE tenant_id = $1 AND search_config <> $2::regconfig"

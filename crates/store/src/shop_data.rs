@@ -291,22 +291,44 @@ impl Store {
         Ok(done)
     }
 
-    /// Sets a product's stock alone; NotFound for an unknown SKU.
-    pub async fn set_stock(&self, tenant_id: Uuid, sku: &str, stock: i32) -> Result<()> {
-        let n = sqlx::query(
-            "UPDATE products SET stock = $3, updated_at = now()
-             WHERE tenant_id = $1 AND sku = $2 AND stock <> $3",
+    /// Sets a product's stock alone (audited when it changes); NotFound for an unknown SKU.
+    pub async fn set_stock(
+        &self,
+        tenant_id: Uuid,
+        sku: &str,
+        stock: i32,
+        actor: &str,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let before: Option<i32> = sqlx::query_scalar(
+            "SELECT stock FROM products WHERE tenant_id = $1 AND sku = $2 FOR UPDATE",
+        )
+        .bind(tenant_id)
+        .bind(sku)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let before = before.ok_or(StoreError::NotFound { what: "product" })?;
+        if before == stock {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE products SET stock = $3, updated_at = now() WHERE tenant_id = $1 AND sku = $2",
         )
         .bind(tenant_id)
         .bind(sku)
         .bind(stock)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        if n == 0 {
-            // Unchanged, or not there at all.
-            self.product(tenant_id, sku).await?;
-        }
+        .execute(&mut *tx)
+        .await?;
+        crate::users::audit_admin(
+            &mut *tx,
+            tenant_id,
+            actor,
+            "product.stock",
+            ("product", None),
+            json!({"sku": sku, "from": before, "to": stock}),
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 

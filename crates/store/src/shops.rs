@@ -204,8 +204,9 @@ impl Store {
             .ok_or(StoreError::NotFound { what: "tenant" })
     }
 
-    /// A disabled tenant's channels answer 404 and its messages are not drafted; enabling
-    /// it again resumes both. Idempotent.
+    /// A disabled tenant's channels answer 404 and its messages are not drafted; enabled
+    /// again, it answers new messages (what arrived while it was disabled stays stored and
+    /// unanswered, for its operators). Idempotent.
     pub async fn set_tenant_enabled(
         &self,
         slug: &str,

@@ -510,6 +510,11 @@ async fn a_settings_write_is_a_merge_patch_with_its_changes_audited() {
         "other sections untouched"
     );
 
+    // A whole section cannot be removed.
+    let (status, err) = put(&app, json!({"llm": null})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(err["error"].as_str().unwrap().contains("llm"), "{err}");
+
     // A flag set for the tenant, then removed with null: the global value applies again.
     let (_, doc) = put(&app, json!({"flags": {"RAG_ENABLED": false}})).await;
     assert_eq!(doc["flags"]["RAG_ENABLED"], false);

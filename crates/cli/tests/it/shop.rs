@@ -84,6 +84,9 @@ async fn a_shop_system_keeps_products_live_with_its_api_token() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
+    let (status, _) = call(&app, Method::DELETE, "/products/LAMP-9", &system, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a token does not delete");
+
     // Operators read, and retrieval finds the product by its attribute.
     let op = sign_in(&app, demo, "op@demo.example", Role::Operator).await;
     let (status, list) = call(&app, Method::GET, "/products", &op.token, None).await;

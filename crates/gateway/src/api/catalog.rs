@@ -133,21 +133,31 @@ async fn patch_stock(
     Path(sku): Path<String>,
     body: Bytes,
 ) -> Result<Json<ProductRecord>, ApiError> {
-    caller.writer()?;
+    let actor = caller.writer()?;
     let Stock { stock } =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let stock =
         i32::try_from(stock).map_err(|_| ApiError::BadRequest("stock is too large".into()))?;
     let tenant = caller.tenant_id();
-    s.services.store.set_stock(tenant, &sku, stock).await?;
+    s.services
+        .store
+        .set_stock(tenant, &sku, stock, &actor)
+        .await?;
     Ok(Json(s.services.store.product(tenant, &sku).await?))
 }
 
+/// A person's decision: a shop system's token writes products and stock, it does not
+/// delete them.
 async fn delete_product(
     State(s): State<AppState>,
     caller: CatalogCaller,
     Path(sku): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    if matches!(caller, CatalogCaller::System(_)) {
+        return Err(ApiError::Forbidden(
+            "an API token writes products and stock; deleting one takes an owner or admin",
+        ));
+    }
     let actor = caller.writer()?;
     s.services
         .store
