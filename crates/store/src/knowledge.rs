@@ -33,19 +33,20 @@ const WEIGHTED: &str = ",
     total AS (SELECT sum(w) AS w FROM weights)";
 
 /// The question with each word the shop's texts never use replaced by the nearest word they
-/// do (a typo: at most one edit away for words of up to five letters, two for longer ones,
-/// sharing a quarter of their trigrams; the closest, then the most alike), so "is teh watter botle in stok" searches for the water bottle's stock.
+/// do (a typo: one edit away for words of five letters, two for longer ones, sharing
+/// a quarter of their trigrams; the closest, then the most alike; shorter words are too
+/// often real words, "back" is not "black"), so "is teh watter botle in stok" searches for the water bottle's stock.
 const CORRECTED: &str = "
     SELECT COALESCE(string_agg(COALESCE(
         (SELECT s.word FROM search_words s
-         WHERE s.tenant_id = $1 AND length(t.w) BETWEEN 3 AND 40
+         WHERE s.tenant_id = $1 AND length(t.w) BETWEEN 5 AND 40
            -- A stop word (\"what\", \"there\") is nobody's typo.
            AND to_tsvector(cfg.c, t.w) <> ''::tsvector
            AND NOT EXISTS (SELECT 1 FROM search_words k WHERE k.tenant_id = $1 AND k.word = t.w)
            AND abs(length(s.word) - length(t.w)) <= 2
            -- levenshtein takes at most 255 characters; no order of evaluation is promised.
            AND CASE WHEN length(s.word) <= 255 THEN levenshtein_less_equal(s.word, t.w, 2) ELSE 3 END
-               <= CASE WHEN length(t.w) <= 5 THEN 1 ELSE 2 END
+               <= CASE WHEN length(t.w) = 5 THEN 1 ELSE 2 END
            AND similarity(s.word, t.w) >= 0.25
          ORDER BY levenshtein_less_equal(left(s.word, 255), t.w, 3), similarity(s.word, t.w) DESC,
                   s.word LIMIT 1),
@@ -137,7 +138,7 @@ impl Store {
                      + 0.01 * ts_rank_cd(d.tsv, q.any_term::tsquery, 32))::float8 AS score
              FROM knowledge_docs d, q, n, total
              WHERE d.tenant_id = $1 AND q.any_term IS NOT NULL AND d.tsv @@ q.any_term::tsquery) s
-             ORDER BY score DESC LIMIT $3"
+             ORDER BY score DESC, coverage DESC, title LIMIT $3"
         ))
         .bind(tenant_id)
         .bind(question)
@@ -163,7 +164,7 @@ impl Store {
                          + 0.01 * ts_rank_cd(p.tsv, q.any_term::tsquery, 32))::float8 AS score
                  FROM products p, q, n, total
                  WHERE p.tenant_id = $1 AND q.any_term IS NOT NULL AND p.tsv @@ q.any_term::tsquery) s
-                 ORDER BY score DESC LIMIT $3"
+                 ORDER BY score DESC, coverage DESC, name LIMIT $3"
             ))
             .bind(tenant_id)
             .bind(question)
@@ -195,7 +196,13 @@ impl Store {
                 },
             ))
             .collect();
-        all.sort_by(|a, b| b.rank.total_cmp(&a.rank));
+        // Ties (two sources matching equally rare words) go the same way on every run.
+        all.sort_by(|a, b| {
+            b.rank
+                .total_cmp(&a.rank)
+                .then(b.coverage.total_cmp(&a.coverage))
+                .then_with(|| a.title.cmp(&b.title))
+        });
         all.truncate(usize::try_from(limit).unwrap_or(0));
         Ok(all)
     }
