@@ -10,7 +10,8 @@ use switchboard::Parts;
 
 use crate::helpers::{TestApp, by_role, test_config};
 
-const WAIT: Duration = Duration::from_secs(15);
+// Generous: a loaded CI machine runs two suites of these at once; a pass takes a few seconds.
+const WAIT: Duration = Duration::from_secs(30);
 
 async fn exec(app: &TestApp, sql: &str) {
     sqlx::query(sql).execute(&app.pool).await.unwrap();

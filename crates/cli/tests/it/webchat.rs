@@ -10,7 +10,8 @@ use switchboard_bus::Delivery;
 
 use crate::helpers::{TestApp, by_role, test_config};
 
-const WAIT: Duration = Duration::from_secs(15);
+// Generous: a loaded CI machine runs two suites of these at once; a pass takes a few seconds.
+const WAIT: Duration = Duration::from_secs(30);
 
 async fn doc_body(app: &TestApp, title: &str) -> (String, String) {
     sqlx::query_as("SELECT 'doc:' || id::text, body FROM knowledge_docs WHERE title = $1")
