@@ -199,6 +199,13 @@ async fn operator(targets: Targets, stop: Stop) -> usize {
         let list: Value = r.json().await.unwrap_or_default();
         for s in list["suggestions"].as_array().into_iter().flatten() {
             let Some(id) = s["id"].as_str() else { continue };
+            // An escalation is answered with the operator's own text, never approved as
+            // it is (the API refuses that); here the operator writes the suggestion out.
+            let body = if s["decision"] == "ESCALATE" {
+                json!({"text": format!("{} (from a person)", s["draft"].as_str().unwrap_or("We are on it."))})
+            } else {
+                json!({})
+            };
             let ok = targets
                 .http
                 .post(format!(
@@ -206,6 +213,7 @@ async fn operator(targets: Targets, stop: Stop) -> usize {
                     targets.gateway
                 ))
                 .bearer_auth(t)
+                .json(&body)
                 .send()
                 .await
                 .is_ok_and(|r| r.status().is_success());
