@@ -1,10 +1,11 @@
 // Headless check of an admin's day in the console: answer an escalated conversation with
 // their own text (the suggested reply is offered for editing, never for one-click
 // approval), change the shop's name in the settings (a merge patch: nothing else changes),
-// and edit a product's price and stock in the catalogue.
+// edit a product's price and stock in the catalogue, write an FAQ, and add an operator's account and
+// then disable it.
 //
 // Env: CONSOLE_URL, EMAIL, PASSWORD, CONVERSATION_ID (the escalated one), ANSWER,
-//      SHOP_NAME, SKU, PRICE, STOCK, SCREENSHOT (png path), CHROMIUM (default /usr/bin/chromium).
+//      SHOP_NAME, SKU, PRICE, STOCK, NEW_USER, SCREENSHOT (png path), CHROMIUM (default /usr/bin/chromium).
 // Prints "ok" and exits 0, or prints the reason and exits 1. Never downloads a browser.
 import { chromium } from 'playwright-core';
 
@@ -51,7 +52,7 @@ async function notice(text) {
 }
 
 async function main() {
-  for (const k of ['CONSOLE_URL', 'EMAIL', 'PASSWORD', 'CONVERSATION_ID', 'ANSWER', 'SHOP_NAME', 'SKU', 'PRICE', 'STOCK']) {
+  for (const k of ['CONSOLE_URL', 'EMAIL', 'PASSWORD', 'CONVERSATION_ID', 'ANSWER', 'SHOP_NAME', 'SKU', 'PRICE', 'STOCK', 'NEW_USER']) {
     if (!env[k]) throw new Error(`${k} is not set`);
   }
   browser = await chromium.launch({ executablePath: env.CHROMIUM || '/usr/bin/chromium', headless: true, args: ['--no-sandbox'] });
@@ -102,6 +103,29 @@ async function main() {
   await editing.locator('input[name="stock"]').fill(env.STOCK);
   await editing.getByRole('button', { name: 'Save' }).click();
   await notice(`Saved ${env.SKU}`);
+
+  // 3b. The knowledge base: an FAQ written by hand.
+  await page.fill('#new-doc-title', 'Do you gift wrap?');
+  await page.fill('#new-doc-body', 'Yes, in recycled paper, for 3 EUR.');
+  await page.locator('#doc-add button[type="submit"]').click();
+  await notice('Added "Do you gift wrap?"');
+  await page.locator('#doc-list li', { hasText: 'Do you gift wrap?' }).waitFor({ state: 'visible' })
+    .catch(() => { throw new Error('the new document is not listed'); });
+
+  // 4. The accounts: a new operator, then disabled (the confirm dialog is accepted).
+  await page.goto(`${env.CONSOLE_URL}#/users`);
+  await page.locator(`#user-rows tr[data-user="${env.EMAIL}"]`).waitFor({ state: 'visible' })
+    .catch(() => { throw new Error('the users view does not list the signed-in owner'); });
+  await page.fill('#new-user-email', env.NEW_USER);
+  await page.selectOption('#new-user-role', 'operator');
+  await page.fill('#new-user-password', 'a long new passphrase');
+  await page.locator('#user-add button[type="submit"]').click();
+  await notice(`${env.NEW_USER} added`);
+  const user = page.locator(`#user-rows tr[data-user="${env.NEW_USER}"]`);
+  await user.getByRole('button', { name: 'Disable' }).click();
+  await page.locator(`#user-rows tr[data-user="${env.NEW_USER}"] td:nth-child(3)`)
+    .filter({ hasText: 'Disabled' }).waitFor({ state: 'visible' })
+    .catch(() => { throw new Error('the new account does not show as disabled'); });
 
   await page.screenshot({ path: shot, fullPage: true });
   await browser.close();

@@ -5,6 +5,7 @@
 
 mod breaker;
 mod intent;
+mod lead;
 mod offline;
 pub mod openai;
 mod prompt;
@@ -12,6 +13,7 @@ mod validate;
 
 pub use breaker::CircuitBreaker;
 pub use intent::{INTENTS, Intent, classify};
+pub use lead::extract_lead;
 pub use offline::{PROVIDER as OFFLINE_PROVIDER, respond};
 pub use openai::{JsonMode, LlmConfig, LlmDraft, LlmError, OpenAiProvider, ProviderKind, Usage};
 pub use prompt::{DraftRequest, Persona, Turn};

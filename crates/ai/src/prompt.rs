@@ -119,7 +119,10 @@ pub fn draft_messages(req: &DraftRequest<'_>) -> (String, String) {
          If the knowledge does not answer the question, say so briefly and set need_handoff. \
          Classify the intent as one of: {}. intent_score is your confidence in that intent, \
          between 0 and 1. used_sources lists the ids of the knowledge entries your reply relies on. \
-         missing_fields lists information you need from the customer. Reply with JSON only.\n\
+         missing_fields lists information you need from the customer. lead holds the contact \
+         details the customer gave about themselves in these messages (name, email, phone, \
+         company, and interest: what they are after), each an empty string when not given. \
+         Reply with JSON only.\n\
          Knowledge:\n{}{}",
         INTENTS.join(", "),
         sources_block(req.sources),

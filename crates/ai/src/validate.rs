@@ -112,6 +112,7 @@ mod tests {
             missing_fields: vec![],
             need_handoff: false,
             choices: vec![],
+            lead: Default::default(),
         }
     }
 

@@ -2,6 +2,7 @@ mod channel_cmd;
 mod dlq_cmd;
 mod shop_cmd;
 mod tenant_cmd;
+mod user_cmd;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -101,37 +102,16 @@ enum Command {
         #[command(subcommand)]
         action: shop_cmd::CatalogAction,
     },
-    /// Operator accounts.
+    /// A tenant's leads: the contact details customers gave in conversations.
+    Leads {
+        #[command(subcommand)]
+        action: shop_cmd::LeadsAction,
+    },
+    /// A shop's operator accounts: add, list, set-role, disable, enable, remove,
+    /// reset-password, link-telegram.
     User {
         #[command(subcommand)]
-        action: UserAction,
-    },
-}
-
-#[derive(Subcommand)]
-enum UserAction {
-    /// Create a user who signs in to the console and the operator API.
-    Add {
-        #[arg(long, default_value = DEMO_SLUG)]
-        tenant: String,
-        #[arg(long)]
-        email: String,
-        /// owner, admin, operator or viewer.
-        #[arg(long)]
-        role: String,
-        /// At least 8 characters; SWITCHBOARD_USER_PASSWORD keeps it out of shell history.
-        #[arg(long, env = "SWITCHBOARD_USER_PASSWORD", hide_env_values = true)]
-        password: String,
-    },
-    /// Let a Telegram account act for a user in the operators' chat.
-    LinkTelegram {
-        #[arg(long, default_value = DEMO_SLUG)]
-        tenant: String,
-        #[arg(long)]
-        email: String,
-        /// The numeric Telegram user id (not the username).
-        #[arg(long)]
-        telegram_user_id: i64,
+        action: user_cmd::UserAction,
     },
 }
 
@@ -194,11 +174,12 @@ async fn main() -> anyhow::Result<()> {
             action: WebhookAction::Set { channel },
         } => channel_cmd::set_webhook(config, channel).await,
         Command::Settings { action } => settings(config, action).await,
-        Command::User { action } => user(config, action).await,
+        Command::User { action } => user_cmd::run(config, action).await,
         Command::Tenant { action } => tenant_cmd::run(config, action).await,
         Command::Kb { action } => shop_cmd::kb(config, action).await,
         Command::Token { action } => tenant_cmd::token(config, action).await,
         Command::Catalog { action } => shop_cmd::catalog(config, action).await,
+        Command::Leads { action } => shop_cmd::leads(config, action).await,
         Command::Flag { key, value, tenant } => flag(config, &key, &value, tenant.as_deref()).await,
         Command::Dlq { action } => dlq_cmd::run(config, action).await,
         Command::Queues => {
@@ -289,42 +270,6 @@ async fn store(config: &Config) -> anyhow::Result<Store> {
     let store = Store::connect_lazy(&config.database.url, 2)?;
     store.seed_demo().await?;
     Ok(store)
-}
-
-async fn user(config: Config, action: UserAction) -> anyhow::Result<()> {
-    let store = store(&config).await?;
-    match action {
-        UserAction::Add {
-            tenant,
-            email,
-            role,
-            password,
-        } => {
-            let tenant_id = store
-                .tenant_id(&tenant)
-                .await
-                .with_context(|| format!("tenant {tenant:?}"))?;
-            let user = store
-                .add_user(tenant_id, &email, role.parse()?, &password)
-                .await?;
-            println!("{}", serde_json::to_string_pretty(&user)?);
-        }
-        UserAction::LinkTelegram {
-            tenant,
-            email,
-            telegram_user_id,
-        } => {
-            let tenant_id = store
-                .tenant_id(&tenant)
-                .await
-                .with_context(|| format!("tenant {tenant:?}"))?;
-            store
-                .link_telegram(tenant_id, &email, telegram_user_id)
-                .await?;
-            println!("{email} now acts from Telegram user {telegram_user_id}");
-        }
-    }
-    Ok(())
 }
 
 async fn settings(config: Config, action: SettingsAction) -> anyhow::Result<()> {

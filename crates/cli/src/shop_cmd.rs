@@ -69,6 +69,16 @@ pub enum CatalogAction {
     },
 }
 
+#[derive(Subcommand)]
+pub enum LeadsAction {
+    /// Print the tenant's leads as CSV (customer, channel, conversation, name, email,
+    /// phone, company, interest, when last changed), newest first.
+    Export {
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
 const ACTOR: &str = "cli";
 
 pub(crate) async fn tenant(store: &Store, slug: &str) -> anyhow::Result<Uuid> {
@@ -160,7 +170,7 @@ fn collect(root: &Path, path: &Path, out: &mut Vec<(String, PathBuf)>) -> anyhow
         entries.sort();
         for entry in entries {
             let readable = entry.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                ["md", "markdown", "html", "htm", "txt", "text"]
+                ["md", "markdown", "html", "htm", "txt", "text", "csv"]
                     .contains(&e.to_ascii_lowercase().as_str())
             });
             if entry.is_dir() || readable {
@@ -209,5 +219,26 @@ pub async fn catalog(config: Config, action: CatalogAction) -> anyhow::Result<()
         }
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+pub async fn leads(config: Config, action: LeadsAction) -> anyhow::Result<()> {
+    let store = crate::store(&config).await?;
+    match action {
+        LeadsAction::Export { tenant: t } => {
+            let tenant_id = tenant(&store, &t).await?;
+            let csv = store.leads_csv(tenant_id).await?;
+            store
+                .audit_platform(
+                    tenant_id,
+                    ACTOR,
+                    "leads.export",
+                    ("tenant", Some(tenant_id)),
+                    json!({}),
+                )
+                .await?;
+            print!("{csv}");
+        }
+    }
     Ok(())
 }

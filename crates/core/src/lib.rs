@@ -6,6 +6,7 @@ pub mod draft;
 pub mod envelope;
 pub mod inbound;
 pub mod knowledge;
+pub mod lead;
 pub mod outbound;
 pub mod settings;
 pub mod status;
@@ -18,6 +19,7 @@ pub use inbound::{
     Attachment, ChannelRef, CustomerMessage, DeliveryStatus, DeliveryUpdate, InboundBody,
     InboundEvent, Normalized, Sender,
 };
+pub use lead::{LEAD_FIELDS, Lead};
 pub use outbound::OutboundMessage;
 pub use status::{ConversationStatus, Mode, Role, SuggestionStatus, UnknownValue};
 

@@ -7,7 +7,7 @@
 use chrono::Utc;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use switchboard_core::{ChannelKind, ConversationStatus, Decision};
+use switchboard_core::{ChannelKind, ConversationStatus, Decision, Lead};
 use switchboard_engine::{Case, ChannelState, ConversationState, DraftSignals, Verdict, may_speak};
 use switchboard_store::{DraftTx, NewSuggestion, Store, StoreError, TenantSettings};
 use uuid::Uuid;
@@ -54,12 +54,14 @@ impl Situation {
     }
 }
 
-/// A draft, who made it, and why it failed if it did.
+/// A draft, who made it, why it failed if it did, and the contact details the customer
+/// gave in the burst.
 #[derive(Debug, Clone)]
 pub struct Drafted {
     pub draft: DraftSignals,
     pub provider: &'static str,
     pub error: Option<String>,
+    pub lead: Lead,
 }
 
 /// The engine's verdict on a draft in a situation. Pure and quick, so `record` runs it
@@ -106,8 +108,41 @@ pub enum Recorded {
     },
 }
 
-/// Records the draft of the burst that ends with `newest`, whose text was `text`.
+/// Records the draft of the burst that ends with `newest`, whose text was `text`, then the
+/// lead the burst gave (unless the burst is to be drafted again; the store refuses it after
+/// a STOP).
 pub async fn record(
+    store: &Store,
+    tenant_id: Uuid,
+    conversation_id: Uuid,
+    newest: Uuid,
+    text: &str,
+    drafted: &Drafted,
+    settings: &TenantSettings,
+) -> Result<Recorded, StoreError> {
+    let recorded = record_draft(
+        store,
+        tenant_id,
+        conversation_id,
+        newest,
+        text,
+        drafted,
+        settings,
+    )
+    .await?;
+    // After the draft's commit, since the customer row comes before the conversation in
+    // the lock order. A lead that fails to save costs the lead, never the reply.
+    if recorded != Recorded::Stale
+        && let Err(e) = store
+            .capture_lead(tenant_id, conversation_id, &drafted.lead)
+            .await
+    {
+        tracing::warn!(error = %switchboard_core::error_chain(&e), "lead not captured");
+    }
+    Ok(recorded)
+}
+
+async fn record_draft(
     store: &Store,
     tenant_id: Uuid,
     conversation_id: Uuid,

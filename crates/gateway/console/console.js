@@ -262,7 +262,7 @@
         return { name: 'inbox', id: null };
       }
     }
-    if (!['inbox', 'escalations', 'shop', 'settings', 'dead-letters'].includes(p0)) p0 = 'inbox';
+    if (!['inbox', 'escalations', 'shop', 'settings', 'users', 'dead-letters'].includes(p0)) p0 = 'inbox';
     return { name: p0, id: null };
   }
 
@@ -294,6 +294,10 @@
       case 'settings':
         showOnly('settings-view');
         run(loadSettings());
+        break;
+      case 'users':
+        showOnly('users-view');
+        run(loadUsers());
         break;
       case 'dead-letters':
         showOnly('dead-letters-view');
@@ -478,9 +482,43 @@
       takeover.hidden = true;
     }
 
+    renderLead(cu.lead || {}, fresh);
     renderTranscript(messages, fresh);
     renderDraft(conv.pending_suggestion || null);
   }
+
+  const LEAD_FIELDS = ['name', 'email', 'phone', 'company', 'interest'];
+
+  // The lead's fields, refilled on a fresh conversation or when no field is being edited,
+  // so a live update does not overwrite what an operator is typing.
+  function renderLead(lead, fresh) {
+    const form = $('lead-form');
+    const given = LEAD_FIELDS.filter((f) => lead[f]);
+    $('lead-summary').textContent = given.length
+      ? `Contact details: ${given.map((f) => lead[f]).slice(0, 3).join(' · ')}`
+      : 'Contact details: none given';
+    if (!fresh && form.contains(document.activeElement)) return;
+    state.lead = lead;
+    for (const f of LEAD_FIELDS) form.elements[f].value = lead[f] || '';
+  }
+
+  $('lead-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const form = ev.target;
+    const id = state.convId;
+    busy([form.querySelector('button')], async () => {
+      // Only what the operator changed: a field sent is a field corrected for good.
+      const body = {};
+      for (const f of LEAD_FIELDS) {
+        const v = form.elements[f].value.trim();
+        if (v !== ((state.lead || {})[f] || '')) body[f] = v || null;
+      }
+      if (!Object.keys(body).length) return;
+      const lead = await api('PATCH', `/conversations/${enc(id)}/lead`, body);
+      if (lead && state.convId === id) renderLead(lead, true);
+      showNotice('Contact details saved.');
+    });
+  });
 
   function attachmentLabel(f) {
     if (!f || typeof f !== 'object') return String(f);
@@ -836,7 +874,21 @@
     const [products, docs] = await Promise.all([api('GET', '/products'), api('GET', '/documents')]);
     renderProducts(products || []);
     renderDocs(docs || []);
+    $('doc-add').hidden = !isAdmin();
   }
+
+  $('doc-add').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const button = ev.target.querySelector('button');
+    busy([button], async () => {
+      const title = $('new-doc-title').value.trim();
+      await api('POST', '/documents', { title, body: $('new-doc-body').value });
+      $('new-doc-title').value = '';
+      $('new-doc-body').value = '';
+      showNotice(`Added "${title}".`);
+      await loadShop();
+    });
+  });
 
   function renderProducts(products) {
     const filter = $('product-filter').value.trim().toLowerCase();
@@ -933,6 +985,84 @@
       ? found.map((f) => h('li', null, h('strong', null, f.title),
         h('span', { class: 'muted small' }, ` covers ${Math.round(f.coverage * 100)}% of the question`)))
       : [h('li', { class: 'muted' }, 'Nothing in the knowledge base or catalogue matches.')]));
+  });
+
+  // --------------------------------------------------------------- users
+
+  const ROLES = ['owner', 'admin', 'operator', 'viewer'];
+
+  async function loadUsers() {
+    $('users-note').hidden = isAdmin();
+    $('users-admin').hidden = !isAdmin();
+    if (!isAdmin()) return;
+    renderUsers((await api('GET', '/users')) || []);
+  }
+
+  function renderUsers(accounts) {
+    $('user-rows').replaceChildren(...accounts.map(userRow));
+  }
+
+  // One account: its role changes on the spot; disabling, removing and a new password ask
+  // first. The server keeps the rules (owners, the last owner, one's own account) and says
+  // why when it refuses.
+  function userRow(u) {
+    const me = state.me && state.me.id === u.id;
+    const role = h('select', { 'aria-label': `Role of ${u.email}` },
+      ROLES.map((r) => h('option', { value: r, selected: r === u.role ? 'selected' : null }, humanize(r))));
+    const toggle = h('button', { type: 'button', class: 'small', 'data-user-action': 'toggle' }, u.disabled ? 'Enable' : 'Disable');
+    const reset = h('button', { type: 'button', class: 'small', 'data-user-action': 'password' }, 'New password');
+    const remove = h('button', { type: 'button', class: 'danger small', 'data-user-action': 'remove' }, 'Remove');
+    const status = [u.disabled ? 'Disabled' : 'Active', u.locked ? 'locked' : null, u.telegram_linked ? 'Telegram' : null]
+      .filter(Boolean).join(' · ');
+    const row = h('tr', { 'data-user': u.email },
+      h('td', null, u.email, me ? h('span', { class: 'muted small' }, ' (you)') : null),
+      h('td', null, role), h('td', null, status),
+      h('td', null, me ? null : toggle, reset, me ? null : remove));
+    const act = (buttons, fn) => busy(buttons, async () => {
+      try {
+        const changed = await fn();
+        if (changed) row.replaceWith(userRow(changed));
+      } catch (e) {
+        role.value = u.role;
+        throw e;
+      }
+    });
+    role.addEventListener('change', () => act([role], async () => {
+      const changed = await api('PATCH', `/users/${enc(u.id)}`, { role: role.value });
+      showNotice(`${u.email} is now ${humanize(role.value).toLowerCase()}.`);
+      return changed;
+    }));
+    toggle.addEventListener('click', () => act([toggle], async () => {
+      if (!u.disabled && !window.confirm(`Disable ${u.email}? They are signed out and their conversations go back to the shop.`)) return null;
+      return api('PATCH', `/users/${enc(u.id)}`, { disabled: !u.disabled });
+    }));
+    reset.addEventListener('click', () => act([reset], async () => {
+      const password = window.prompt(`A new password for ${u.email} (they are signed out):`);
+      if (!password) return null;
+      const changed = await api('POST', `/users/${enc(u.id)}/password`, { password });
+      showNotice(`New password set for ${u.email}.`);
+      return changed;
+    }));
+    remove.addEventListener('click', () => busy([remove], async () => {
+      if (!window.confirm(`Remove ${u.email} for good? What they did stays in the audit log.`)) return;
+      await api('DELETE', `/users/${enc(u.id)}`);
+      row.remove();
+      showNotice(`${u.email} removed.`);
+    }));
+    return row;
+  }
+
+  $('user-add').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const button = ev.target.querySelector('button');
+    busy([button], async () => {
+      const email = $('new-user-email').value.trim();
+      await api('POST', '/users', { email, role: $('new-user-role').value, password: $('new-user-password').value });
+      $('new-user-email').value = '';
+      $('new-user-password').value = '';
+      showNotice(`${email} added.`);
+      await loadUsers();
+    });
   });
 
   // ------------------------------------------------------------ settings

@@ -54,6 +54,7 @@ impl From<switchboard_store::StoreError> for ApiError {
             StoreError::Invalid(reason) => ApiError::BadRequest(reason),
             StoreError::NotFound { what } => ApiError::NotFound(what),
             StoreError::Conflict(reason) => ApiError::Conflict(reason),
+            StoreError::Forbidden(reason) => ApiError::Forbidden(reason),
             e if e.is_unstorable_text() => {
                 ApiError::BadRequest("text must not contain NUL characters".into())
             }

@@ -69,9 +69,10 @@ pub fn parse_catalog(name: &str, content: &[u8]) -> Result<Vec<ProductRow>, Impo
         .collect()
 }
 
-type Fields = BTreeMap<String, String>;
+pub(crate) type Fields = BTreeMap<String, String>;
 
-fn csv_records(content: &[u8]) -> Result<Vec<Fields>, ImportError> {
+/// A CSV file's rows as lower-cased header → non-empty value.
+pub(crate) fn csv_records(content: &[u8]) -> Result<Vec<Fields>, ImportError> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(content);

@@ -1,6 +1,7 @@
 //! Documents split by their headings, each section a knowledge document with its heading
 //! as title (under its parents: "Shipping › Costs"), so retrieval finds the paragraph that
-//! answers, not a whole handbook.
+//! answers, not a whole handbook. FAQs come as question/answer pairs: a CSV file with
+//! `question` and `answer` columns, or Markdown with each question a heading.
 
 use pulldown_cmark::{Event, HeadingLevel, Parser, Tag, TagEnd};
 
@@ -13,7 +14,8 @@ pub struct Section {
     pub body: String,
 }
 
-/// The sections of a file, by its extension: `.md`/`.markdown`, `.html`/`.htm`, `.txt`.
+/// The sections of a file, by its extension: `.md`/`.markdown`, `.html`/`.htm`, `.txt`,
+/// and `.csv` for FAQs (one section per row, the question as title, the answer as body).
 /// `name` is the file's name; a section before any heading takes the file's name (without
 /// its extension) as title. Sections without text are dropped.
 pub fn sections(name: &str, content: &str) -> Result<Vec<Section>, ImportError> {
@@ -27,10 +29,11 @@ pub fn sections(name: &str, content: &str) -> Result<Vec<Section>, ImportError> 
             title,
             body: content.trim().to_owned(),
         }],
+        "csv" => faqs(content)?,
         _ => {
             return Err(ImportError::UnknownKind {
                 file: name.to_owned(),
-                expected: "Markdown, HTML or plain text",
+                expected: "Markdown, HTML, plain text or an FAQ's CSV",
             });
         }
     };
@@ -38,6 +41,31 @@ pub fn sections(name: &str, content: &str) -> Result<Vec<Section>, ImportError> 
         .into_iter()
         .filter(|s| !s.body.trim().is_empty())
         .collect())
+}
+
+/// An FAQ's CSV: a header row naming `question` and `answer` (any order, other columns
+/// ignored), then one pair a row. A row missing either is an error naming the row, so a
+/// half-read file never replaces a good one.
+fn faqs(content: &str) -> Result<Vec<Section>, ImportError> {
+    let records = crate::catalog::csv_records(content.as_bytes())?;
+    records
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut r)| {
+            let mut take = |k: &str| {
+                r.remove(k).ok_or_else(|| {
+                    ImportError::Invalid(format!(
+                        "row {}: no {k} (an FAQ's CSV has question and answer columns)",
+                        i + 1
+                    ))
+                })
+            };
+            Ok(Section {
+                title: take("question")?,
+                body: take("answer")?,
+            })
+        })
+        .collect()
 }
 
 fn level(l: HeadingLevel) -> usize {
@@ -192,6 +220,29 @@ mod tests {
         assert!(s[0].body.contains("Within 30 days."), "{:?}", s[0]);
         assert_eq!(s[1].title, "Returns & refunds › Exchanges");
         assert!(s[1].body.contains("# keep this"), "{:?}", s[1]);
+    }
+
+    #[test]
+    fn an_faq_csv_is_one_section_per_pair() {
+        let csv = "Answer,Question,Topic\n\
+                   \"Within 30 days, unused.\",Can I send something back?,returns\n\
+                   DHL in 2-3 days.,\"How long does shipping take, roughly?\",\n";
+        let s = sections("faq.CSV", csv).unwrap();
+        assert_eq!(
+            s,
+            [
+                Section {
+                    title: "Can I send something back?".into(),
+                    body: "Within 30 days, unused.".into()
+                },
+                Section {
+                    title: "How long does shipping take, roughly?".into(),
+                    body: "DHL in 2-3 days.".into()
+                }
+            ]
+        );
+        let err = sections("faq.csv", "question,answer\nIs it free?,\n").unwrap_err();
+        assert!(err.to_string().contains("row 1: no answer"), "{err}");
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub enum StoreError {
     /// The action does not fit the current state (a lifecycle rule, a used-up draft).
     #[error("{0}")]
     Conflict(String),
+    /// The caller may not do this, whatever the input.
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// Refused input, with the reason for the caller.
     #[error("{0}")]
     Invalid(String),

@@ -107,7 +107,8 @@ pub struct DeadLetterView {
 
 const CONVERSATION: &str = "
     SELECT c.id, c.status, c.mode, c.channel_id, ch.kind AS channel_kind, ch.name AS channel_name,
-           json_build_object('id', cu.id, 'name', cu.name, 'external_id', cu.external_id) AS customer,
+           json_build_object('id', cu.id, 'name', cu.name, 'external_id', cu.external_id,
+                             'lead', cu.lead) AS customer,
            (SELECT json_build_object('role', m.role, 'text', m.content, 'at', m.created_at)
               FROM messages m WHERE m.conversation_id = c.id AND m.role <> 'system'
               ORDER BY m.created_at DESC LIMIT 1) AS last_message,

@@ -1,6 +1,7 @@
 //! Everything that speaks SQL or Redis: repositories over PostgreSQL (sqlx), the migrations,
 //! the outbox, and the Redis helpers (dedup fast path, live event fan-out).
 
+mod accounts;
 mod actions;
 mod api_tokens;
 mod channels;
@@ -10,6 +11,7 @@ mod error;
 mod inbound;
 mod inbox;
 mod knowledge;
+mod leads;
 mod live;
 mod notify;
 mod outbox;
@@ -29,6 +31,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
+pub use accounts::{Account, AccountActor, AccountChange};
 pub use actions::{Approval, ConversationAction, ConversationLock, OperatorSend, SuggestionRecord};
 pub use api_tokens::{ApiToken, PREFIX as API_TOKEN_PREFIX};
 pub use channels::ChannelRecord;
@@ -38,6 +41,7 @@ pub use inbound::{ConsentWord, StoredInbound};
 pub use inbox::{
     ConversationView, DeadLetterView, EscalationView, InboxFilter, MessageView, SuggestionView,
 };
+pub use leads::LeadRow;
 pub use live::{Dedup, DedupClaim, RedisLiveFeed, subscribe_live};
 pub use notify::{Notification, NotificationClaim, OperatorChat, Swept};
 pub use outbox::{ChannelInfo, Claim, LeaseKeeper, OutboxItem};

@@ -144,6 +144,45 @@ impl Store {
 
     /// An admin's edit of one document; the document keeps its source, so importing the
     /// file again replaces the edit.
+    /// A document written by hand (the console or the API), with no source file: a
+    /// re-import never replaces it.
+    pub async fn add_document(
+        &self,
+        tenant_id: Uuid,
+        (title, keywords, body): (&str, &str, &str),
+        actor: &str,
+    ) -> Result<Doc> {
+        if title.trim().is_empty() || body.trim().is_empty() {
+            return Err(StoreError::Invalid(
+                "a document needs a title and a body".into(),
+            ));
+        }
+        let id = Uuid::now_v7();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO knowledge_docs (id, tenant_id, title, keywords, body, search_config)
+             SELECT $1, $2, $3, $4, $5, text_search_config FROM tenants WHERE id = $2",
+        )
+        .bind(id)
+        .bind(tenant_id)
+        .bind(title.trim())
+        .bind(keywords)
+        .bind(body)
+        .execute(&mut *tx)
+        .await?;
+        crate::users::audit_admin(
+            &mut *tx,
+            tenant_id,
+            actor,
+            "kb.add",
+            ("knowledge_doc", Some(id)),
+            json!({"title": title.trim()}),
+        )
+        .await?;
+        tx.commit().await?;
+        self.document(tenant_id, id).await
+    }
+
     pub async fn update_document(
         &self,
         tenant_id: Uuid,

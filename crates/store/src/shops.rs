@@ -129,7 +129,7 @@ fn check_slug(slug: &str) -> Result<()> {
 const SELECT: &str = "SELECT t.id, t.slug, t.name, t.language, t.timezone, t.currency,
         CASE WHEN t.status = 'active' THEN 'active' ELSE 'disabled' END AS status, t.created_at,
         (SELECT count(*) FROM channels c WHERE c.tenant_id = t.id) AS channels,
-        (SELECT count(*) FROM users u WHERE u.tenant_id = t.id) AS users
+        (SELECT count(*) FROM users u WHERE u.tenant_id = t.id AND u.removed_at IS NULL) AS users
      FROM tenants t";
 
 impl Store {

@@ -131,7 +131,7 @@ pub fn token_hash(token: &str) -> String {
 }
 
 /// Hashing is deliberately slow, so it runs off the async threads.
-async fn hash_password(password: String) -> Result<String> {
+pub(crate) async fn hash_password(password: String) -> Result<String> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
         Argon2::default()
@@ -163,6 +163,30 @@ const SIGN_IN_CHECKS: usize = 3;
 
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3DJ6MFbvR3Nvyu8ELV5kDhcbqt4GJhXQjEOc2hgsJTA";
 
+/// Refuses a password that is short or easy to guess.
+pub(crate) fn check_password(email: &str, password: &str) -> Result<()> {
+    if password.chars().count() < 8 {
+        return Err(StoreError::Invalid(
+            "the password needs at least 8 characters".into(),
+        ));
+    }
+    // zxcvbn's estimate, with the address's own words counted as guessable: "password",
+    // "12345678" and the like score 0 or 1 and are refused.
+    let local = email.split('@').next().unwrap_or_default();
+    let strength = zxcvbn::zxcvbn(password, &[local, email]);
+    if (strength.score() as u8) < 2 {
+        let hint = strength
+            .feedback()
+            .and_then(|f| f.warning())
+            .map(|w| format!(": {w}"))
+            .unwrap_or_default();
+        return Err(StoreError::Invalid(format!(
+            "the password is too easy to guess{hint}; use a few unrelated words"
+        )));
+    }
+    Ok(())
+}
+
 impl Store {
     pub async fn add_user(
         &self,
@@ -177,25 +201,7 @@ impl Store {
                 "{email:?} is not an email address"
             )));
         }
-        if password.chars().count() < 8 {
-            return Err(StoreError::Invalid(
-                "the password needs at least 8 characters".into(),
-            ));
-        }
-        // zxcvbn's estimate, with the address's own words counted as guessable: "password",
-        // "12345678" and the like score 0 or 1 and are refused.
-        let local = email.split('@').next().unwrap_or_default();
-        let strength = zxcvbn::zxcvbn(password, &[local, &email]);
-        if (strength.score() as u8) < 2 {
-            let hint = strength
-                .feedback()
-                .and_then(|f| f.warning())
-                .map(|w| format!(": {w}"))
-                .unwrap_or_default();
-            return Err(StoreError::Invalid(format!(
-                "the password is too easy to guess{hint}; use a few unrelated words"
-            )));
-        }
+        check_password(&email, password)?;
         let hash = hash_password(password.to_owned()).await?;
         let id = Uuid::now_v7();
         let res = sqlx::query(
@@ -231,7 +237,8 @@ impl Store {
         telegram_user_id: i64,
     ) -> Result<()> {
         let done = sqlx::query(
-            "UPDATE users SET telegram_user_id = $3 WHERE tenant_id = $1 AND email = $2",
+            "UPDATE users SET telegram_user_id = $3
+             WHERE tenant_id = $1 AND email = $2 AND removed_at IS NULL",
         )
         .bind(tenant_id)
         .bind(email.trim().to_lowercase())
@@ -250,7 +257,8 @@ impl Store {
         telegram_user_id: i64,
     ) -> Result<Option<User>> {
         let row: Option<UserRow> = sqlx::query_as(
-            "SELECT id, tenant_id, email, role FROM users WHERE tenant_id = $1 AND telegram_user_id = $2",
+            "SELECT id, tenant_id, email, role FROM users
+             WHERE tenant_id = $1 AND telegram_user_id = $2 AND disabled_at IS NULL",
         )
         .bind(tenant_id)
         .bind(telegram_user_id)
@@ -297,7 +305,7 @@ impl Store {
         let rows: Vec<Row> = sqlx::query_as(
             "UPDATE users SET failed_logins = failed_logins + 1
              WHERE email = $1 AND ($3::uuid IS NULL OR tenant_id = $3) AND failed_logins < $2
-               AND (locked_until IS NULL OR locked_until <= now())
+               AND (locked_until IS NULL OR locked_until <= now()) AND disabled_at IS NULL
              RETURNING id, tenant_id, email, role, password_hash",
         )
         .bind(&email)
@@ -413,7 +421,8 @@ impl Store {
         let row: Option<Row> = sqlx::query_as(
             "SELECT s.id AS session_id, s.csrf_token, u.id, u.tenant_id, u.email, u.role
              FROM sessions s JOIN users u ON u.id = s.user_id
-             WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()",
+             WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()
+               AND u.disabled_at IS NULL",
         )
         .bind(token_hash(token))
         .fetch_optional(&self.pool)

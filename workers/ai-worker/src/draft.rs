@@ -1,7 +1,7 @@
 use secrecy::ExposeSecret;
 use serde_json::json;
 use switchboard_ai::{DraftRequest, LlmConfig, OpenAiProvider, Persona, ProviderKind, Turn};
-use switchboard_core::{Decision, DraftSignals};
+use switchboard_core::{Decision, DraftSignals, Lead};
 use switchboard_engine::{Verdict, may_speak};
 use switchboard_flows::{Drafted, Recorded, Situation};
 use switchboard_runtime::Services;
@@ -83,6 +83,7 @@ pub async fn draft(
                 draft: failed_draft(),
                 provider: switchboard_ai::openai::PROVIDER,
                 error: Some(format!("LLM settings unusable: {e}")),
+                lead: Lead::default(),
             });
         }
     };
@@ -91,6 +92,7 @@ pub async fn draft(
             draft: switchboard_ai::respond(text, &sources),
             provider: switchboard_ai::OFFLINE_PROVIDER,
             error: None,
+            lead: Lead::default(),
         });
     }
     let persona = Persona {
@@ -134,6 +136,7 @@ pub async fn draft(
             draft: d.signals,
             provider: switchboard_ai::openai::PROVIDER,
             error: None,
+            lead: d.lead,
         },
         Err(e) => {
             tracing::warn!(error = %switchboard_core::error_chain(&e), "drafting failed; escalating");
@@ -141,6 +144,7 @@ pub async fn draft(
                 draft: failed_draft(),
                 provider: switchboard_ai::openai::PROVIDER,
                 error: Some(e.to_string()),
+                lead: Lead::default(),
             }
         }
     })

@@ -181,6 +181,17 @@ async fn process_message(
     {
         return Ok(());
     }
+    // Contact details the message gives, by pattern, whether or not the bot will speak (an
+    // escalated or taken-over conversation still gets its lead). The LLM's own reading
+    // follows with its draft. Idempotent: a redelivery writes the same fields again, and
+    // the store refuses a customer who said STOP.
+    s.store
+        .capture_lead(
+            ev.tenant_id,
+            stored.conversation_id,
+            &switchboard_ai::extract_lead(&msg.text),
+        )
+        .await?;
     // Debounce: the burst is drafted once the conversation has been quiet for the window
     // (or the cap since its first unanswered message). Redeliveries schedule again, so a
     // worker that died before this line loses nothing.

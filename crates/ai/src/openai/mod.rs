@@ -133,6 +133,8 @@ pub struct Usage {
 pub struct LlmDraft {
     pub signals: DraftSignals,
     pub questions_to_ask: Vec<String>,
+    /// The contact details the model found in the customer's messages.
+    pub lead: switchboard_core::Lead,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -266,6 +268,7 @@ impl OpenAiProvider {
                 choices: answer.choices,
             },
             questions_to_ask: answer.questions_to_ask,
+            lead: answer.lead.cleaned(),
         })
     }
 

@@ -61,6 +61,9 @@ pub struct DraftAnswer {
     pub need_handoff: bool,
     #[serde(default)]
     pub choices: Vec<String>,
+    /// Contact details the customer gave; a model that leaves it out captures none.
+    #[serde(default)]
+    pub lead: switchboard_core::Lead,
 }
 
 /// What the self-check call must return.
@@ -91,7 +94,7 @@ pub fn draft_schema(intents: &[&str]) -> Value {
     serde_json::json!({
         "type": "object",
         "additionalProperties": false,
-        "required": ["reply", "intent", "intent_score", "questions_to_ask", "used_sources", "missing_fields", "need_handoff", "choices"],
+        "required": ["reply", "intent", "intent_score", "questions_to_ask", "used_sources", "missing_fields", "need_handoff", "choices", "lead"],
         "properties": {
             "reply": {"type": "string"},
             "intent": {"type": "string", "enum": intents},
@@ -100,7 +103,19 @@ pub fn draft_schema(intents: &[&str]) -> Value {
             "used_sources": {"type": "array", "items": {"type": "string"}},
             "missing_fields": {"type": "array", "items": {"type": "string"}},
             "need_handoff": {"type": "boolean"},
-            "choices": {"type": "array", "maxItems": MAX_CHOICES, "items": {"type": "string", "maxLength": MAX_CHOICE_CHARS}}
+            "choices": {"type": "array", "maxItems": MAX_CHOICES, "items": {"type": "string", "maxLength": MAX_CHOICE_CHARS}},
+            "lead": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": switchboard_core::LEAD_FIELDS,
+                "properties": {
+                    "name": {"type": "string"},
+                    "email": {"type": "string"},
+                    "phone": {"type": "string"},
+                    "company": {"type": "string"},
+                    "interest": {"type": "string"}
+                }
+            }
         }
     })
 }

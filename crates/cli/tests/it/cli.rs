@@ -317,6 +317,69 @@ async fn user_commands_create_an_operator_who_can_sign_in() {
         .await
         .unwrap();
     assert_eq!(res.status(), reqwest::StatusCode::OK);
+
+    // Managing the account afterwards, every change audited as the command line's.
+    let sign_in = |password: &'static str| {
+        let (http, base) = (app.http.clone(), app.base.clone());
+        async move {
+            http.post(format!("{base}/api/v1/auth/login"))
+                .json(&serde_json::json!({"email": "ana@demo.example", "password": password}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let manage = |args: &'static [&'static str]| {
+        let config = app.config.clone();
+        async move {
+            let mut all = vec!["user"];
+            all.extend_from_slice(&args[..1]);
+            all.extend(["--tenant", "demo", "--email", "ana@demo.example"]);
+            all.extend_from_slice(&args[1..]);
+            let (ok, out, err) = switchboard(&all, &config).await;
+            assert!(ok, "{args:?}: {err}");
+            out
+        }
+    };
+    manage(&["disable"]).await;
+    assert_eq!(
+        sign_in("long enough password").await,
+        reqwest::StatusCode::UNAUTHORIZED
+    );
+    manage(&["enable"]).await;
+    assert_eq!(
+        sign_in("long enough password").await,
+        reqwest::StatusCode::OK
+    );
+    manage(&["reset-password", "--password", "a brand new passphrase"]).await;
+    assert_eq!(
+        sign_in("long enough password").await,
+        reqwest::StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        sign_in("a brand new passphrase").await,
+        reqwest::StatusCode::OK
+    );
+    let changed: Value =
+        serde_json::from_str(&manage(&["set-role", "--role", "admin"]).await).unwrap();
+    assert_eq!(changed["role"], "admin");
+    let (ok, out, err) = switchboard(&["user", "list", "--tenant", "demo"], &app.config).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("\"role\": \"admin\""), "{out}");
+    manage(&["remove"]).await;
+    let (_, out, _) = switchboard(&["user", "list", "--tenant", "demo"], &app.config).await;
+    assert!(!out.contains("ana@demo.example"), "{out}");
+    let (ok, _, err) = add("operator", "long enough password").await;
+    assert!(ok, "a removed account's address can be used again: {err}");
+    assert_eq!(
+        app.count(
+            "SELECT count(DISTINCT action) FROM audit_events WHERE actor_id = 'cli' AND target_type = 'user'"
+        )
+        .await,
+        7,
+        "add, link, disable, enable, password, role and remove audited"
+    );
 }
 
 /// With `metrics.listen` set, the gateway serves its metrics there and not on the public
@@ -453,12 +516,18 @@ async fn a_new_shop_is_set_up_from_files_and_answers_from_its_own_documents() {
         "<h1>Delivery</h1><p>Every lamp ships from Hamburg with DPD and arrives in 2-3 working days.</p>",
     )
     .unwrap();
+    std::fs::write(
+        dir.join("faq.csv"),
+        "question,answer\n\
+         Do you gift wrap?,\"Yes, in recycled paper, for 3 EUR.\"\n",
+    )
+    .unwrap();
     std::fs::write(dir.join("logo.png"), [0u8, 1, 2]).unwrap();
     let folder = dir.to_string_lossy().into_owned();
     let imported = run(argv(&["kb", "import", "--tenant", "lamps", &folder])).await;
     assert_eq!(
         imported["imported"].as_array().unwrap().len(),
-        2,
+        3,
         "{imported}"
     );
     let docs = run(argv(&["kb", "list", "--tenant", "lamps"])).await;
@@ -468,11 +537,19 @@ async fn a_new_shop_is_set_up_from_files_and_answers_from_its_own_documents() {
         .iter()
         .map(|d| d["title"].as_str().unwrap())
         .collect();
-    assert_eq!(titles, ["Delivery", "Returns", "Returns › Damaged lamps"]);
+    assert_eq!(
+        titles,
+        [
+            "Delivery",
+            "Do you gift wrap?",
+            "Returns",
+            "Returns › Damaged lamps"
+        ]
+    );
     // Importing again replaces the file's documents.
     run(argv(&["kb", "import", "--tenant", "lamps", &folder])).await;
     let again = run(argv(&["kb", "list", "--tenant", "lamps"])).await;
-    assert_eq!(again.as_array().unwrap().len(), 3);
+    assert_eq!(again.as_array().unwrap().len(), 4);
 
     let csv = dir.join("products.csv");
     std::fs::write(
@@ -521,6 +598,15 @@ async fn a_new_shop_is_set_up_from_files_and_answers_from_its_own_documents() {
     assert_eq!(doc["profile"]["name"], "Lamp Lane");
     assert_eq!(doc["decision"]["autosend_allowed"], true);
 
+    let wrap = run(argv(&[
+        "kb",
+        "search",
+        "--tenant",
+        "lamps",
+        "Do you offer gift wrapping?",
+    ]))
+    .await;
+    assert_eq!(wrap[0]["title"], "Do you gift wrap?", "{wrap}");
     let question = "How many days do I have to return a lamp?";
     let found = run(argv(&["kb", "search", "--tenant", "lamps", question])).await;
     assert_eq!(found[0]["title"], "Returns", "{found}");

@@ -145,7 +145,7 @@ async fn an_operator_edits_and_sends_a_draft_from_the_console() {
 /// and nothing else does (a merge patch), and a product's price and stock are edited in
 /// the catalogue.
 #[tokio::test]
-async fn an_admin_answers_an_escalation_and_edits_the_settings_and_the_catalogue() {
+async fn an_admin_answers_an_escalation_and_edits_the_settings_the_catalogue_and_the_accounts() {
     let app = TestApp::spawn().await;
     let demo = app.services.store.tenant_id("demo").await.unwrap();
     app.services
@@ -189,6 +189,7 @@ async fn an_admin_answers_an_escalation_and_edits_the_settings_and_the_catalogue
         .env("SKU", "MUG-01")
         .env("PRICE", "12.50")
         .env("STOCK", "7")
+        .env("NEW_USER", "new.operator@demo.example")
         .env("SCREENSHOT", artifacts.join("console-shop.png"));
     let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
@@ -222,5 +223,17 @@ async fn an_admin_answers_an_escalation_and_edits_the_settings_and_the_catalogue
     assert_eq!(
         mug.name, "Ceramic coffee mug",
         "the rest of the product kept"
+    );
+    let added = app
+        .services
+        .store
+        .account_by_email(demo, "new.operator@demo.example")
+        .await
+        .unwrap();
+    assert_eq!((added.role, added.disabled), (Role::Operator, true));
+    assert_eq!(
+        app.count("SELECT count(*) FROM knowledge_docs WHERE title = 'Do you gift wrap?'")
+            .await,
+        1
     );
 }

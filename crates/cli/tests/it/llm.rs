@@ -122,6 +122,35 @@ async fn a_good_answer_is_sent_and_its_tokens_counted() {
 }
 
 #[tokio::test]
+async fn the_models_reading_of_a_lead_is_captured_with_its_draft() {
+    let fake = FakeLlm::start(vec![]).await;
+    let app = app_with_llm(&fake).await;
+    let (doc, body) = shipping_ref(&app).await;
+    // Nothing a pattern catches ("Kim here", "the bakery on Main Street"): only the model
+    // reads it, and its empty fields capture nothing.
+    let mut answer = json!({
+        "reply": body, "intent": "shipping", "intent_score": 0.9, "questions_to_ask": [],
+        "used_sources": [doc], "missing_fields": [], "need_handoff": false, "choices": [],
+        "lead": {"name": "Kim", "email": "", "phone": "", "company": "Bakery on Main Street",
+                 "interest": "shipping to Berlin"}
+    });
+    let fake = FakeLlm::start(vec![Scripted::json(answer.take()), check(0.95)]).await;
+    point_at(&app, &fake).await;
+    let text = "Kim here, I run the bakery on Main Street. Do you ship to Berlin?";
+    app.post_chat("l9-visitor-7f3a9c2e", "c1", text).await;
+    app.handled("l9-visitor-7f3a9c2e:c1", 1).await;
+    app.settled().await;
+    let lead: Value = sqlx::query_scalar("SELECT lead FROM customers")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        lead,
+        json!({"name": "Kim", "company": "Bakery on Main Street", "interest": "shipping to Berlin"})
+    );
+}
+
+#[tokio::test]
 async fn a_low_confidence_answer_is_not_sent() {
     let fake = FakeLlm::start(vec![
         draft("Maybe next week?", "other", 0.3, &[]),

@@ -11,6 +11,7 @@ mod console;
 mod email;
 mod fake_llm;
 mod helpers;
+mod leads;
 mod llm;
 mod operators;
 mod platforms;

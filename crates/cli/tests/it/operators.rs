@@ -37,6 +37,24 @@ impl Api<'_> {
         (res.status(), res.json().await.unwrap_or(Value::Null))
     }
 
+    pub(crate) async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .app
+            .http
+            .request(method, format!("{}{path}", self.app.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.unwrap();
+        (res.status(), res.json().await.unwrap_or(Value::Null))
+    }
+
     pub(crate) async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         let res = self
             .app
@@ -1647,4 +1665,222 @@ async fn users_are_per_shop_and_tell_nothing_across_shops() {
     ] {
         assert_eq!(login(&app, wrong).await.0, StatusCode::UNAUTHORIZED);
     }
+}
+
+/// Admins manage the shop's accounts: roles, disabling (sessions end, held conversations go
+/// back to the shop), new passwords, removal (the address may be added again); admins
+/// cannot touch owners, nobody disables themselves, the last owner stays, and everything is
+/// audited.
+#[tokio::test]
+async fn admins_manage_the_shops_accounts_and_the_last_owner_stays() {
+    use reqwest::Method;
+    let app = TestApp::spawn().await;
+    approvals_only(&app).await;
+    let demo = tenant(&app, "demo").await;
+    let other = other_tenant(&app).await;
+    let owner = sign_in(&app, demo, "owner@demo.example", Role::Owner).await;
+    let admin = sign_in(&app, demo, "admin@demo.example", Role::Admin).await;
+    let op = sign_in(&app, demo, "op@demo.example", Role::Operator).await;
+    let stranger = sign_in(&app, other, "boss@other.example", Role::Owner).await;
+    let id_of = |list: &Value, email: &str| -> String {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["email"] == email)
+            .unwrap_or_else(|| panic!("{email} in {list}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    assert_eq!(op.get("/api/v1/users").await.0, StatusCode::FORBIDDEN);
+    let (status, list) = admin.get("/api/v1/users").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list.as_array().unwrap().len(), 3, "{list}");
+    let (owner_id, op_id) = (
+        id_of(&list, "owner@demo.example"),
+        id_of(&list, "op@demo.example"),
+    );
+    let admin_id = id_of(&list, "admin@demo.example");
+    // Another shop's accounts are not found.
+    let (status, _) = stranger
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/users/{op_id}"),
+            Some(json!({"role": "viewer"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The operator holds a conversation.
+    let suggestion = pending_draft(&app, "acct-visitor-7f3a9c2e", "Do you ship to Berlin?").await;
+    let conv = conversation_of(&app, suggestion).await;
+    let (status, _) = op
+        .post(&format!("/api/v1/conversations/{conv}/takeover"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // An admin cannot touch an owner, nor make one; nobody disables themselves.
+    for (path, body) in [
+        (
+            format!("/api/v1/users/{owner_id}"),
+            json!({"disabled": true}),
+        ),
+        (format!("/api/v1/users/{op_id}"), json!({"role": "owner"})),
+        (
+            format!("/api/v1/users/{admin_id}"),
+            json!({"disabled": true}),
+        ),
+    ] {
+        let (status, body) = admin.send(Method::PATCH, &path, Some(body)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+    }
+    let (status, body) = admin
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/users/{op_id}"),
+            Some(json!({"colour": "red"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // Disabled: signed out, cannot sign in, the conversation is nobody's again.
+    let (status, body) = admin
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/users/{op_id}"),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["disabled"], true);
+    assert_eq!(op.get("/api/v1/me").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        login(
+            &app,
+            json!({"email": "op@demo.example", "password": PASSWORD})
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM conversations WHERE id = '{conv}' AND assigned_user_id IS NULL"
+        ))
+        .await,
+        1
+    );
+    // Enabled again with a new password, and a new role.
+    let (status, _) = admin
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/users/{op_id}"),
+            Some(json!({"disabled": false, "role": "viewer"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = admin
+        .post(
+            &format!("/api/v1/users/{op_id}/password"),
+            json!({"password": "12345678"}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a weak password is refused: {body}"
+    );
+    let (status, body) = admin
+        .post(
+            &format!("/api/v1/users/{op_id}/password"),
+            json!({"password": "a fresh start for mia"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = login(
+        &app,
+        json!({"email": "op@demo.example", "password": "a fresh start for mia"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user"]["role"], "viewer");
+
+    // The last owner stays: not demoted, not removed, until there is another.
+    for (method, body) in [
+        (Method::PATCH, Some(json!({"role": "admin"}))),
+        (Method::DELETE, None),
+    ] {
+        let (status, body) = owner
+            .send(method, &format!("/api/v1/users/{owner_id}"), body)
+            .await;
+        assert!(
+            status == StatusCode::CONFLICT || status == StatusCode::FORBIDDEN,
+            "{status} {body}"
+        );
+    }
+    let (status, _) = owner
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/users/{admin_id}"),
+            Some(json!({"role": "owner"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = owner
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/users/{owner_id}"),
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "with another owner it may step down: {body}"
+    );
+
+    // Removed: gone from the list, its address free for a new account.
+    let (status, _) = admin
+        .send(Method::DELETE, &format!("/api/v1/users/{op_id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, list) = admin.get("/api/v1/users").await;
+    assert!(!list.to_string().contains("op@demo.example"), "{list}");
+    let (status, body) = admin
+        .post(
+            "/api/v1/users",
+            json!({"email": "op@demo.example", "role": "operator", "password": "yet another long passphrase"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let actions: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_events WHERE target_type = 'user' AND tenant_id = $1 ORDER BY id",
+    )
+    .bind(demo)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    for a in [
+        "user.disable",
+        "user.enable",
+        "user.role",
+        "user.password_reset",
+        "user.remove",
+        "add_user",
+    ] {
+        assert!(actions.iter().any(|x| x == a), "{a} audited: {actions:?}");
+    }
+    let details: Value = sqlx::query_scalar(
+        "SELECT details FROM audit_events WHERE action = 'user.password_reset' AND tenant_id = $1",
+    )
+    .bind(demo)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(
+        !details.to_string().contains("fresh start"),
+        "no password in the audit log"
+    );
 }

@@ -130,11 +130,18 @@ async fn a_real_small_model_never_reaches_a_customer_unvetted() {
     .unwrap();
     // A server that crashes on every request would make every draft fail and escalate, and
     // the checks below would hold over nothing: for at least half the questions the model
-    // must have answered with JSON that was read, whether the draft then passed validation
-    // (a tiny model's often does not: an empty reply, a source it was not given) or not.
+    // must have answered, with JSON that was read, whether the draft then passed validation
+    // (a tiny model's often does not: an empty reply, a source it was not given) or not, or
+    // with text that is not the JSON asked for (a tiny model's often runs out of tokens
+    // inside a string). An HTTP error, a timeout or a refused connection counts as none.
     let parsed = rows
         .iter()
-        .filter(|r| !r.4.is_empty() || r.5.to_string().contains("the LLM's answer is invalid"))
+        .filter(|r| {
+            let why = r.5.to_string();
+            !r.4.is_empty()
+                || why.contains("the LLM's answer is invalid")
+                || why.contains("the LLM's answer does not parse")
+        })
         .count();
     assert!(
         parsed * 2 >= questions.len(),

@@ -199,4 +199,45 @@ async fn operators_read_the_knowledge_base_and_admins_edit_it() {
         call(&app, Method::GET, &path, &op.token, None).await.0,
         StatusCode::NOT_FOUND
     );
+
+    // A document written by hand: admins only, a title and a body needed.
+    let faq = json!({"title": "Do you gift wrap?", "body": "Yes, in recycled paper, for 3 EUR."});
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        "/documents",
+        &op.token,
+        Some(faq.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        "/documents",
+        &admin.token,
+        Some(json!({"title": " ", "body": "x"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, added) = call(&app, Method::POST, "/documents", &admin.token, Some(faq)).await;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    let (_, found) = call(
+        &app,
+        Method::GET,
+        "/knowledge/search?q=gift%20wrap",
+        &op.token,
+        None,
+    )
+    .await;
+    assert_eq!(
+        found[0]["reference"],
+        format!("doc:{}", added["id"].as_str().unwrap()),
+        "{found}"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_events WHERE action = 'kb.add'")
+            .await,
+        1
+    );
 }

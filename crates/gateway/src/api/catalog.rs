@@ -27,7 +27,7 @@ pub fn routes() -> Router<AppState> {
                 .patch(patch_stock)
                 .delete(delete_product),
         )
-        .route("/api/v1/documents", get(documents))
+        .route("/api/v1/documents", get(documents).post(add_document))
         .route(
             "/api/v1/documents/{id}",
             get(document).put(edit_document).delete(delete_document),
@@ -195,6 +195,26 @@ struct DocEdit {
     #[serde(default)]
     keywords: String,
     body: String,
+}
+
+async fn add_document(
+    State(s): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Doc>), ApiError> {
+    let admin = caller.admin()?;
+    let doc: DocEdit =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let added = s
+        .services
+        .store
+        .add_document(
+            admin.tenant_id,
+            (&doc.title, &doc.keywords, &doc.body),
+            &admin.id.to_string(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(added)))
 }
 
 async fn edit_document(

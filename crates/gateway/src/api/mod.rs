@@ -5,9 +5,11 @@ mod auth;
 mod catalog;
 mod conversations;
 mod events;
+mod leads;
 mod openapi;
 mod settings;
 mod suggestions;
+mod users;
 
 use axum::Router;
 use serde_json::Value;
@@ -32,6 +34,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .merge(events::routes())
         .merge(settings::routes())
         .merge(catalog::routes())
+        .merge(users::routes())
+        .merge(leads::routes())
         .merge(openapi::routes())
 }
 

@@ -27,9 +27,11 @@ mod tests {
             include_str!("catalog.rs"),
             include_str!("conversations.rs"),
             include_str!("events.rs"),
+            include_str!("leads.rs"),
             include_str!("openapi.rs"),
             include_str!("settings.rs"),
             include_str!("suggestions.rs"),
+            include_str!("users.rs"),
         ];
         let mut out = BTreeSet::new();
         for src in sources {

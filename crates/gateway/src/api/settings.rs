@@ -1,22 +1,18 @@
-//! Tenant settings, users and dead letters: what owners and admins manage.
+//! Tenant settings and dead letters: what owners and admins manage.
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::{Value, json};
-use switchboard_store::{SettingsDoc, User};
+use switchboard_store::SettingsDoc;
 use uuid::Uuid;
 
-use super::auth::role;
 use super::{Caller, announce};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/settings", get(read).put(write).patch(write))
-        .route("/api/v1/users", post(add_user))
         .route("/api/v1/dead-letters", get(dead_letters))
         .route("/api/v1/dead-letters/{id}/replay", post(replay))
 }
@@ -55,43 +51,6 @@ async fn write(
             )
             .await?,
     ))
-}
-
-#[derive(Deserialize)]
-struct NewUser {
-    email: String,
-    role: String,
-    password: String,
-}
-
-async fn add_user(
-    State(s): State<AppState>,
-    caller: Caller,
-    body: axum::body::Bytes,
-) -> Result<(StatusCode, Json<User>), ApiError> {
-    let admin = caller.admin()?;
-    let u: NewUser =
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let role = role(&u.role)?;
-    if role == switchboard_store::Role::Owner && admin.role != switchboard_store::Role::Owner {
-        return Err(ApiError::Forbidden("only an owner can add an owner"));
-    }
-    let created = s
-        .services
-        .store
-        .add_user(admin.tenant_id, &u.email, role, &u.password)
-        .await?;
-    s.services
-        .store
-        .audit(
-            admin,
-            "add_user",
-            "user",
-            Some(created.id),
-            json!({"email": created.email, "role": role.as_str()}),
-        )
-        .await?;
-    Ok((StatusCode::CREATED, Json(created)))
 }
 
 /// Inbound jobs read from the broker's dead letters per listing; the shared queue holds
