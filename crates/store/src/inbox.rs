@@ -105,6 +105,11 @@ pub struct DeadLetterView {
     pub created_at: DateTime<Utc>,
 }
 
+/// A draft waits for an operator's approval (an escalation's suggestion is not one: it is
+/// answered, never approved).
+const DRAFT_WAITING: &str = "EXISTS (SELECT 1 FROM ai_suggestions s
+    WHERE s.conversation_id = c.id AND s.status = 'pending' AND s.decision = 'NEED_APPROVAL')";
+
 const CONVERSATION: &str = "
     SELECT c.id, c.status, c.mode, c.channel_id, ch.kind AS channel_kind, ch.name AS channel_name,
            json_build_object('id', cu.id, 'name', cu.name, 'external_id', cu.external_id,
@@ -160,7 +165,13 @@ impl Store {
         Ok(sqlx::query_as(&format!(
             "{CONVERSATION}
              WHERE c.tenant_id = $1
-               AND ($2::text IS NULL OR c.status = $2)
+               AND ($2::text IS NULL
+                    OR ($2 = 'draft_waiting' AND {DRAFT_WAITING})
+                    OR ($2 = 'waiting_operator'
+                        AND (c.status IN ('waiting_operator', 'escalated') OR {DRAFT_WAITING}
+                             OR EXISTS (SELECT 1 FROM escalation_events e
+                                        WHERE e.conversation_id = c.id AND e.status = 'pending')))
+                    OR c.status = $2)
                AND ($3::text IS NULL OR ch.kind = $3)
                AND ($4::text IS NULL OR cu.name ILIKE $4 OR cu.external_id ILIKE $4
                     OR EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.content ILIKE $4))

@@ -1,6 +1,7 @@
 //! The operator API against the real app: sign-in, tenant scoping, roles, approvals,
 //! escalations, the lifecycle, dead letters, live events, and approval from Telegram.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -197,6 +198,60 @@ async fn concurrent_approvals_with_different_edits_all_learn_the_text_sent() {
     let ops = by_role(&t, "operator");
     assert_eq!(ops.len(), 1, "sent once: {t:#?}");
     assert_eq!(ops[0]["text"], sent.as_str());
+}
+
+#[tokio::test]
+async fn the_inbox_filters_find_what_operators_wait_on() {
+    let app = TestApp::spawn().await;
+    approvals_only(&app).await;
+    let op = operator(&app).await;
+    let draft = pending_draft(&app, "f1-visitor-7f3a9c2e", "Do you ship to Berlin?").await;
+    let waiting = conversation_of(&app, draft).await;
+    let rejected = pending_draft(&app, "f2-visitor-7f3a9c2e", "How much is the coffee mug?").await;
+    let (status, _) = op
+        .post(
+            &format!("/api/v1/suggestions/{rejected}/reject"),
+            json!({"reason": "wrong price"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    app.post_chat(
+        "f3-visitor-7f3a9c2e",
+        "c1",
+        "This is unacceptable, I want to complain",
+    )
+    .await;
+    app.wait_count("SELECT count(*) FROM escalation_events", 1)
+        .await;
+    app.settled().await;
+    let escalated: Uuid = sqlx::query_scalar("SELECT conversation_id FROM escalation_events")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+
+    let ids = |inbox: &Value| -> BTreeSet<String> {
+        inbox["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let set = |list: &[Uuid]| -> BTreeSet<String> { list.iter().map(Uuid::to_string).collect() };
+    let (_, all) = op.get("/api/v1/conversations").await;
+    assert_eq!(ids(&all).len(), 3);
+    let (_, drafts) = op.get("/api/v1/conversations?status=draft_waiting").await;
+    assert_eq!(ids(&drafts), set(&[waiting]), "only the draft to approve");
+    let (_, wait) = op
+        .get("/api/v1/conversations?status=waiting_operator")
+        .await;
+    assert_eq!(
+        ids(&wait),
+        set(&[waiting, escalated]),
+        "a draft to approve and an escalation; not the conversation whose draft was rejected"
+    );
+    let (_, esc) = op.get("/api/v1/conversations?status=escalated").await;
+    assert_eq!(ids(&esc), set(&[escalated]));
 }
 
 #[tokio::test]
