@@ -1076,7 +1076,7 @@
     flags: ['Feature flags', 'This workspace\'s own switches. A dash means "not set here": the global value applies.'],
     policies: ['Policies', 'Intents that always go to a person, and topics the assistant must not discuss.'],
     llm: ['Language model', 'Empty fields use the gateway\'s global configuration.'],
-    operators: ['Operators', 'Approval expiry, takeover length and escalation reminders.'],
+    operators: ['Operators', 'Approval expiry, takeover length, escalation reminders, and what a customer is told while a draft waits for approval.'],
     webchat: ['Web chat', 'Sites allowed to show the chat widget in a frame, such as https://shop.example. Empty: only this gateway\'s own pages.'],
   };
 
@@ -1099,6 +1099,8 @@
     'conversation.debounce_quiet_ms': 'Wait this long after the customer\'s last message (at most the cap).',
     'llm.api_key': '*** means a key is stored: leave it to keep the key, clear the field to remove it.',
     'llm.temperature': 'Between 0 and 2.',
+    'operators.checking_after_minutes': 'A customer whose answer waits for approval this long is told the message below, once (0: never).',
+    'operators.checking_message': 'Sent to a customer whose answer waits for approval.',
     'policies.always_escalate_intents': 'Comma-separated.',
     'policies.forbidden_topics': 'Comma-separated.',
   };

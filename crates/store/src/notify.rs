@@ -196,6 +196,41 @@ impl Store {
             .collect())
     }
 
+    /// Customers whose answer has waited for approval longer than the tenant's
+    /// `checking_after_minutes` are told the tenant's `checking_message`, once per waiting
+    /// draft (the key `checking:<message>`), unless something else already answers that
+    /// message (a night reply). The dispatcher's staleness and opt-out checks apply to it
+    /// like to any reply. Safe to run from every dispatcher at once.
+    pub async fn queue_checking_messages(&self) -> Result<Vec<Swept>> {
+        let rows: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
+            "INSERT INTO outbox (id, tenant_id, conversation_id, channel_id, message_id, role,
+                                 body, in_reply_to, idempotency_key, due_at, next_attempt_at)
+             SELECT gen_random_uuid(), s.tenant_id, s.conversation_id, c.channel_id,
+                    gen_random_uuid(), 'assistant', t.checking_message, s.based_on_message_id,
+                    'checking:' || s.based_on_message_id, now(), now()
+             FROM ai_suggestions s
+             JOIN conversations c ON c.id = s.conversation_id
+             JOIN tenants t ON t.id = s.tenant_id
+             WHERE s.status = 'pending' AND s.decision = 'NEED_APPROVAL'
+               AND t.checking_after_minutes > 0 AND t.status = 'active'
+               AND s.created_at + t.checking_after_minutes * interval '1 minute' <= now()
+               AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.conversation_id = s.conversation_id
+                               AND o.in_reply_to = s.based_on_message_id)
+             ON CONFLICT (idempotency_key) DO NOTHING
+             RETURNING tenant_id, conversation_id, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(tenant_id, conversation_id, id)| Swept {
+                tenant_id,
+                conversation_id,
+                id,
+            })
+            .collect())
+    }
+
     /// Escalations pending longer than the tenant's SLA since they were last announced:
     /// each is announced again (live, and in the operators' chat if there is one).
     pub async fn renotify_escalations(&self) -> Result<Vec<Swept>> {

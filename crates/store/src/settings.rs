@@ -164,6 +164,10 @@ pub struct OperatorSettings {
     /// Approved drafts wait the tenant's human delay too, instead of going out at once.
     #[serde(default)]
     pub delay_approved_sends: bool,
+    /// A customer whose answer waits for approval this long is told `checking_message`
+    /// (0: never).
+    pub checking_after_minutes: u32,
+    pub checking_message: String,
 }
 
 /// The tenant's own LLM settings; absent fields use the global `[llm]` configuration.
@@ -284,6 +288,15 @@ impl SettingsDoc {
                         "operators.{name} must lie between 1 and 525600 minutes"
                     ));
                 }
+            }
+            if o.checking_after_minutes > 525_600 {
+                return bad(
+                    "operators.checking_after_minutes must lie between 0 (never) and 525600".into(),
+                );
+            }
+            let chars = o.checking_message.trim().chars().count();
+            if chars == 0 || chars > 1000 {
+                return bad("operators.checking_message must be 1-1000 characters".into());
             }
             if o.telegram_channel.is_some() != o.telegram_chat_id.is_some() {
                 return bad(
@@ -428,6 +441,8 @@ impl Store {
             telegram_channel: Option<String>,
             operator_chat_id: Option<i64>,
             delay_approved_sends: bool,
+            checking_after_minutes: i32,
+            checking_message: String,
             widget_origins: Vec<String>,
             search_language: String,
             currency: String,
@@ -436,7 +451,7 @@ impl Store {
         let ops: Ops = sqlx::query_as(
             "SELECT t.approval_ttl_minutes, t.takeover_minutes, t.escalation_sla_minutes,
                     ch.name AS telegram_channel, t.operator_chat_id, t.delay_approved_sends,
-                    t.widget_origins, t.text_search_config::text AS search_language, t.currency,
+                    t.checking_after_minutes, t.checking_message, t.widget_origins, t.text_search_config::text AS search_language, t.currency,
                     t.escalation_contacts
              FROM tenants t LEFT JOIN channels ch ON ch.id = t.operator_channel_id WHERE t.id = $1",
         )
@@ -489,6 +504,8 @@ impl Store {
                 telegram_channel: ops.telegram_channel,
                 telegram_chat_id: ops.operator_chat_id,
                 delay_approved_sends: ops.delay_approved_sends,
+                checking_after_minutes: u32::try_from(ops.checking_after_minutes).unwrap_or(0),
+                checking_message: ops.checking_message,
             }),
             webchat: Some(WebchatSettings {
                 allowed_origins: ops.widget_origins,
@@ -752,7 +769,8 @@ impl Store {
             sqlx::query(
                 "UPDATE tenants SET approval_ttl_minutes = $2, takeover_minutes = $3,
                         escalation_sla_minutes = $4, operator_channel_id = $5, operator_chat_id = $6,
-                        delay_approved_sends = $7
+                        delay_approved_sends = $7, checking_after_minutes = $8,
+                        checking_message = $9
                  WHERE id = $1",
             )
             .bind(tenant_id)
@@ -762,6 +780,8 @@ impl Store {
             .bind(channel)
             .bind(o.telegram_chat_id)
             .bind(o.delay_approved_sends)
+            .bind(n(u64::from(o.checking_after_minutes)))
+            .bind(o.checking_message.trim())
             .execute(&mut *tx)
             .await?;
         }

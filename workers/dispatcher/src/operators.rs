@@ -1,5 +1,6 @@
 //! Operator-facing work of the dispatcher: notifications to the operators' Telegram chat,
-//! and the sweeps that expire drafts and announce escalations nobody handled in time.
+//! the sweeps that expire drafts and announce escalations nobody handled in time, and the
+//! "we are checking" message to a customer whose answer waits for approval.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,6 +116,9 @@ async fn sweep(s: &Services) -> Result<(), StoreError> {
         tracing::info!(tenant_id = %x.tenant_id, conversation_id = %x.conversation_id, suggestion_id = %x.id, "draft expired");
         let event = json!({"type": "suggestion", "suggestion_id": x.id, "conversation_id": x.conversation_id, "status": "expired"});
         announce(s, x.tenant_id, event).await;
+    }
+    for x in s.store.queue_checking_messages().await? {
+        tracing::info!(tenant_id = %x.tenant_id, conversation_id = %x.conversation_id, outbox_id = %x.id, "a draft waits for approval: the customer is told we are checking");
     }
     for x in s.store.renotify_escalations().await? {
         tracing::info!(tenant_id = %x.tenant_id, conversation_id = %x.conversation_id, escalation_id = %x.id, "escalation still unhandled; operators notified again");

@@ -255,6 +255,70 @@ async fn the_inbox_filters_find_what_operators_wait_on() {
 }
 
 #[tokio::test]
+async fn a_customer_whose_answer_waits_for_approval_is_told_once() {
+    let app = TestApp::spawn().await;
+    approvals_only(&app).await;
+    let admin = sign_in(
+        &app,
+        tenant(&app, "demo").await,
+        "admin@demo.example",
+        Role::Admin,
+    )
+    .await;
+    let checking = "Danke! Wir prüfen das und melden uns gleich.";
+    let (status, doc) = admin
+        .send(
+            reqwest::Method::PATCH,
+            "/api/v1/settings",
+            Some(json!({"operators": {"checking_after_minutes": 3, "checking_message": checking}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{doc}");
+    assert_eq!(
+        doc["operators"]["approval_ttl_minutes"], 1440,
+        "the rest kept"
+    );
+    let (status, err) = admin
+        .send(
+            reqwest::Method::PATCH,
+            "/api/v1/settings",
+            Some(json!({"operators": {"checking_message": " "}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+
+    let visitor = "k1-visitor-7f3a9c2e";
+    let waiting = pending_draft(&app, visitor, "Do you ship to Berlin?").await;
+    let fresh = pending_draft(&app, "k2-visitor-7f3a9c2e", "How much is the coffee mug?").await;
+    // The first draft has waited past the tenant's time; the second has not.
+    app.exec(&format!(
+        "UPDATE ai_suggestions SET created_at = now() - interval '4 minutes' WHERE id = '{waiting}'"
+    ))
+    .await;
+    let t = app
+        .wait_transcript(visitor, WAIT, |t| !by_role(t, "assistant").is_empty())
+        .await;
+    assert_eq!(by_role(&t, "assistant")[0]["text"], checking);
+    app.settled().await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE idempotency_key LIKE 'checking:%'")
+            .await,
+        1,
+        "once, and only for the draft that waited"
+    );
+    let still: String = sqlx::query_scalar("SELECT status FROM ai_suggestions WHERE id = $1")
+        .bind(waiting)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(still, "pending", "the draft still waits for its operator");
+    assert!(
+        by_role(&app.transcript("k2-visitor-7f3a9c2e").await, "assistant").is_empty(),
+        "{fresh} has not waited long enough"
+    );
+}
+
+#[tokio::test]
 async fn approve_with_edit_delivers_exactly_the_edited_text_once() {
     let app = TestApp::spawn().await;
     approvals_only(&app).await;
