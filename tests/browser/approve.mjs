@@ -111,6 +111,13 @@ async function main() {
   await draft.waitFor({ state: 'visible' }).catch(() => {
     throw new Error(`conversation ${id} shows no draft`);
   });
+  // Only the moves the lifecycle allows: an active conversation cannot be reopened.
+  if (await page.locator('.conv-actions [data-action="reopen"]').isVisible()) {
+    throw new Error('an open conversation offers Reopen');
+  }
+  if (!(await page.locator('.conv-actions [data-action="resolve"]').isVisible())) {
+    throw new Error('an open conversation does not offer Resolve');
+  }
   if (env.ALL_MESSAGES) {
     const all = Number(env.ALL_MESSAGES);
     const shown = () => page.locator('#transcript li.msg').count();

@@ -8,5 +8,6 @@ pub mod operator;
 
 pub use drafting::{Drafted, Recorded, Situation, give_up, judge, record};
 pub use operator::{
-    approve, conversation_action, escalate_without_draft, operator_message, reject,
+    action_allowed, allowed_actions, approve, conversation_action, escalate_without_draft,
+    operator_message, reject,
 };

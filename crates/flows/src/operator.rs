@@ -250,6 +250,51 @@ pub async fn operator_message(
     Ok(message_id)
 }
 
+const ACTIONS: [ConversationAction; 5] = [
+    ConversationAction::Takeover,
+    ConversationAction::Release,
+    ConversationAction::Resolve,
+    ConversationAction::Close,
+    ConversationAction::Reopen,
+];
+
+/// Whether the lifecycle lets an operator make `action` on a conversation in `status`
+/// (`takeover_active`: an operator holds it now), and if not, why.
+pub fn action_allowed(
+    action: ConversationAction,
+    status: ConversationStatus,
+    takeover_active: bool,
+) -> Result<()> {
+    use ConversationStatus::*;
+    match action {
+        ConversationAction::Takeover if matches!(status, Closed | Resolved) => {
+            conflict(format!("a {status} conversation cannot be taken over"))
+        }
+        ConversationAction::Takeover => Ok(()),
+        ConversationAction::Release
+            if !takeover_active && !matches!(status, Escalated | WaitingOperator) =>
+        {
+            conflict("there is no takeover or escalation to release")
+        }
+        ConversationAction::Release => Ok(()),
+        ConversationAction::Reopen if status != Resolved => conflict(format!(
+            "only a resolved conversation can be reopened; this one is {status}"
+        )),
+        ConversationAction::Reopen => transition(status, Active).map(drop),
+        ConversationAction::Resolve => transition(status, Resolved).map(drop),
+        ConversationAction::Close => transition(status, Closed).map(drop),
+    }
+}
+
+/// The moves an operator may make now, for the console to offer only those.
+pub fn allowed_actions(status: ConversationStatus, takeover_active: bool) -> Vec<&'static str> {
+    ACTIONS
+        .into_iter()
+        .filter(|a| action_allowed(*a, status, takeover_active).is_ok())
+        .map(ConversationAction::as_str)
+        .collect()
+}
+
 /// Moves a conversation as the lifecycle allows; anything else is a conflict.
 pub async fn conversation_action(
     store: &Store,
@@ -260,20 +305,15 @@ pub async fn conversation_action(
     use ConversationStatus::*;
     let mut c = store.lock_conversation(user.tenant_id, id).await?;
     let from = c.status;
+    action_allowed(action, from, c.takeover_active)?;
     match action {
         ConversationAction::Takeover => {
-            if matches!(from, Closed | Resolved) {
-                return conflict(format!("a {from} conversation cannot be taken over"));
-            }
             c.take_over(user, from).await?;
             c.handle_open_escalation(user).await?;
             c.human_action(user, None, "takeover", None, None, None)
                 .await?;
         }
         ConversationAction::Release => {
-            if !c.takeover_active && !matches!(from, Escalated | WaitingOperator) {
-                return conflict("there is no takeover or escalation to release");
-            }
             // The bot may answer again: escalated or waiting conversations become active.
             let to = if matches!(from, Escalated | WaitingOperator) {
                 transition(from, Active)?
@@ -292,11 +332,6 @@ pub async fn conversation_action(
                 ConversationAction::Close => Closed,
                 _ => Active,
             };
-            if action == ConversationAction::Reopen && from != Resolved {
-                return conflict(format!(
-                    "only a resolved conversation can be reopened; this one is {from}"
-                ));
-            }
             let to = transition(from, to)?;
             c.end_takeover().await?;
             c.set_status(to).await?;
@@ -344,4 +379,29 @@ pub async fn escalate_without_draft(
     c.touch().await?;
     c.commit().await?;
     Ok((id, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use switchboard_core::ConversationStatus::*;
+
+    use super::allowed_actions;
+
+    #[test]
+    fn only_the_moves_the_lifecycle_allows_are_offered() {
+        assert_eq!(
+            allowed_actions(Active, false),
+            ["takeover", "resolve", "close"]
+        );
+        assert_eq!(
+            allowed_actions(Active, true),
+            ["takeover", "release", "resolve", "close"]
+        );
+        assert_eq!(
+            allowed_actions(Escalated, false),
+            ["takeover", "release", "resolve", "close"]
+        );
+        assert_eq!(allowed_actions(Resolved, false), ["close", "reopen"]);
+        assert!(allowed_actions(Closed, false).is_empty());
+    }
 }

@@ -474,6 +474,11 @@
       h('span', { class: 'badge ' + (conv.status || '') }, humanize(conv.status || 'unknown')),
       h('span', { class: 'badge', title: 'How much the bot may do on its own' }, 'Mode: ' + (conv.mode || '—')),
     );
+    // Only the moves the lifecycle allows now (the server says which).
+    const allowed = new Set(conv.actions || []);
+    for (const b of document.querySelectorAll('.conv-actions [data-action]')) {
+      b.hidden = !allowed.has(b.dataset.action);
+    }
     const takeover = $('conv-takeover');
     if (isFuture(conv.takeover_until)) {
       fill(takeover, 'An operator has taken over until ', timeEl(conv.takeover_until), ': the bot stays quiet.');
@@ -662,7 +667,8 @@
     };
     section('Explanations', s.explanations);
     section('Penalties', s.penalties);
-    section('Sources used', s.used_sources);
+    // Sources by title; a source deleted since shows its reference.
+    section('Sources used', (s.sources || []).map((x) => x.title || x.reference));
     if (Array.isArray(s.used_sources) && !s.used_sources.length) {
       out.push(h('h4', null, 'Sources used'), h('p', { class: 'muted' }, 'None: the draft is not backed by the knowledge base.'));
     }

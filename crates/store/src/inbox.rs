@@ -64,6 +64,9 @@ pub struct SuggestionView {
     pub penalties: Json<Value>,
     pub explanations: Json<Value>,
     pub used_sources: Json<Value>,
+    /// The used sources with their titles (a document's title, a product's name; null for
+    /// one deleted since), so operators read what the draft relied on.
+    pub sources: Json<Value>,
     pub missing_fields: Json<Value>,
     pub source_conflicts: Json<Value>,
     pub choices: Json<Value>,
@@ -129,7 +132,15 @@ const CONVERSATION: &str = "
 pub(crate) const SUGGESTION: &str = "
     SELECT s.id, s.conversation_id, s.based_on_message_id, m.content AS customer_text, s.draft,
            s.provider, s.intent, s.confidence, s.similarity_score, s.intent_score,
-           s.self_check_score, s.penalties, s.explanations, s.used_sources, s.missing_fields,
+           s.self_check_score, s.penalties, s.explanations, s.used_sources,
+           (SELECT COALESCE(json_agg(json_build_object('reference', r.ref, 'title', COALESCE(
+                      (SELECT d.title FROM knowledge_docs d
+                       WHERE d.tenant_id = s.tenant_id AND 'doc:' || d.id::text = r.ref),
+                      (SELECT p.name FROM products p
+                       WHERE p.tenant_id = s.tenant_id AND 'product:' || p.sku = r.ref)))
+                    ORDER BY r.ord), '[]')
+            FROM jsonb_array_elements_text(s.used_sources) WITH ORDINALITY AS r(ref, ord)) AS sources,
+           s.missing_fields,
            s.source_conflicts, s.choices, s.decision, s.autosend_eligible,
            s.autosend_block_reason, s.status, s.created_at,
            s.created_at + t.approval_ttl_minutes * interval '1 minute' AS expires_at

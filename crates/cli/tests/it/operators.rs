@@ -524,6 +524,20 @@ async fn operator_messages_takeover_and_the_lifecycle() {
     assert_eq!(found["conversations"].as_array().unwrap().len(), 1);
     let (_, one) = op.get(&format!("/api/v1/conversations/{conv}")).await;
     assert_eq!(one["pending_suggestion"]["id"], draft.to_string());
+    assert_eq!(
+        one["actions"],
+        json!(["takeover", "resolve", "close"]),
+        "only the moves the lifecycle allows"
+    );
+    let sources = one["pending_suggestion"]["sources"].as_array().unwrap();
+    assert!(!sources.is_empty(), "{one}");
+    for source in sources {
+        let title = source["title"].as_str().unwrap_or_default();
+        assert!(
+            !title.is_empty() && !title.starts_with("doc:"),
+            "a source by its title: {source}"
+        );
+    }
 
     // Writing to the customer takes over: the draft is dropped and the bot stays quiet.
     let (status, _) = op
@@ -540,6 +554,11 @@ async fn operator_messages_takeover_and_the_lifecycle() {
     let (_, one) = op.get(&format!("/api/v1/conversations/{conv}")).await;
     assert!(one["takeover_until"].is_string(), "{one}");
     assert!(one["pending_suggestion"].is_null());
+    assert_eq!(
+        one["actions"],
+        json!(["takeover", "release", "resolve", "close"]),
+        "held, so it can be released"
+    );
     app.post_chat("l1-visitor-7f3a9c2e", "c2", "Thanks! And to Paris?")
         .await;
     app.handled("l1-visitor-7f3a9c2e:c2", 1).await;
@@ -558,6 +577,11 @@ async fn operator_messages_takeover_and_the_lifecycle() {
     }
     let (_, one) = op.get(&format!("/api/v1/conversations/{conv}")).await;
     assert_eq!(one["status"], "closed");
+    assert_eq!(
+        one["actions"],
+        json!([]),
+        "closed is final: nothing is offered"
+    );
     for action in ["reopen", "resolve", "takeover", "close", "release"] {
         let (status, body) = op.post(&at(action), json!({})).await;
         assert_eq!(status, StatusCode::CONFLICT, "{action}: {body}");

@@ -75,6 +75,10 @@ async fn one(
 ) -> Result<Json<Value>, ApiError> {
     let tenant = caller.user().tenant_id;
     let c = s.services.store.conversation_view(tenant, id).await?;
+    let status: switchboard_core::ConversationStatus =
+        c.status.parse().map_err(|_| ApiError::Internal)?;
+    let held = c.takeover_until.is_some_and(|t| t > chrono::Utc::now());
+    let actions = switchboard_flows::allowed_actions(status, held);
     let pending = s
         .services
         .store
@@ -83,6 +87,7 @@ async fn one(
     let mut v = serde_json::to_value(c).map_err(|_| ApiError::Internal)?;
     v["pending_suggestion"] =
         serde_json::to_value(pending.into_iter().next()).map_err(|_| ApiError::Internal)?;
+    v["actions"] = json!(actions);
     Ok(Json(v))
 }
 
