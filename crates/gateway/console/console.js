@@ -554,6 +554,9 @@
         files.length
           ? h('div', { class: 'meta' }, 'Attachments: ', files.map(attachmentLabel).join(', '))
           : null,
+        Array.isArray(m.choices) && m.choices.length
+          ? h('div', { class: 'meta' }, 'Offered: ', m.choices.join(' · '))
+          : null,
       );
     });
     box.replaceChildren(...items);

@@ -46,6 +46,8 @@ pub struct MessageView {
     /// How an AI message came about: AUTO_SEND, NEED_APPROVAL or ESCALATE.
     pub decision: Option<String>,
     pub suggestion_id: Option<Uuid>,
+    /// The answers the message offered to pick from.
+    pub choices: Json<Value>,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -232,7 +234,7 @@ impl Store {
         }
         let rows: Vec<MessageView> = sqlx::query_as(&format!(
             "SELECT m.id, m.role, m.content AS text, m.created_at AS at, m.delivery_status,
-                    m.attachments, s.decision, o.suggestion_id
+                    m.attachments, s.decision, o.suggestion_id, m.choices
              FROM messages m
              LEFT JOIN outbox o ON o.message_id = m.id
              LEFT JOIN ai_suggestions s ON s.id = o.suggestion_id

@@ -265,8 +265,10 @@ impl Claim {
         }
         sqlx::query(
             "INSERT INTO messages (id, tenant_id, conversation_id, channel_id, role, content,
-                                   external_id, delivery_status, in_reply_to, created_at)
-             SELECT $1, $2, $3, $4, $5, $6, $7, 'sent', o.in_reply_to, clock_timestamp()
+                                   external_id, delivery_status, in_reply_to, choices,
+                                   created_at)
+             SELECT $1, $2, $3, $4, $5, $6, $7, 'sent', o.in_reply_to, o.choices,
+                    clock_timestamp()
              FROM outbox o WHERE o.id = $8",
         )
         .bind(m.message_id)

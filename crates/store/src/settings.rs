@@ -123,6 +123,9 @@ pub struct WebchatSettings {
     /// Origins such as `https://shop.example` or `https://*.shop.example`.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// Shown above a visitor's empty conversation ("Hi! Ask us about…"); never stored.
+    #[serde(default)]
+    pub welcome_message: Option<String>,
 }
 
 /// Whether `origin` is a scheme, host and optional port, nothing else: the form a
@@ -308,6 +311,12 @@ impl SettingsDoc {
             if w.allowed_origins.len() > 50 {
                 return bad("webchat.allowed_origins holds at most 50 origins".into());
             }
+            if w.welcome_message
+                .as_deref()
+                .is_some_and(|m| m.trim().is_empty() || m.chars().count() > 1000)
+            {
+                return bad("webchat.welcome_message must be 1-1000 characters, or null".into());
+            }
             if let Some(o) = w.allowed_origins.iter().find(|o| !is_origin(o)) {
                 return bad(format!(
                     "webchat.allowed_origins: {o:?} is not an origin such as https://shop.example"
@@ -444,6 +453,7 @@ impl Store {
             checking_after_minutes: i32,
             checking_message: String,
             widget_origins: Vec<String>,
+            widget_welcome: Option<String>,
             search_language: String,
             currency: String,
             escalation_contacts: sqlx::types::Json<Vec<String>>,
@@ -451,7 +461,8 @@ impl Store {
         let ops: Ops = sqlx::query_as(
             "SELECT t.approval_ttl_minutes, t.takeover_minutes, t.escalation_sla_minutes,
                     ch.name AS telegram_channel, t.operator_chat_id, t.delay_approved_sends,
-                    t.checking_after_minutes, t.checking_message, t.widget_origins, t.text_search_config::text AS search_language, t.currency,
+                    t.checking_after_minutes, t.checking_message, t.widget_origins,
+                    t.widget_welcome, t.text_search_config::text AS search_language, t.currency,
                     t.escalation_contacts
              FROM tenants t LEFT JOIN channels ch ON ch.id = t.operator_channel_id WHERE t.id = $1",
         )
@@ -509,6 +520,7 @@ impl Store {
             }),
             webchat: Some(WebchatSettings {
                 allowed_origins: ops.widget_origins,
+                welcome_message: ops.widget_welcome,
             }),
         })
     }
@@ -786,11 +798,14 @@ impl Store {
             .await?;
         }
         if let Some(w) = &doc.webchat {
-            sqlx::query("UPDATE tenants SET widget_origins = $2 WHERE id = $1")
-                .bind(tenant_id)
-                .bind(&w.allowed_origins)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE tenants SET widget_origins = $2, widget_welcome = $3 WHERE id = $1",
+            )
+            .bind(tenant_id)
+            .bind(&w.allowed_origins)
+            .bind(w.welcome_message.as_deref().map(str::trim))
+            .execute(&mut *tx)
+            .await?;
         }
         for key in &unset {
             set_flag(&mut tx, Some(tenant_id), key, None).await?;

@@ -37,6 +37,7 @@ pub struct WidgetPage {
     pub name: String,
     pub language: String,
     pub allowed_origins: Vec<String>,
+    pub welcome: Option<String>,
 }
 
 /// Everything the AI worker needs from a tenant's settings, with the seed defaults filled
@@ -103,7 +104,8 @@ impl Store {
     /// What the tenant's chat widget page shows and who may frame it.
     pub async fn widget_page(&self, tenant_id: Uuid) -> Result<WidgetPage> {
         sqlx::query_as(
-            "SELECT name, language, widget_origins AS allowed_origins FROM tenants WHERE id = $1",
+            "SELECT name, language, widget_origins AS allowed_origins, widget_welcome AS welcome
+             FROM tenants WHERE id = $1",
         )
         .bind(tenant_id)
         .fetch_optional(&self.pool)

@@ -48,6 +48,10 @@ pub struct TranscriptEntry {
     pub role: String,
     pub text: String,
     pub at: DateTime<Utc>,
+    /// The answers the message offered to pick from.
+    #[sqlx(json)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
 }
 
 impl Store {
@@ -61,7 +65,7 @@ impl Store {
         page: Page,
     ) -> Result<(Vec<TranscriptEntry>, Option<Uuid>)> {
         let rows: Vec<TranscriptEntry> = sqlx::query_as(&format!(
-            "SELECT m.id, m.role, m.content AS text, m.created_at AS at
+            "SELECT m.id, m.role, m.content AS text, m.created_at AS at, m.choices
              FROM messages m
              JOIN conversations c ON c.id = m.conversation_id
              JOIN customers cu ON cu.id = c.customer_id

@@ -1,6 +1,7 @@
 //! The console in a real browser (Debian's headless Chromium, driven by playwright-core):
 //! an operator signs in, opens the waiting draft, pages back through a long history, edits
-//! the draft and sends it, and the customer's web chat shows exactly the edited text. Screenshots land in target/artifacts/.
+//! the draft and sends it, and the customer's web chat shows exactly the edited text; and
+//! the customer's own web chat page. Screenshots land in target/artifacts/.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -236,4 +237,59 @@ async fn an_admin_answers_an_escalation_and_edits_the_settings_the_catalogue_and
             .await,
         1
     );
+}
+
+#[tokio::test]
+async fn the_customers_web_chat_welcomes_labels_and_keeps_its_choices() {
+    use crate::fake_llm::{FakeLlm, Scripted};
+    use crate::llm::{app_with_llm, check, point_at, shipping_ref};
+    let fake = FakeLlm::start(vec![]).await;
+    let app = app_with_llm(&fake).await;
+    let (doc, body) = shipping_ref(&app).await;
+    let answer = serde_json::json!({
+        "reply": body, "intent": "shipping", "intent_score": 0.9, "questions_to_ask": [],
+        "used_sources": [doc], "missing_fields": [], "need_handoff": false,
+        "choices": ["Germany", "Rest of the EU"]
+    });
+    let fake = FakeLlm::start(vec![Scripted::json(answer), check(0.95)]).await;
+    point_at(&app, &fake).await;
+    let demo = app.services.store.tenant_id("demo").await.unwrap();
+    let welcome = "Hi! Ask us about shipping, returns or our mugs.";
+    app.services
+        .store
+        .apply_settings(
+            demo,
+            &serde_json::json!({"webchat": {"welcome_message": welcome}}),
+            switchboard_store::Write::Merge,
+            "test",
+            None,
+        )
+        .await
+        .unwrap();
+
+    browser_tools().await;
+    let artifacts = repo().join("target/artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let mut cmd = Command::new("node");
+    cmd.arg(repo().join("tests/browser/widget.mjs"))
+        .env("CHAT_URL", format!("{}/chat/demo", app.base))
+        .env("WELCOME", welcome)
+        .env("QUESTION", "Do you ship to Berlin?")
+        .env("CHOICE", "Germany")
+        .env("SCREENSHOT", artifacts.join("widget.png"));
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "the browser test failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    app.wait_count(
+        "SELECT count(*) FROM messages WHERE role = 'customer' AND content = 'Germany'",
+        1,
+    )
+    .await;
 }

@@ -10,7 +10,7 @@ use crate::helpers::{TestApp, by_role, test_config};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-async fn app_with_llm(fake: &FakeLlm) -> TestApp {
+pub(crate) async fn app_with_llm(fake: &FakeLlm) -> TestApp {
     let mut config = test_config();
     config.llm.timeout_ms = 1000;
     config.llm.max_retries = 1;
@@ -33,7 +33,7 @@ async fn app_on(
 }
 
 /// Sends the tenant's LLM calls to `fake`, once the app has seeded what its script needs.
-async fn point_at(app: &TestApp, fake: &FakeLlm) {
+pub(crate) async fn point_at(app: &TestApp, fake: &FakeLlm) {
     sqlx::query("UPDATE llm_settings SET base_url = $1")
         .bind(&fake.base_url)
         .execute(&app.pool)
@@ -41,7 +41,7 @@ async fn point_at(app: &TestApp, fake: &FakeLlm) {
         .unwrap();
 }
 
-async fn shipping_ref(app: &TestApp) -> (String, String) {
+pub(crate) async fn shipping_ref(app: &TestApp) -> (String, String) {
     sqlx::query_as(
         "SELECT 'doc:' || id::text, body FROM knowledge_docs WHERE title = 'Shipping and delivery'",
     )
@@ -57,7 +57,7 @@ fn draft(reply: &str, intent: &str, score: f64, sources: &[&str]) -> Scripted {
     }))
 }
 
-fn check(score: f64) -> Scripted {
+pub(crate) fn check(score: f64) -> Scripted {
     Scripted::json(
         json!({"self_check_score": score, "reasons": ["checked"], "need_handoff": false}),
     )
@@ -147,6 +147,36 @@ async fn the_models_reading_of_a_lead_is_captured_with_its_draft() {
     assert_eq!(
         lead,
         json!({"name": "Kim", "company": "Bakery on Main Street", "interest": "shipping to Berlin"})
+    );
+}
+
+#[tokio::test]
+async fn offered_choices_stay_in_the_web_chat_transcript() {
+    let fake = FakeLlm::start(vec![]).await;
+    let app = app_with_llm(&fake).await;
+    let (doc, body) = shipping_ref(&app).await;
+    let answer = json!({
+        "reply": body, "intent": "shipping", "intent_score": 0.9, "questions_to_ask": [],
+        "used_sources": [doc], "missing_fields": [], "need_handoff": false,
+        "choices": ["Germany", "Rest of the EU"]
+    });
+    let fake = FakeLlm::start(vec![Scripted::json(answer), check(0.95)]).await;
+    point_at(&app, &fake).await;
+    let visitor = "l8-visitor-7f3a9c2e";
+    app.post_chat(visitor, "c1", "Do you ship to Berlin?").await;
+    app.wait_transcript(visitor, WAIT, |t| !by_role(t, "assistant").is_empty())
+        .await;
+    // Read again as a reloaded widget would: the offer is part of the message.
+    let t = app.transcript(visitor).await;
+    let reply = by_role(&t, "assistant")[0];
+    assert_eq!(
+        reply["choices"],
+        json!(["Germany", "Rest of the EU"]),
+        "{t:#?}"
+    );
+    assert!(
+        by_role(&t, "customer")[0].get("choices").is_none(),
+        "a message that offered nothing carries no choices"
     );
 }
 

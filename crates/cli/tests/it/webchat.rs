@@ -407,6 +407,59 @@ async fn health_readiness_metrics_and_widget_are_served() {
 }
 
 #[tokio::test]
+async fn the_widget_shows_the_shops_welcome_as_text() {
+    let app = TestApp::spawn_with(test_config(), Parts::GATEWAY).await;
+    let demo = app.services.store.tenant_id("demo").await.unwrap();
+    let page = || async {
+        app.http
+            .get(format!("{}/chat/demo", app.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    assert!(
+        page()
+            .await
+            .contains(r#"<template id="welcome"></template>"#)
+    );
+    let welcome = "Hi! Ask us about <b>lamps</b> & mugs.";
+    app.services
+        .store
+        .apply_settings(
+            demo,
+            &serde_json::json!({"webchat": {"welcome_message": welcome}}),
+            switchboard_store::Write::Merge,
+            "test",
+            None,
+        )
+        .await
+        .unwrap();
+    let err = app
+        .services
+        .store
+        .apply_settings(
+            demo,
+            &serde_json::json!({"webchat": {"welcome_message": "  "}}),
+            switchboard_store::Write::Merge,
+            "test",
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("welcome_message"), "{err}");
+    let html = page().await;
+    assert!(
+        html.contains(
+            r#"<template id="welcome">Hi! Ask us about &lt;b&gt;lamps&lt;/b&gt; &amp; mugs.</template>"#
+        ),
+        "the admin's text, escaped"
+    );
+}
+
+#[tokio::test]
 async fn migrations_are_idempotent() {
     let app = TestApp::spawn().await;
     switchboard_store::Store::migrate(&app.config.database.url)

@@ -65,14 +65,18 @@ async fn widget(
         );
     }
     // The slug passed resolve(), so it is [a-z0-9-] only and safe to embed; the shop's
-    // name and language are the admin's text, escaped.
+    // name, language and welcome message are the admin's text, escaped.
     let html = WIDGET
         .replace("{{TENANT_SLUG}}", &slug)
         .replace(
             "{{LANGUAGE}}",
             &html_escape::encode_double_quoted_attribute(&page.language),
         )
-        .replace("{{SHOP_NAME}}", &html_escape::encode_text(&page.name));
+        .replace("{{SHOP_NAME}}", &html_escape::encode_text(&page.name))
+        .replace(
+            "{{WELCOME}}",
+            &html_escape::encode_text(page.welcome.as_deref().unwrap_or_default()),
+        );
     Ok((headers, Html(html)))
 }
 
