@@ -231,6 +231,45 @@ impl Store {
             .collect())
     }
 
+    /// Forwards a customer's message to the tenant's operators' chat when its conversation
+    /// has an escalation open since before it (the customer wrote again, or picked one of
+    /// the offered answers, while waiting for a person), so an operator working from the
+    /// chat sees it and can reply to the notice. Once per message; a no-op when there is
+    /// no open escalation or no operators' chat. Returns whether a notice was queued.
+    pub async fn forward_to_operators(
+        &self,
+        tenant_id: Uuid,
+        conversation_id: Uuid,
+        message_id: Uuid,
+        text: &str,
+    ) -> Result<bool> {
+        let excerpt: String = text.chars().take(1000).collect();
+        let n = sqlx::query(
+            "INSERT INTO operator_notifications (id, tenant_id, channel_id, chat_id, conversation_id,
+                                                 suggestion_id, escalation_id, body, message_id)
+             SELECT $1, t.id, t.operator_channel_id, t.operator_chat_id, e.conversation_id,
+                    e.suggestion_id, e.id, $5, $4
+             FROM escalation_events e JOIN tenants t ON t.id = e.tenant_id
+             JOIN channels ch ON ch.id = t.operator_channel_id AND ch.is_active
+             WHERE e.tenant_id = $2 AND e.conversation_id = $3 AND e.status = 'pending'
+               AND t.operator_chat_id IS NOT NULL
+               AND e.created_at < (SELECT created_at FROM messages WHERE id = $4)
+             ORDER BY e.created_at DESC LIMIT 1
+             ON CONFLICT (message_id) DO NOTHING",
+        )
+        .bind(Uuid::now_v7())
+        .bind(tenant_id)
+        .bind(conversation_id)
+        .bind(message_id)
+        .bind(format!(
+            "💬 The customer wrote again while waiting for a person:\n{excerpt}\n\nReply to this message to answer them."
+        ))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
     /// Escalations pending longer than the tenant's SLA since they were last announced:
     /// each is announced again (live, and in the operators' chat if there is one).
     pub async fn renotify_escalations(&self) -> Result<Vec<Swept>> {

@@ -181,6 +181,16 @@ async fn process_message(
     {
         return Ok(());
     }
+    // A conversation waiting for a person: the operators' chat hears what the customer
+    // adds (a picked answer included), once per message.
+    s.store
+        .forward_to_operators(
+            ev.tenant_id,
+            stored.conversation_id,
+            stored.message_id,
+            &msg.text,
+        )
+        .await?;
     // Contact details the message gives, by pattern, whether or not the bot will speak (an
     // escalated or taken-over conversation still gets its lead). The LLM's own reading
     // follows with its draft. Idempotent: a redelivery writes the same fields again, and

@@ -1291,6 +1291,54 @@ async fn a_dead_letter_is_listed_and_a_replay_really_sends() {
 }
 
 #[tokio::test]
+async fn what_a_customer_adds_while_waiting_for_a_person_reaches_the_operators_chat() {
+    const OPERATORS: i64 = -100_501;
+    let app = TestApp::spawn().await;
+    let fake = FakePlatform::telegram().await;
+    telegram_channel(&app, &fake).await;
+    let demo = tenant(&app, "demo").await;
+    let settings =
+        json!({"operators": {"telegram_channel": "telegram test", "telegram_chat_id": OPERATORS}});
+    app.services
+        .store
+        .apply_settings(
+            demo,
+            &settings,
+            switchboard_store::Write::Merge,
+            "test",
+            None,
+        )
+        .await
+        .unwrap();
+    let visitor = "w1-visitor-7f3a9c2e";
+    app.post_chat(visitor, "c1", "This is unacceptable, I want to complain")
+        .await;
+    let escalated = fake.wait_for("sendmessage", 1, WAIT).await;
+    assert!(
+        escalated[0].body["text"]
+            .as_str()
+            .unwrap()
+            .contains("Escalated")
+    );
+    // The customer picks an answer (sent like typed text) while waiting.
+    app.post_chat(visitor, "c2", "Rest of the EU").await;
+    app.handled(&format!("{visitor}:c2"), 1).await;
+    let notices = fake.wait_for("sendmessage", 2, WAIT).await;
+    let forwarded = notices
+        .iter()
+        .find(|n| n.body["text"].as_str().unwrap().contains("Rest of the EU"))
+        .expect("the pick is forwarded");
+    assert_eq!(forwarded.body["chat_id"], OPERATORS);
+    app.settled().await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM operator_notifications WHERE message_id IS NOT NULL")
+            .await,
+        1,
+        "once, for the message that came after the escalation"
+    );
+}
+
+#[tokio::test]
 async fn approval_and_replies_from_the_operators_telegram_chat() {
     const OPERATORS: i64 = -100_500;
     // One delivery at a time, so that `inbound_drained` can tell the refused press is done.
