@@ -3,6 +3,7 @@
 //! [`DraftSignals`], so the decision engine judges all of them by one set of rules.
 //! **A provider only drafts; it never decides or sends.**
 
+mod attributes;
 mod breaker;
 mod intent;
 mod lead;

@@ -97,6 +97,7 @@ pub fn respond(question: &str, sources: &[Source]) -> DraftSignals {
     };
 
     let mut missing_fields = Vec::new();
+    let mut reasons = Vec::new();
     let reply = match &source.product {
         Some(p) => {
             let stock = if p.stock > 0 {
@@ -104,10 +105,26 @@ pub fn respond(question: &str, sources: &[Source]) -> DraftSignals {
             } else {
                 "It is currently out of stock."
             };
-            format!(
+            let mut reply = format!(
                 "The {} costs {} {}. {stock}",
                 source.title, p.price, p.currency
-            )
+            );
+            // The colour or size asked about, as the catalogue has it, and what it does
+            // not confirm as missing: never a silent omission.
+            for (k, v) in crate::attributes::asked_columns(question, &p.attributes) {
+                let mut key = k.replace('_', " ");
+                if let Some(first) = key.get(..1) {
+                    key = first.to_uppercase() + &key[1..];
+                }
+                reply.push_str(&format!(" {key}: {v}."));
+            }
+            for (field, why) in
+                crate::attributes::unconfirmed(question, &p.attributes, &source.body)
+            {
+                missing_fields.push(field);
+                reasons.push(why);
+            }
+            reply
         }
         None => {
             // A policy page cannot say whether a product is in stock: the customer has
@@ -127,13 +144,14 @@ pub fn respond(question: &str, sources: &[Source]) -> DraftSignals {
         self_check_score: grounding,
         self_check_need_handoff: false,
         self_check_reasons: if grounding < 1.0 {
-            vec![format!(
+            reasons.push(format!(
                 "{:.0}% of the reply is not found in {}",
                 (1.0 - grounding) * 100.0,
                 source.reference
-            )]
+            ));
+            reasons
         } else {
-            vec![]
+            reasons
         },
         used_sources: vec![source.reference.clone()],
         source_conflicts: vec![],
@@ -243,6 +261,7 @@ mod tests {
                 price: "14.90".into(),
                 currency: "EUR".into(),
                 stock: 0,
+                attributes: [("colour".to_owned(), "white".to_owned())].into(),
             }),
         };
         let d = respond("How much is the mug?", &[mug]);
@@ -252,5 +271,33 @@ mod tests {
         );
         assert_eq!(d.intent, "price");
         assert_eq!(d.self_check_score, 1.0);
+        assert!(d.missing_fields.is_empty());
+    }
+
+    #[test]
+    fn a_colour_the_catalogue_lacks_is_a_missing_field() {
+        let mug = Source {
+            reference: "product:MUG".into(),
+            title: "Coffee mug".into(),
+            body: "A mug.\nColour: white.".into(),
+            coverage: 0.67,
+            rank: 0.1,
+            product: Some(Product {
+                price: "14.90".into(),
+                currency: "EUR".into(),
+                stock: 3,
+                attributes: [("colour".to_owned(), "white".to_owned())].into(),
+            }),
+        };
+        let d = respond("Do you have the mug in blue?", std::slice::from_ref(&mug));
+        assert_eq!(
+            d.reply,
+            "The Coffee mug costs 14.90 EUR. It is in stock. Colour: white."
+        );
+        assert_eq!(d.missing_fields, vec!["colour blue"]);
+        assert!(d.self_check_reasons[0].contains("white"), "{d:?}");
+        assert_eq!(d.self_check_score, 1.0, "what it says is grounded");
+        let d = respond("Do you have the mug in white?", &[mug]);
+        assert!(d.missing_fields.is_empty());
     }
 }

@@ -20,6 +20,8 @@ pub struct Product {
     pub price: String,
     pub currency: String,
     pub stock: i32,
+    /// What the catalogue says of it besides: colour, size, material…
+    pub attributes: std::collections::BTreeMap<String, String>,
 }
 
 /// What an operator made of an earlier draft for a similar customer message.

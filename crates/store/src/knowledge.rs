@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use switchboard_core::knowledge::{Example, Product, Source};
 use uuid::Uuid;
 
@@ -59,7 +61,17 @@ const CORRECTED: &str = "
 type SampleRow = (String, String, Option<String>, String, Option<String>);
 
 /// sku, name, description, price, currency, stock, coverage, title score
-type ProductRow = (String, String, String, String, String, i32, f64, f64);
+type ProductRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i32,
+    sqlx::types::Json<BTreeMap<String, serde_json::Value>>,
+    f64,
+    f64,
+);
 
 impl Store {
     /// Operators' verdicts on earlier drafts for messages like `question`: the closest
@@ -149,6 +161,7 @@ impl Store {
             sqlx::query_as(&format!(
                 "{SEARCH}{WEIGHTED}
                  SELECT * FROM (SELECT p.sku, p.name, p.description, p.price::text, p.currency, p.stock,
+                        p.attributes,
                         COALESCE((SELECT count(*) FROM terms
                                   WHERE p.tsv @@ quote_literal(terms.term)::tsquery)::float8
                                  / NULLIF(n.total, 0), 0) AS coverage,
@@ -182,17 +195,28 @@ impl Store {
                 product: None,
             })
             .chain(products.into_iter().map(
-                |(sku, name, description, price, currency, stock, coverage, rank)| Source {
-                    reference: format!("product:{sku}"),
-                    title: name,
-                    body: description,
-                    coverage,
-                    rank,
-                    product: Some(Product {
-                        price,
-                        currency,
-                        stock,
-                    }),
+                |(sku, name, description, price, currency, stock, attributes, coverage, rank)| {
+                    let attributes: BTreeMap<String, String> = attributes
+                        .0
+                        .into_iter()
+                        .map(|(k, v)| match v {
+                            serde_json::Value::String(s) => (k, s),
+                            other => (k, other.to_string()),
+                        })
+                        .collect();
+                    Source {
+                        reference: format!("product:{sku}"),
+                        title: name,
+                        body: with_attributes(&description, &attributes),
+                        coverage,
+                        rank,
+                        product: Some(Product {
+                            price,
+                            currency,
+                            stock,
+                            attributes,
+                        }),
+                    }
                 },
             ))
             .collect();
@@ -206,4 +230,21 @@ impl Store {
         all.truncate(usize::try_from(limit).unwrap_or(0));
         Ok(all)
     }
+}
+
+/// A product's description followed by its attributes ("Colour: white."), so that a
+/// provider reads, and may cite, what the catalogue says of it.
+fn with_attributes(description: &str, attributes: &BTreeMap<String, String>) -> String {
+    let mut body = description.trim().to_owned();
+    for (k, v) in attributes {
+        let mut key = k.replace('_', " ");
+        if let Some(first) = key.get(..1) {
+            key = first.to_uppercase() + &key[1..];
+        }
+        if !body.is_empty() {
+            body.push('\n');
+        }
+        body.push_str(&format!("{key}: {v}."));
+    }
+    body
 }

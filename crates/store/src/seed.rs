@@ -34,13 +34,14 @@ const DOCS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-const PRODUCTS: &[(&str, &str, &str, &str, i32)] = &[
+const PRODUCTS: &[(&str, &str, &str, &str, i32, &str)] = &[
     (
         "MUG-01",
         "Ceramic coffee mug",
         "A 350 ml stoneware coffee mug, dishwasher safe, in white or charcoal.",
         "14.90",
         42,
+        r#"{"colour": "white, charcoal"}"#,
     ),
     (
         "BOT-02",
@@ -48,6 +49,7 @@ const PRODUCTS: &[(&str, &str, &str, &str, i32)] = &[
         "A 750 ml steel water bottle that keeps drinks cold for 24 hours.",
         "24.90",
         0,
+        r#"{"colour": "steel"}"#,
     ),
     (
         "TEE-03",
@@ -55,6 +57,7 @@ const PRODUCTS: &[(&str, &str, &str, &str, i32)] = &[
         "A heavyweight organic cotton t-shirt in sizes S to XXL.",
         "29.00",
         17,
+        r#"{"size": "S, M, L, XL, XXL"}"#,
     ),
 ];
 
@@ -97,10 +100,11 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        for (sku, name, description, price, stock) in PRODUCTS {
+        for (sku, name, description, price, stock, attributes) in PRODUCTS {
             sqlx::query(
-                "INSERT INTO products (id, tenant_id, sku, name, description, price, currency, stock)
-                 VALUES ($1, $2, $3, $4, $5, $6::numeric, 'EUR', $7)",
+                "INSERT INTO products (id, tenant_id, sku, name, description, price, currency, stock,
+                                       attributes)
+                 VALUES ($1, $2, $3, $4, $5, $6::numeric, 'EUR', $7, $8::jsonb)",
             )
             .bind(Uuid::now_v7())
             .bind(tenant_id)
@@ -109,6 +113,7 @@ impl Store {
             .bind(description)
             .bind(price)
             .bind(stock)
+            .bind(attributes)
             .execute(&mut *tx)
             .await?;
         }

@@ -534,3 +534,26 @@ async fn operators_hear_about_an_escalation_at_once() {
         .unwrap();
     assert_eq!(event["suggestion_id"], escalation.to_string());
 }
+
+#[tokio::test]
+async fn a_colour_the_catalogue_lacks_is_said_and_missing_not_left_out() {
+    let app = TestApp::spawn().await;
+    app.post_chat("d9-visitor-7f3a9c2e", "c1", "Do you have the mug in blue?")
+        .await;
+    app.handled("d9-visitor-7f3a9c2e:c1", 1).await;
+    app.settled().await;
+    let (draft, missing, decision): (String, serde_json::Value, String) =
+        sqlx::query_as("SELECT draft, missing_fields, decision FROM ai_suggestions")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(
+        draft.contains("Ceramic coffee mug") && draft.contains("Colour: white, charcoal."),
+        "the colours it has are said: {draft}"
+    );
+    assert_eq!(missing, serde_json::json!(["colour blue"]));
+    assert_ne!(
+        decision, "AUTO_SEND",
+        "a missing field is not sent on its own"
+    );
+}
