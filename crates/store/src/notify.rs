@@ -51,6 +51,31 @@ pub struct Swept {
     pub id: Uuid,
 }
 
+/// Whether tenant `t`'s working hours are on now, in its time zone: the rule of
+/// `WorkingHours::is_open`, hours that cross midnight included.
+const OPEN_NOW: &str = "(SELECT CASE WHEN t.working_hours_start <= t.working_hours_end
+        THEN extract(isodow FROM l)::smallint = ANY (t.working_days)
+             AND l::time >= t.working_hours_start AND l::time < t.working_hours_end
+        ELSE (extract(isodow FROM l)::smallint = ANY (t.working_days)
+              AND l::time >= t.working_hours_start)
+          OR ((extract(isodow FROM l)::smallint + 5) % 7 + 1 = ANY (t.working_days)
+              AND l::time < t.working_hours_end)
+        END
+     FROM (SELECT now() AT TIME ZONE t.timezone AS l) AS local)";
+
+/// Why a queued "we are checking" message must not go out any more (null: it may): the
+/// draft it speaks for no longer waits for approval, or the bot may no longer speak.
+pub(crate) const CHECKING_STALE: &str = "CASE
+    WHEN NOT EXISTS (SELECT 1 FROM ai_suggestions w WHERE w.based_on_message_id = o.in_reply_to
+                     AND w.status = 'pending' AND w.decision = 'NEED_APPROVAL')
+      THEN 'the draft no longer waits for approval'
+    WHEN c.status NOT IN ('active', 'waiting_customer') THEN 'the conversation is ' || c.status
+    WHEN c.operator_active_until > now() THEN 'an operator has taken over'
+    WHEN EXISTS (SELECT 1 FROM consents k WHERE k.customer_id = c.customer_id
+                 AND k.channel_id = c.channel_id AND k.status = 'revoked')
+      THEN 'the customer revoked consent'
+  END";
+
 impl DraftTx {
     /// Queues a notice for the tenant's operators' chat, if the tenant has one.
     pub async fn notify_operators(
@@ -198,11 +223,13 @@ impl Store {
 
     /// Customers whose answer has waited for approval longer than the tenant's
     /// `checking_after_minutes` are told the tenant's `checking_message`, once per waiting
-    /// draft (the key `checking:<message>`), unless something else already answers that
-    /// message (a night reply). The dispatcher's staleness and opt-out checks apply to it
-    /// like to any reply. Safe to run from every dispatcher at once.
+    /// draft (the key `checking:<message>`), and only while the shop works (at night the
+    /// night reply speaks) and the bot may speak: the conversation active or waiting for
+    /// the customer, no takeover, no opt-out, the channel on, no other reply to that message
+    /// queued. The dispatcher checks the same again when it sends ([`CHECKING_STALE`]).
+    /// Safe to run from every dispatcher at once.
     pub async fn queue_checking_messages(&self) -> Result<Vec<Swept>> {
-        let rows: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
+        let rows: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(&format!(
             "INSERT INTO outbox (id, tenant_id, conversation_id, channel_id, message_id, role,
                                  body, in_reply_to, idempotency_key, due_at, next_attempt_at)
              SELECT gen_random_uuid(), s.tenant_id, s.conversation_id, c.channel_id,
@@ -210,15 +237,21 @@ impl Store {
                     'checking:' || s.based_on_message_id, now(), now()
              FROM ai_suggestions s
              JOIN conversations c ON c.id = s.conversation_id
+             JOIN channels ch ON ch.id = c.channel_id AND ch.is_active
              JOIN tenants t ON t.id = s.tenant_id
              WHERE s.status = 'pending' AND s.decision = 'NEED_APPROVAL'
                AND t.checking_after_minutes > 0 AND t.status = 'active'
                AND s.created_at + t.checking_after_minutes * interval '1 minute' <= now()
+               AND c.status IN ('active', 'waiting_customer')
+               AND NOT COALESCE(c.operator_active_until > now(), false)
+               AND NOT EXISTS (SELECT 1 FROM consents k WHERE k.customer_id = c.customer_id
+                               AND k.channel_id = c.channel_id AND k.status = 'revoked')
                AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.conversation_id = s.conversation_id
                                AND o.in_reply_to = s.based_on_message_id)
+               AND {OPEN_NOW}
              ON CONFLICT (idempotency_key) DO NOTHING
-             RETURNING tenant_id, conversation_id, id",
-        )
+             RETURNING tenant_id, conversation_id, id"
+        ))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows

@@ -105,7 +105,9 @@ impl Row {
 }
 
 /// An outbox row with its channel, recipient and the platform id of the message it answers.
-const SELECT: &str = "
+static SELECT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "
     SELECT o.id, o.tenant_id, o.channel_id, o.conversation_id, o.suggestion_id, o.message_id,
            o.role, o.body, o.attempts, ch.kind, ch.config, ch.credentials,
            cu.external_id AS recipient, m.external_id AS reply_to, o.choices,
@@ -118,6 +120,8 @@ const SELECT: &str = "
                CASE WHEN EXISTS (SELECT 1 FROM consents k WHERE k.customer_id = c.customer_id
                                  AND k.channel_id = c.channel_id AND k.status = 'revoked')
                  THEN 'the customer revoked consent' END
+             -- We are checking: only while its draft waits and the bot may speak.
+             WHEN o.idempotency_key LIKE 'checking:%' THEN {checking}
              -- A holding or night reply: only an opt-out stops it (the opt-out's own
              -- confirmation is exactly what must go out).
              WHEN o.suggestion_id IS NULL THEN
@@ -143,7 +147,10 @@ const SELECT: &str = "
     JOIN customers cu ON cu.id = c.customer_id
     JOIN channels ch ON ch.id = o.channel_id
     LEFT JOIN messages m ON m.id = o.in_reply_to
-    LEFT JOIN ai_suggestions sg ON sg.id = o.suggestion_id";
+    LEFT JOIN ai_suggestions sg ON sg.id = o.suggestion_id",
+        checking = crate::notify::CHECKING_STALE
+    )
+});
 
 impl Store {
     /// Leases the most overdue sendable row to `lease` for `hold`, if any. The lease is
@@ -163,7 +170,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         let Some(id) = id else { return Ok(None) };
-        let row: Option<Row> = sqlx::query_as(&format!("{SELECT} WHERE o.id = $1"))
+        let row: Option<Row> = sqlx::query_as(&format!("{} WHERE o.id = $1", *SELECT))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -182,10 +189,11 @@ impl Store {
     /// indicator shown.
     pub async fn waiting_replies(&self, limit: i64) -> Result<Vec<OutboxItem>> {
         let rows: Vec<Row> = sqlx::query_as(&format!(
-            "{SELECT} WHERE o.status = 'pending' AND o.attempts = 0 AND o.due_at > now() AND ch.is_active
+            "{} WHERE o.status = 'pending' AND o.attempts = 0 AND o.due_at > now() AND ch.is_active
                AND COALESCE((SELECT h.typing_indicator_enabled FROM human_delay_settings h
                              WHERE h.tenant_id = o.tenant_id), true)
-             ORDER BY o.due_at LIMIT $1"
+             ORDER BY o.due_at LIMIT $1",
+            *SELECT
         ))
         .bind(limit)
         .fetch_all(&self.pool)

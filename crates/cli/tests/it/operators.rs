@@ -287,6 +287,12 @@ async fn a_customer_whose_answer_waits_for_approval_is_told_once() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
 
+    // Told only while the shop works: here, always.
+    app.exec(
+        "UPDATE tenants SET working_hours_start = '00:00', working_hours_end = '23:59:59',
+                working_days = '{1,2,3,4,5,6,7}'",
+    )
+    .await;
     let visitor = "k1-visitor-7f3a9c2e";
     let waiting = pending_draft(&app, visitor, "Do you ship to Berlin?").await;
     let fresh = pending_draft(&app, "k2-visitor-7f3a9c2e", "How much is the coffee mug?").await;
@@ -316,6 +322,20 @@ async fn a_customer_whose_answer_waits_for_approval_is_told_once() {
         by_role(&app.transcript("k2-visitor-7f3a9c2e").await, "assistant").is_empty(),
         "{fresh} has not waited long enough"
     );
+
+    // A conversation an operator took over is not told, however long its draft waited.
+    let conv = conversation_of(&app, fresh).await;
+    let (status, _) = admin
+        .post(&format!("/api/v1/conversations/{conv}/takeover"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    app.exec(&format!(
+        "UPDATE ai_suggestions SET created_at = now() - interval '4 minutes', status = 'pending'
+         WHERE id = '{fresh}'"
+    ))
+    .await;
+    let queued = app.services.store.queue_checking_messages().await.unwrap();
+    assert!(queued.is_empty(), "{queued:?}");
 }
 
 #[tokio::test]
