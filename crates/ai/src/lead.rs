@@ -22,19 +22,19 @@ static EMAIL: LazyLock<Option<Regex>> = LazyLock::new(|| {
 
 static PHONE: LazyLock<Option<Regex>> = LazyLock::new(|| {
     pattern(
-        r"(?i)(?:(?:phone|call|tel\.?|telephone|mobile|cell|my number|whatsapp|reach me|telefon|handy|meine nummer)\D{0,20}?)?((?:\+|00)?\d[\d \-./()]{5,}\d)",
+        r"(?i)(?:\b(?:phone(?: number)?|call(?: me)?(?: on| at)?|tel|telephone|mobile|cell|my number(?: is)?|whatsapp|reach me(?: on| at)?|telefon|handy|meine nummer(?: ist)?)\b[\s:.-]{0,5})?(\+?\d[\d \-./()]{5,}\d)",
     )
 });
 
 static NAME: LazyLock<Option<Regex>> = LazyLock::new(|| {
     pattern(
-        r"(?i:\bmy name is|\bmy name's|\bi am|\bi'm|\bthis is|\bich heiße|\bich heisse|\bmein name ist|\bich bin)\s+(\p{Lu}[\p{L}'-]+(?:\s+\p{Lu}[\p{L}'-]+)?)",
+        r"(?i:\bmy name is|\bmy name's|\bi am|\bi'm|\bthis is|\bich heiße|\bich heisse|\bmein name ist)\s+(\p{Lu}[\p{L}'-]+(?:\s+\p{Lu}[\p{L}'-]+)?)",
     )
 });
 
 static COMPANY_FORM: LazyLock<Option<Regex>> = LazyLock::new(|| {
     pattern(
-        r"\b(\p{Lu}[\p{L}\d&'-]*(?:\s+\p{Lu}[\p{L}\d&'-]*){0,3}\s+(?:GmbH|AG|UG|KG|SE|Ltd\.?|LLC|Inc\.?|Corp\.?|BV|SAS|SARL|S\.A\.))",
+        r"\b(\p{Lu}[\p{L}\d&'-]*(?:\s+\p{Lu}[\p{L}\d&'-]*){0,3}\s+(?:(?:GmbH|AG|UG|KG|LLC|BV|SAS|SARL)\b|(?:Ltd|Inc|Corp)\b\.?|S\.A\.))",
     )
 });
 
@@ -50,7 +50,7 @@ static INTEREST: LazyLock<Option<Regex>> = LazyLock::new(|| {
     )
 });
 
-/// Words that follow "I am" without being a name.
+/// Words that follow "I am" or "this is" without being a name.
 const NOT_NAMES: &[&str] = &[
     "looking",
     "interested",
@@ -83,6 +83,18 @@ const NOT_NAMES: &[&str] = &[
     "ok",
     "okay",
     "glad",
+    "urgent",
+    "important",
+    "unacceptable",
+    "ridiculous",
+    "terrible",
+    "great",
+    "about",
+    "regarding",
+    "it",
+    "my",
+    "your",
+    "our",
 ];
 
 fn first(re: &LazyLock<Option<Regex>>, text: &str) -> Option<String> {
@@ -92,8 +104,8 @@ fn first(re: &LazyLock<Option<Regex>>, text: &str) -> Option<String> {
         .map(|m| m.as_str().trim().to_owned())
 }
 
-/// A phone number has 7 to 15 digits and either a leading `+`/`00` or a word like
-/// "phone" before it, so order numbers and prices are not taken for one.
+/// A phone number has 7 to 15 digits and either a leading `+` or a word like "phone"
+/// right before it, so order numbers, dates and prices are not taken for one.
 fn phone(text: &str) -> Option<String> {
     let re = PHONE.as_ref()?;
     re.captures_iter(text).find_map(|c| {
@@ -102,9 +114,7 @@ fn phone(text: &str) -> Option<String> {
         let cued = c
             .get(0)
             .is_some_and(|whole| whole.start() < c.get(1).map_or(0, |m| m.start()));
-        ((7..=15).contains(&digits)
-            && (cued || number.starts_with('+') || number.starts_with("00")))
-        .then(|| number.to_owned())
+        ((7..=15).contains(&digits) && (cued || number.starts_with('+'))).then(|| number.to_owned())
     })
 }
 
@@ -208,6 +218,13 @@ mod tests {
             "Where is order 123456789? I paid 1299.00 EUR on 2026-11-30.",
             "I want to return my lamp, I'm not happy with it.",
             "Is the notebook available?",
+            "Can you tell me when order 1234567 ships?",
+            "Cancellation of order 12345678, please",
+            "The hotel 0012345678 booking and my phone case, order 20261130",
+            "Ich bin Kunde seit 2019 und ich bin Neukunde",
+            "This is Urgent!",
+            "PLEASE CALL ME AGAIN",
+            "Is the Apple Watch SE in stock?",
         ] {
             assert!(
                 extract_lead(text).is_empty(),

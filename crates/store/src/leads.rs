@@ -35,20 +35,37 @@ impl Store {
         conversation_id: Uuid,
         lead: &Lead,
     ) -> Result<bool> {
+        let mut lead = lead.clone();
+        // The shop's own address or number, quoted by the customer ("I wrote to
+        // support@…"), is not theirs.
+        if let Some(email) = lead.email.clone()
+            && self.shop_publishes(tenant_id, &email).await?
+        {
+            lead.email = None;
+        }
+        if let Some(phone) = lead.phone.clone()
+            && self.shop_publishes(tenant_id, &phone).await?
+        {
+            lead.phone = None;
+        }
         if lead.is_empty() {
             return Ok(false);
         }
-        let found = serde_json::to_value(lead).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let found = serde_json::to_value(&lead).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // The merge is computed in SET, on the row as it is when the update holds its
+        // lock, so a correction or another capture committed meanwhile is built on, not
+        // undone.
         let n = sqlx::query(
-            "WITH c AS (SELECT customer_id FROM conversations WHERE id = $2 AND tenant_id = $1),
-                  merged AS (
-                    SELECT cu.id, cu.lead || COALESCE(
-                        (SELECT jsonb_object_agg(key, value) FROM jsonb_each($3::jsonb)
-                         WHERE NOT key = ANY (cu.lead_corrected)), '{}') AS lead
-                    FROM customers cu JOIN c ON c.customer_id = cu.id)
-             UPDATE customers cu SET lead = merged.lead, lead_updated_at = now()
-             FROM merged
-             WHERE cu.id = merged.id AND cu.lead IS DISTINCT FROM merged.lead
+            "UPDATE customers cu SET
+                 lead = cu.lead || COALESCE(
+                     (SELECT jsonb_object_agg(key, value) FROM jsonb_each($3::jsonb)
+                      WHERE NOT key = ANY (cu.lead_corrected)), '{}'),
+                 lead_updated_at = now()
+             FROM conversations c
+             WHERE c.id = $2 AND c.tenant_id = $1 AND cu.id = c.customer_id
+               AND EXISTS (SELECT 1 FROM jsonb_each($3::jsonb) f
+                           WHERE NOT f.key = ANY (cu.lead_corrected)
+                             AND cu.lead -> f.key IS DISTINCT FROM f.value)
                AND NOT EXISTS (SELECT 1 FROM consents k
                                WHERE k.customer_id = cu.id AND k.status = 'revoked')",
         )
@@ -59,6 +76,23 @@ impl Store {
         .await?
         .rows_affected();
         Ok(n > 0)
+    }
+
+    /// Whether the shop itself gives out `contact`: in its knowledge base, its escalation
+    /// contacts or a channel's settings (a mailbox's own address).
+    async fn shop_publishes(&self, tenant_id: Uuid, contact: &str) -> Result<bool> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM knowledge_docs
+                            WHERE tenant_id = $1 AND strpos(lower(body), lower($2)) > 0)
+                 OR EXISTS (SELECT 1 FROM tenants
+                            WHERE id = $1 AND strpos(lower(escalation_contacts::text), lower($2)) > 0)
+                 OR EXISTS (SELECT 1 FROM channels
+                            WHERE tenant_id = $1 AND strpos(lower(config::text), lower($2)) > 0)",
+        )
+        .bind(tenant_id)
+        .bind(contact)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// An operator's correction of the conversation's customer's lead: each given field is
@@ -133,7 +167,7 @@ impl Store {
         Ok(lead.0)
     }
 
-    /// The tenant's leads, newest first.
+    /// The tenant's leads, newest first; a customer who said STOP is left out.
     pub async fn leads(&self, tenant_id: Uuid) -> Result<Vec<LeadRow>> {
         Ok(sqlx::query_as(
             "SELECT cu.id AS customer_id, ch.kind AS channel,
@@ -142,6 +176,8 @@ impl Store {
                     cu.lead, cu.lead_updated_at AS updated_at
              FROM customers cu JOIN channels ch ON ch.id = cu.channel_id
              WHERE cu.tenant_id = $1 AND cu.lead <> '{}'
+               AND NOT EXISTS (SELECT 1 FROM consents k
+                               WHERE k.customer_id = cu.id AND k.status = 'revoked')
              ORDER BY cu.lead_updated_at DESC NULLS LAST, cu.id",
         )
         .bind(tenant_id)
@@ -168,7 +204,7 @@ impl Store {
                 r.lead
                     .fields()
                     .iter()
-                    .map(|(_, v)| spreadsheet_safe(v.unwrap_or(""))),
+                    .map(|(field, v)| spreadsheet_safe(field, v.unwrap_or(""))),
             );
             record.push(r.updated_at.map(|t| t.to_rfc3339()).unwrap_or_default());
             out.write_record(&record).map_err(csv_err)?;
@@ -180,17 +216,20 @@ impl Store {
     }
 }
 
-/// A customer wrote these values, and a spreadsheet runs a cell that starts with `=`, `@`,
-/// or `+`/`-` before something other than a digit as a formula: such a value gets a
-/// leading apostrophe. A phone number such as `+49 30…` stays as it is.
-fn spreadsheet_safe(v: &str) -> String {
-    let mut chars = v.chars();
-    let risky = match chars.next() {
-        Some('=' | '@' | '\t' | '\r') => true,
-        Some('+' | '-') => !chars.next().is_some_and(|c| c.is_ascii_digit()),
-        _ => false,
-    };
-    if risky { format!("'{v}") } else { v.to_owned() }
+/// A customer wrote these values, and a spreadsheet runs a cell that starts with `=`, `+`,
+/// `-`, `@`, a tab or a carriage return as a formula: such a value gets a leading
+/// apostrophe. Only a phone number made of nothing but digits, spaces and `+()./-` (such
+/// as `+49 30 1234`) stays as it is.
+fn spreadsheet_safe(field: &str, v: &str) -> String {
+    let phone = field == "phone"
+        && v.chars()
+            .all(|c| c.is_ascii_digit() || " +()./-".contains(c));
+    let risky = v.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && !phone {
+        format!("'{v}")
+    } else {
+        v.to_owned()
+    }
 }
 
 #[cfg(test)]
@@ -199,11 +238,16 @@ mod tests {
 
     #[test]
     fn formulas_are_defused_and_phone_numbers_kept() {
-        assert_eq!(spreadsheet_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
-        assert_eq!(spreadsheet_safe("@SUM(A1)"), "'@SUM(A1)");
-        assert_eq!(spreadsheet_safe("-cmd"), "'-cmd");
-        assert_eq!(spreadsheet_safe("+49 30 1234"), "+49 30 1234");
-        assert_eq!(spreadsheet_safe("Anna"), "Anna");
-        assert_eq!(spreadsheet_safe(""), "");
+        let name = |v| spreadsheet_safe("name", v);
+        assert_eq!(name("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(name("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(name("-cmd"), "'-cmd");
+        assert_eq!(name("-1+cmd|' /C calc'!A0"), "'-1+cmd|' /C calc'!A0");
+        assert_eq!(name("+1+HYPERLINK(1)"), "'+1+HYPERLINK(1)");
+        assert_eq!(name("Anna"), "Anna");
+        assert_eq!(name(""), "");
+        let phone = |v| spreadsheet_safe("phone", v);
+        assert_eq!(phone("+49 30 1234"), "+49 30 1234");
+        assert_eq!(phone("+1+HYPERLINK(1)"), "'+1+HYPERLINK(1)");
     }
 }

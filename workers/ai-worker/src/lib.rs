@@ -183,25 +183,34 @@ async fn process_message(
     }
     // A conversation waiting for a person: the operators' chat hears what the customer
     // adds (a picked answer included), once per message.
-    s.store
+    if let Err(e) = s
+        .store
         .forward_to_operators(
             ev.tenant_id,
             stored.conversation_id,
             stored.message_id,
             &msg.text,
         )
-        .await?;
+        .await
+    {
+        // An extra: failing it costs the notice, never the customer's reply.
+        tracing::warn!(error = %error_chain(&e), "message not forwarded to the operators' chat");
+    }
     // Contact details the message gives, by pattern, whether or not the bot will speak (an
     // escalated or taken-over conversation still gets its lead). The LLM's own reading
     // follows with its draft. Idempotent: a redelivery writes the same fields again, and
     // the store refuses a customer who said STOP.
-    s.store
+    if let Err(e) = s
+        .store
         .capture_lead(
             ev.tenant_id,
             stored.conversation_id,
             &switchboard_ai::extract_lead(&msg.text),
         )
-        .await?;
+        .await
+    {
+        tracing::warn!(error = %error_chain(&e), "lead not captured");
+    }
     // Debounce: the burst is drafted once the conversation has been quiet for the window
     // (or the cap since its first unanswered message). Redeliveries schedule again, so a
     // worker that died before this line loses nothing.

@@ -86,7 +86,8 @@ async fn a_customers_details_become_a_lead_operators_correct_and_admins_export()
     say(
         &app,
         "c2",
-        "Sorry, I'm Anna Meyer actually. My number is +49 40 555 0000 and I work for Meyer Licht.",
+        "Sorry, I'm Anna Meyer actually. My number is +49 40 555 0000 and I work for Meyer Licht. \
+         I also wrote to support@shop.example.",
     )
     .await;
     let lead = lead_of(&app, conversation).await;
@@ -157,6 +158,7 @@ async fn a_customers_details_become_a_lead_operators_correct_and_admins_export()
     .await;
     let before = lead_of(&app, conversation).await;
     assert_eq!(before["email"], "anna@lichtwerk.example");
+    // (What follows checks the store's own guard, whatever the worker did.)
     let captured = app
         .services
         .store
