@@ -125,9 +125,11 @@ impl Store {
         row.ok_or(StoreError::NotFound { what: "user" })?.try_into()
     }
 
-    /// Changes one account of the shop. An admin may not touch an owner's account or make
-    /// anyone an owner (an owner may); nobody disables or removes their own account; the
-    /// last owner who can sign in stays one. Disabling, removing and a new password end the
+    /// Changes one account of the shop. Only an owner changes an owner's or an admin's
+    /// account or makes someone an admin or owner (an admin manages operators and viewers,
+    /// and their own password); nobody disables or removes their own account; the last
+    /// owner who can sign in stays one. The acting user's role is the one read under the
+    /// lock, so an owner demoted meanwhile acts as what they are now. Disabling, removing and a new password end the
     /// account's sessions; disabling and removing also hand the conversations it held back
     /// to the shop. Audited with what changed (never the password).
     pub async fn change_account(
@@ -156,14 +158,19 @@ impl Store {
         // The shop's working owners and the account changed, locked in one order (by id)
         // so that two changes at once cannot both remove "the other" last owner. NO KEY
         // UPDATE leaves the key-share locks of conversations naming a user unblocked.
+        let acting = match actor {
+            AccountActor::User(me) => Some(me.id),
+            AccountActor::Platform(_) => None,
+        };
         let locked: Vec<(Uuid, String, bool)> = sqlx::query_as(
             "SELECT id, role, disabled_at IS NOT NULL FROM users
              WHERE tenant_id = $1 AND removed_at IS NULL
-               AND (id = $2 OR (role = 'owner' AND disabled_at IS NULL))
+               AND (id = $2 OR id = $3 OR (role = 'owner' AND disabled_at IS NULL))
              ORDER BY id FOR NO KEY UPDATE",
         )
         .bind(tenant_id)
         .bind(user_id)
+        .bind(acting)
         .fetch_all(&mut *tx)
         .await?;
         let Some((_, current, disabled)) = locked.iter().find(|(id, ..)| *id == user_id) else {
@@ -176,11 +183,18 @@ impl Store {
             if me.tenant_id != tenant_id {
                 return Err(StoreError::NotFound { what: "user" });
             }
-            let touches_owner =
-                current == Role::Owner || matches!(change, AccountChange::Role(Role::Owner));
-            if touches_owner && me.role != Role::Owner {
+            // What the actor is now, not what their session said.
+            let my_role = match locked.iter().find(|(id, ..)| *id == me.id) {
+                Some((_, role, false)) => role.as_str(),
+                _ => return Err(StoreError::Forbidden("your account can no longer act")),
+            };
+            let own_password = me.id == user_id && matches!(change, AccountChange::Password(_));
+            let privileged = |r: Role| matches!(r, Role::Owner | Role::Admin);
+            let touches_privileged =
+                privileged(current) || matches!(change, AccountChange::Role(r) if privileged(r));
+            if my_role != Role::Owner.as_str() && (touches_privileged && !own_password) {
                 return Err(StoreError::Forbidden(
-                    "only an owner can change an owner's account or make someone an owner",
+                    "only an owner can change an owner's or an admin's account, or make someone an admin or owner",
                 ));
             }
             if me.id == user_id && matches!(change, AccountChange::Disable | AccountChange::Remove)
@@ -302,12 +316,16 @@ async fn end_sessions_and_hand_back(
     user_id: Uuid,
 ) -> Result<serde_json::Value> {
     let sessions = end_sessions(tx, user_id).await?;
-    let conversations =
-        sqlx::query("UPDATE conversations SET assigned_user_id = NULL WHERE assigned_user_id = $1")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+    // Their takeovers end too: nobody would answer a conversation held by an account that
+    // cannot sign in, so the bot may speak again.
+    let conversations = sqlx::query(
+        "UPDATE conversations SET assigned_user_id = NULL, operator_active_until = NULL
+         WHERE assigned_user_id = $1",
+    )
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
     Ok(json!({"sessions_ended": sessions, "conversations_handed_back": conversations}))
 }
 

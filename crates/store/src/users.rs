@@ -377,9 +377,12 @@ impl Store {
             user,
             csrf_token: random_token(),
         };
-        sqlx::query(
+        // Only while the account still has the password that was checked and may sign in:
+        // a reset, a disable or a removal that committed meanwhile wins.
+        let opened = sqlx::query(
             "INSERT INTO sessions (id, tenant_id, user_id, token_hash, csrf_token, expires_at)
-             VALUES ($1, $2, $3, $4, $5, now() + $6 * interval '1 hour')",
+             SELECT $1, $2, $3, $4, $5, now() + $6 * interval '1 hour' FROM users
+             WHERE id = $3 AND password_hash = $7 AND disabled_at IS NULL AND removed_at IS NULL",
         )
         .bind(session.id)
         .bind(session.user.tenant_id)
@@ -387,8 +390,13 @@ impl Store {
         .bind(token_hash(&token))
         .bind(&session.csrf_token)
         .bind(SESSION_HOURS as f64)
+        .bind(&row.password_hash)
         .execute(&self.pool)
-        .await?;
+        .await?
+        .rows_affected();
+        if opened == 0 {
+            return Ok(Login::Refused);
+        }
         Ok(Login::Ok(NewSession { token, session }))
     }
 

@@ -1931,13 +1931,14 @@ async fn admins_manage_the_shops_accounts_and_the_last_owner_stays() {
         .await;
     assert_eq!(status, StatusCode::OK);
 
-    // An admin cannot touch an owner, nor make one; nobody disables themselves.
+    // An admin cannot touch an owner or an admin, nor make one; nobody disables themselves.
     for (path, body) in [
         (
             format!("/api/v1/users/{owner_id}"),
             json!({"disabled": true}),
         ),
         (format!("/api/v1/users/{op_id}"), json!({"role": "owner"})),
+        (format!("/api/v1/users/{op_id}"), json!({"role": "admin"})),
         (
             format!("/api/v1/users/{admin_id}"),
             json!({"disabled": true}),
@@ -1977,20 +1978,31 @@ async fn admins_manage_the_shops_accounts_and_the_last_owner_stays() {
     );
     assert_eq!(
         app.count(&format!(
-            "SELECT count(*) FROM conversations WHERE id = '{conv}' AND assigned_user_id IS NULL"
+            "SELECT count(*) FROM conversations WHERE id = '{conv}' AND assigned_user_id IS NULL
+             AND operator_active_until IS NULL"
         ))
         .await,
         1
     );
-    // Enabled again with a new password, and a new role.
-    let (status, _) = admin
+    // Enabled again with a new password, and a new role: one change at a time.
+    let (status, body) = admin
         .send(
             Method::PATCH,
             &format!("/api/v1/users/{op_id}"),
             Some(json!({"disabled": false, "role": "viewer"})),
         )
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    for change in [json!({"disabled": false}), json!({"role": "viewer"})] {
+        let (status, body) = admin
+            .send(
+                Method::PATCH,
+                &format!("/api/v1/users/{op_id}"),
+                Some(change),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
     let (status, body) = admin
         .post(
             &format!("/api/v1/users/{op_id}/password"),

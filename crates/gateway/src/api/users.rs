@@ -48,8 +48,10 @@ async fn add(
     let admin = caller.admin()?;
     let u: NewUser = parse(&body)?;
     let role = role(&u.role)?;
-    if role == Role::Owner && admin.role != Role::Owner {
-        return Err(ApiError::Forbidden("only an owner can add an owner"));
+    if matches!(role, Role::Owner | Role::Admin) && admin.role != Role::Owner {
+        return Err(ApiError::Forbidden(
+            "only an owner can add an admin or an owner",
+        ));
     }
     let created = s
         .services
@@ -69,7 +71,7 @@ async fn add(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-/// `{"role": "operator"}` and/or `{"disabled": true}`.
+/// `{"role": "operator"}` or `{"disabled": true}`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Change {
@@ -85,25 +87,18 @@ async fn change(
 ) -> Result<Json<Account>, ApiError> {
     let admin = caller.admin()?;
     let c: Change = parse(&body)?;
-    let mut changes = Vec::new();
-    if let Some(r) = c.role {
-        changes.push(AccountChange::Role(role(&r)?));
-    }
-    match c.disabled {
-        Some(true) => changes.push(AccountChange::Disable),
-        Some(false) => changes.push(AccountChange::Enable),
-        None => {}
-    }
-    if changes.is_empty() {
-        return Err(ApiError::BadRequest(
-            "give a \"role\" or \"disabled\" to change".into(),
-        ));
-    }
-    let mut account = None;
-    for change in changes {
-        account = Some(apply(&s, admin, id, change).await?);
-    }
-    account.map(Json).ok_or(ApiError::Internal)
+    // Each is its own audited change with its own rules; two at once could apply half.
+    let change = match (c.role, c.disabled) {
+        (Some(r), None) => AccountChange::Role(role(&r)?),
+        (None, Some(true)) => AccountChange::Disable,
+        (None, Some(false)) => AccountChange::Enable,
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give either a \"role\" or \"disabled\" to change, one at a time".into(),
+            ));
+        }
+    };
+    Ok(Json(apply(&s, admin, id, change).await?))
 }
 
 async fn remove(
