@@ -97,7 +97,9 @@ pub async fn kb(config: Config, action: KbAction) -> anyhow::Result<()> {
             for p in &paths {
                 collect(p, p, &mut files)?;
             }
-            let mut imported = Vec::new();
+            // Every file is read and parsed before anything is written, so a bad file
+            // leaves the knowledge base as it was.
+            let mut parsed = Vec::new();
             for (source, path) in files {
                 let content = std::fs::read_to_string(&path)
                     .with_context(|| format!("reading {}", path.display()))?;
@@ -105,6 +107,10 @@ pub async fn kb(config: Config, action: KbAction) -> anyhow::Result<()> {
                     .with_context(|| path.display().to_string())?;
                 let sections: Vec<(String, String)> =
                     sections.into_iter().map(|s| (s.title, s.body)).collect();
+                parsed.push((source, sections));
+            }
+            let mut imported = Vec::new();
+            for (source, sections) in parsed {
                 let (removed, added) = store
                     .replace_documents(tenant_id, &source, &sections, ACTOR)
                     .await?;
@@ -161,6 +167,24 @@ fn round(x: f64) -> f64 {
 /// The importable files under `path`, each with its source name: its path relative to the
 /// folder given, or its file name when a file was given. A folder's other files are
 /// skipped; a file given by name must be of a kind the import reads.
+/// Whether a CSV file's header names both `question` and `answer`.
+fn is_faq(path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut header = String::new();
+    if std::io::BufRead::read_line(&mut std::io::BufReader::new(file), &mut header).is_err() {
+        return false;
+    }
+    let columns: Vec<String> = header
+        .split(',')
+        .map(|c| c.trim().trim_matches('"').to_lowercase())
+        .collect();
+    ["question", "answer"]
+        .iter()
+        .all(|c| columns.iter().any(|h| h == c))
+}
+
 fn collect(root: &Path, path: &Path, out: &mut Vec<(String, PathBuf)>) -> anyhow::Result<()> {
     if path.is_dir() {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
@@ -169,10 +193,17 @@ fn collect(root: &Path, path: &Path, out: &mut Vec<(String, PathBuf)>) -> anyhow
             .collect::<Result<_, _>>()?;
         entries.sort();
         for entry in entries {
-            let readable = entry.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                ["md", "markdown", "html", "htm", "txt", "text", "csv"]
-                    .contains(&e.to_ascii_lowercase().as_str())
-            });
+            let ext = entry
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(str::to_ascii_lowercase);
+            let readable = match ext.as_deref() {
+                Some("md" | "markdown" | "html" | "htm" | "txt" | "text") => true,
+                // In a folder, a CSV is taken only when it is an FAQ (a catalogue may sit
+                // beside the handbook); named on the command line, it must be one.
+                Some("csv") => is_faq(&entry),
+                _ => false,
+            };
             if entry.is_dir() || readable {
                 collect(root, &entry, out)?;
             }

@@ -137,9 +137,12 @@ pub(crate) const SUGGESTION: &str = "
            s.self_check_score, s.penalties, s.explanations, s.used_sources,
            (SELECT COALESCE(json_agg(json_build_object('reference', r.ref, 'title', COALESCE(
                       (SELECT d.title FROM knowledge_docs d
-                       WHERE d.tenant_id = s.tenant_id AND 'doc:' || d.id::text = r.ref),
+                       WHERE d.tenant_id = s.tenant_id AND d.id = CASE
+                         WHEN r.ref ~ '^doc:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                         THEN substr(r.ref, 5)::uuid END),
                       (SELECT p.name FROM products p
-                       WHERE p.tenant_id = s.tenant_id AND 'product:' || p.sku = r.ref)))
+                       WHERE p.tenant_id = s.tenant_id AND r.ref LIKE 'product:%'
+                         AND p.sku = substr(r.ref, 9))))
                     ORDER BY r.ord), '[]')
             FROM jsonb_array_elements_text(s.used_sources) WITH ORDINALITY AS r(ref, ord)) AS sources,
            s.missing_fields,

@@ -168,9 +168,19 @@ pub struct OperatorSettings {
     #[serde(default)]
     pub delay_approved_sends: bool,
     /// A customer whose answer waits for approval this long is told `checking_message`
-    /// (0: never).
+    /// (0: never). Defaulted, so a section written before these existed still reads.
+    #[serde(default = "default_checking_after")]
     pub checking_after_minutes: u32,
+    #[serde(default = "default_checking_message")]
     pub checking_message: String,
+}
+
+fn default_checking_after() -> u32 {
+    10
+}
+
+fn default_checking_message() -> String {
+    "Thanks for your patience: we are checking this for you and will answer shortly.".into()
 }
 
 /// The tenant's own LLM settings; absent fields use the global `[llm]` configuration.

@@ -142,8 +142,6 @@ impl Store {
         .ok_or(StoreError::NotFound { what: "document" })
     }
 
-    /// An admin's edit of one document; the document keeps its source, so importing the
-    /// file again replaces the edit.
     /// A document written by hand (the console or the API), with no source file: a
     /// re-import never replaces it.
     pub async fn add_document(
@@ -183,6 +181,8 @@ impl Store {
         self.document(tenant_id, id).await
     }
 
+    /// An admin's edit of one document; the document keeps its source, so importing the
+    /// file again replaces the edit.
     pub async fn update_document(
         &self,
         tenant_id: Uuid,

@@ -523,6 +523,8 @@ async fn a_new_shop_is_set_up_from_files_and_answers_from_its_own_documents() {
     )
     .unwrap();
     std::fs::write(dir.join("logo.png"), [0u8, 1, 2]).unwrap();
+    // A catalogue beside the handbook is not an FAQ, and is left to `catalog import`.
+    std::fs::write(dir.join("stock.csv"), "sku,name,price\nX-1,Thing,1.00\n").unwrap();
     let folder = dir.to_string_lossy().into_owned();
     let imported = run(argv(&["kb", "import", "--tenant", "lamps", &folder])).await;
     assert_eq!(

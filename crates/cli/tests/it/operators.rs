@@ -252,6 +252,8 @@ async fn the_inbox_filters_find_what_operators_wait_on() {
     );
     let (_, esc) = op.get("/api/v1/conversations?status=escalated").await;
     assert_eq!(ids(&esc), set(&[escalated]));
+    let (status, err) = op.get("/api/v1/conversations?status=escalatd").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
 }
 
 #[tokio::test]

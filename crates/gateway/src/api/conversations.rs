@@ -54,6 +54,17 @@ async fn inbox(
     caller: Caller,
     Query(q): Query<InboxQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    // A status, or one of the inbox's own filters; a typo is an error, not an empty list.
+    if let Some(status) = q.status.as_deref().filter(|s| !s.is_empty())
+        && status != "draft_waiting"
+        && status
+            .parse::<switchboard_core::ConversationStatus>()
+            .is_err()
+    {
+        return Err(ApiError::BadRequest(format!(
+            "unknown status {status:?}: a conversation status, or draft_waiting"
+        )));
+    }
     let filter = InboxFilter {
         status: q.status,
         channel: q.channel,
