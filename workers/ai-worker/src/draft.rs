@@ -136,7 +136,7 @@ pub async fn draft(
             draft: d.signals,
             provider: switchboard_ai::openai::PROVIDER,
             error: None,
-            lead: d.lead,
+            lead: said_in(d.lead, text),
         },
         Err(e) => {
             tracing::warn!(error = %switchboard_core::error_chain(&e), "drafting failed; escalating");
@@ -262,4 +262,48 @@ pub enum Settled {
     Done,
     /// What was drafted is no longer the burst: draft again at once.
     LookAgain,
+}
+
+/// The model's reading of a lead, keeping an email address or phone number only when the
+/// customer's messages contain it: the prompt also holds the history and the shop's own
+/// knowledge, whose contacts are not the customer's.
+fn said_in(mut lead: Lead, text: &str) -> Lead {
+    let lower = text.to_lowercase();
+    if lead
+        .email
+        .as_deref()
+        .is_some_and(|e| !lower.contains(&e.to_lowercase()))
+    {
+        lead.email = None;
+    }
+    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+    if lead
+        .phone
+        .as_deref()
+        .is_some_and(|p| digits(p).is_empty() || !digits(text).contains(&digits(p)))
+    {
+        lead.phone = None;
+    }
+    lead
+}
+
+#[cfg(test)]
+mod tests {
+    use switchboard_core::Lead;
+
+    use super::said_in;
+
+    #[test]
+    fn only_contacts_the_customer_wrote_are_kept() {
+        let lead = Lead {
+            name: Some("Kim".into()),
+            email: Some("support@shop.example".into()),
+            phone: Some("+49 30 1234 5678".into()),
+            ..Lead::default()
+        };
+        let kept = said_in(lead, "Kim here, call me: +49 (30) 1234-5678");
+        assert_eq!(kept.email, None);
+        assert_eq!(kept.phone.as_deref(), Some("+49 30 1234 5678"));
+        assert_eq!(kept.name.as_deref(), Some("Kim"));
+    }
 }
