@@ -6,6 +6,7 @@
 mod attributes;
 mod breaker;
 mod intent;
+mod language;
 mod lead;
 mod offline;
 pub mod openai;
@@ -14,6 +15,7 @@ mod validate;
 
 pub use breaker::CircuitBreaker;
 pub use intent::{INTENTS, Intent, classify};
+pub use language::{ReplyLanguage, detect as detect_language, reply_language};
 pub use lead::extract_lead;
 pub use offline::{PROVIDER as OFFLINE_PROVIDER, respond};
 pub use openai::{JsonMode, LlmConfig, LlmDraft, LlmError, OpenAiProvider, ProviderKind, Usage};

@@ -175,7 +175,17 @@ async fn record_draft(
         return Ok(Recorded::Silent);
     };
     let draft = &drafted.draft;
-    let explanations = verdict.explanations.clone();
+    // What the self-check found is kept with the decision, so operators read why its
+    // score is what it is (a reply not in the customer's language, a colour the
+    // catalogue lacks).
+    let mut explanations = verdict.explanations.clone();
+    if !draft.self_check_reasons.is_empty() {
+        explanations.push(format!(
+            "self-check {:.2}: {}",
+            draft.self_check_score,
+            draft.self_check_reasons.join("; ")
+        ));
+    }
     let suggestion_id = tx
         .insert_suggestion(NewSuggestion {
             based_on_message_id: newest,

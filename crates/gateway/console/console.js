@@ -1110,6 +1110,7 @@
     'llm.temperature': 'Between 0 and 2.',
     'operators.checking_after_minutes': 'A customer whose answer waits for approval this long is told the message below, once (0: never).',
     'operators.checking_message': 'Sent to a customer whose answer waits for approval.',
+    'profile.languages': 'Other languages the shop answers in, comma-separated ISO 639-1 codes such as de, fr. A customer writing in one of them is answered in it.',
     'policies.always_escalate_intents': 'Comma-separated.',
     'policies.forbidden_topics': 'Comma-separated.',
   };

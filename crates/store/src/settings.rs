@@ -69,6 +69,10 @@ pub struct ProfileSettings {
     pub formal_address: bool,
     /// ISO 639-1 code of the replies, opt-out words and confirmations.
     pub language: String,
+    /// Other languages the shop answers in (ISO 639-1): a customer who writes in one of
+    /// them is answered in it, anyone else in `language`.
+    #[serde(default)]
+    pub languages: Vec<String>,
     /// PostgreSQL's text-search configuration for the knowledge base (`german`, `simple`).
     pub search_language: String,
     /// ISO 4217 code of the catalogue's prices.
@@ -376,6 +380,18 @@ impl ProfileSettings {
                 self.language
             ));
         }
+        if self.languages.len() > 10 {
+            return bad("profile.languages holds at most 10 languages".into());
+        }
+        if let Some(bad_code) = self
+            .languages
+            .iter()
+            .find(|l| crate::shops::primary_language(l).ok().as_deref() != Some(l.as_str()))
+        {
+            return bad(format!(
+                "profile.languages: {bad_code:?} must be an ISO 639-1 code such as en or de"
+            ));
+        }
         if !SEARCH_LANGUAGES.contains(&self.search_language.as_str()) {
             return bad(format!(
                 "profile.search_language {:?} is not one of {}",
@@ -492,6 +508,7 @@ impl Store {
                 tone: s.tone,
                 formal_address: s.formal_address,
                 language: s.language,
+                languages: s.languages.into_iter().skip(1).collect(),
                 search_language: ops.search_language,
                 currency: ops.currency,
                 holding_message: s.holding_message,
@@ -627,7 +644,7 @@ impl Store {
             sqlx::query(
                 "UPDATE tenants SET name = $2, persona = $3, tone = $4, formal_address = $5,
                         language = $6, text_search_config = $7::regconfig, currency = $8,
-                        holding_message = $9, escalation_contacts = $10
+                        holding_message = $9, escalation_contacts = $10, languages = $11
                  WHERE id = $1",
             )
             .bind(tenant_id)
@@ -640,6 +657,12 @@ impl Store {
             .bind(&p.currency)
             .bind(&p.holding_message)
             .bind(sqlx::types::Json(&p.escalation_contacts))
+            .bind(
+                p.languages
+                    .iter()
+                    .filter(|l| **l != p.language)
+                    .collect::<Vec<_>>(),
+            )
             .execute(&mut *tx)
             .await?;
             // Documents, products and operators' past verdicts are searched in the shop's

@@ -12,6 +12,7 @@ use crate::{Result, Store, StoreError};
 struct TenantRow {
     holding_message: Option<String>,
     language: String,
+    languages: Vec<String>,
     timezone: String,
     working_hours_start: NaiveTime,
     working_hours_end: NaiveTime,
@@ -55,6 +56,8 @@ pub struct TenantSettings {
     pub working_hours: WorkingHours,
     /// The tenant's language (ISO 639-1): replies, opt-out words and confirmations.
     pub language: String,
+    /// Every language the shop answers in, `language` first.
+    pub languages: Vec<String>,
     pub name: String,
     pub tone: String,
     pub formal_address: bool,
@@ -193,7 +196,7 @@ impl Store {
         }
 
         let t: TenantRow = sqlx::query_as(
-            "SELECT holding_message, language, timezone, working_hours_start, working_hours_end,
+            "SELECT holding_message, language, languages, timezone, working_hours_start, working_hours_end,
                     working_days, name, tone, formal_address, persona, status = 'active' AS active
              FROM tenants WHERE id = $1",
         )
@@ -232,6 +235,9 @@ impl Store {
             holding_message: t.holding_message,
             human_delay,
             working_hours,
+            languages: std::iter::once(t.language.clone())
+                .chain(t.languages.into_iter().filter(|l| *l != t.language))
+                .collect(),
             language: t.language,
             name: t.name,
             tone: t.tone,

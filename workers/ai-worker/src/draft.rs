@@ -87,9 +87,12 @@ pub async fn draft(
             });
         }
     };
+    // The customer's language when the shop answers in it, else the shop's first.
+    let lang =
+        switchboard_ai::reply_language(switchboard_ai::detect_language(text), &settings.languages);
     if cfg.provider == ProviderKind::Offline {
         return Ok(Drafted {
-            draft: switchboard_ai::respond(text, &sources),
+            draft: switchboard_ai::respond(text, &sources, &lang),
             provider: switchboard_ai::OFFLINE_PROVIDER,
             error: None,
             lead: Lead::default(),
@@ -97,7 +100,7 @@ pub async fn draft(
     }
     let persona = Persona {
         shop_name: settings.name.clone(),
-        language: settings.language.clone(),
+        language: lang.code.clone(),
         tone: settings.tone.clone(),
         formal: settings.formal_address,
         persona: settings.persona.clone(),

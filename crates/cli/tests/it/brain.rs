@@ -557,3 +557,62 @@ async fn a_colour_the_catalogue_lacks_is_said_and_missing_not_left_out() {
         "a missing field is not sent on its own"
     );
 }
+
+#[tokio::test]
+async fn a_customer_is_answered_in_their_language_when_the_shop_speaks_it() {
+    let app = TestApp::spawn().await;
+    let demo = app.services.store.tenant_id("demo").await.unwrap();
+    app.services
+        .store
+        .apply_settings(
+            demo,
+            &serde_json::json!({"profile": {"languages": ["de"]}}),
+            switchboard_store::Write::Merge,
+            "test",
+            None,
+        )
+        .await
+        .unwrap();
+    let versand = "Wir versenden jede Bestellung mit DHL. Der Versand innerhalb Deutschlands dauert ein bis zwei Werktage.";
+    let doc = app
+        .services
+        .store
+        .add_document(demo, ("Versand", "", versand), "test")
+        .await
+        .unwrap();
+    let ask = |visitor: &'static str, text: &'static str| {
+        let app = &app;
+        async move {
+            app.post_chat(visitor, "c1", text).await;
+            app.handled(&format!("{visitor}:c1"), 1).await;
+            app.settled().await;
+            let row: (String, serde_json::Value, f64, serde_json::Value) = sqlx::query_as(
+                "SELECT s.draft, s.used_sources, s.self_check_score, s.explanations
+                 FROM ai_suggestions s JOIN conversations c ON c.id = s.conversation_id
+                 JOIN customers cu ON cu.id = c.customer_id WHERE cu.external_id = $1",
+            )
+            .bind(visitor)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+            row
+        }
+    };
+    let (draft, sources, check, _) = ask(
+        "la1-visitor-7f3a9c2e",
+        "Wie lange dauert der Versand nach München?",
+    )
+    .await;
+    assert_eq!(draft, versand);
+    assert_eq!(sources, serde_json::json!([format!("doc:{}", doc.id)]));
+    assert_eq!(check, 1.0);
+
+    // French is not one of the shop's languages: answered in English, and the scores say so.
+    let (_, _, check, reasons) = ask(
+        "la2-visitor-7f3a9c2e",
+        "Combien de temps faut-il pour livrer une commande à Berlin ?",
+    )
+    .await;
+    assert!(check <= 0.5, "{check}");
+    assert!(reasons.to_string().contains("writes in fr"), "{reasons}");
+}
