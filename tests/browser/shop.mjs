@@ -104,6 +104,14 @@ async function main() {
   await editing.getByRole('button', { name: 'Save' }).click();
   await notice(`Saved ${env.SKU}`);
 
+  // 3a. Another product deleted (the confirm dialog is accepted).
+  if (env.DELETE_SKU) {
+    const gone = page.locator(`#product-rows tr[data-sku="${env.DELETE_SKU}"]`);
+    await gone.getByRole('button', { name: 'Edit' }).click();
+    await page.locator(`#product-rows tr.editing[data-sku="${env.DELETE_SKU}"]`).getByRole('button', { name: 'Delete' }).click();
+    await notice(`Deleted ${env.DELETE_SKU}`);
+  }
+
   // 3b. The knowledge base: an FAQ written by hand.
   await page.fill('#new-doc-title', 'Do you gift wrap?');
   await page.fill('#new-doc-body', 'Yes, in recycled paper, for 3 EUR.');

@@ -930,10 +930,19 @@
     const stock = input('stock', p.stock, 'number');
     const save = h('button', { type: 'button', class: 'primary small' }, 'Save');
     const cancel = h('button', { type: 'button', class: 'small' }, 'Cancel');
+    const del = h('button', { type: 'button', class: 'danger small' }, 'Delete');
     const row = h('tr', { 'data-sku': p.sku, class: 'editing' },
       h('td', null, h('code', null, p.sku)), h('td', null, name), h('td', null, price),
-      h('td', null, stock), h('td', null, save, cancel));
+      h('td', null, stock), h('td', null, save, cancel, del));
     cancel.addEventListener('click', () => row.replaceWith(productRow(p, all)));
+    del.addEventListener('click', () => busy([save, del], async () => {
+      if (!window.confirm(`Delete ${p.sku}? Customers' questions will no longer find it.`)) return;
+      await api('DELETE', `/products/${enc(p.sku)}`);
+      const i = all.findIndex((x) => x.sku === p.sku);
+      if (i >= 0) all.splice(i, 1);
+      row.remove();
+      showNotice(`Deleted ${p.sku}.`);
+    }));
     save.addEventListener('click', () => busy([save], async () => {
       const body = {
         name: name.value.trim(), description: p.description, price: price.value.trim(),

@@ -191,6 +191,7 @@ async fn an_admin_answers_an_escalation_and_edits_the_settings_the_catalogue_and
         .env("PRICE", "12.50")
         .env("STOCK", "7")
         .env("NEW_USER", "new.operator@demo.example")
+        .env("DELETE_SKU", "TEE-03")
         .env("SCREENSHOT", artifacts.join("console-shop.png"));
     let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
@@ -224,6 +225,10 @@ async fn an_admin_answers_an_escalation_and_edits_the_settings_the_catalogue_and
     assert_eq!(
         mug.name, "Ceramic coffee mug",
         "the rest of the product kept"
+    );
+    assert!(
+        app.services.store.product(demo, "TEE-03").await.is_err(),
+        "the deleted product is gone"
     );
     let added = app
         .services
