@@ -93,6 +93,17 @@ fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// A size word asks for a size after "size", "in" or their kin ("in large", "Größe L"),
+/// or when it is a size code itself (XL); "a small question" asks for none.
+fn cued_size(asked: &[String], i: usize, word: &str) -> bool {
+    const CUES: &[&str] = &[
+        "size", "sizes", "in", "größe", "groesse", "gr", "taille", "en",
+    ];
+    word.starts_with('x')
+        || i.checked_sub(1)
+            .is_some_and(|p| CUES.contains(&asked[p].as_str()))
+}
+
 /// The words of a customer's question that may name an attribute: a single letter is a
 /// size in a catalogue ("S, M, L") but in a question mostly the end of "I'm" or "it's".
 fn asked(question: &str) -> Vec<String> {
@@ -115,7 +126,9 @@ pub fn unconfirmed(
     for kind in KINDS {
         let wanted: Vec<(&str, &str)> = asked
             .iter()
-            .filter_map(|w| canonical(kind, w).map(|c| (w.as_str(), c)))
+            .enumerate()
+            .filter(|(i, w)| kind.name != "size" || cued_size(&asked, *i, w))
+            .filter_map(|(_, w)| canonical(kind, w).map(|c| (w.as_str(), c)))
             .collect();
         let Some((word, want)) = wanted.first().copied() else {
             continue;
@@ -209,6 +222,10 @@ mod tests {
         assert!(u[0].1.contains("no size"));
         let shirt = attrs(&[("Size", "S, M, L")]);
         assert!(unconfirmed("Do you have it in large?", &shirt, "").is_empty());
+        assert!(
+            unconfirmed("I have a small question, how much is it?", &shirt, "").is_empty(),
+            "not a size"
+        );
         assert_eq!(asked_columns("in large?", &shirt).len(), 1);
     }
 

@@ -22,7 +22,7 @@ static EMAIL: LazyLock<Option<Regex>> = LazyLock::new(|| {
 
 static PHONE: LazyLock<Option<Regex>> = LazyLock::new(|| {
     pattern(
-        r"(?i)(?:\b(?:phone(?: number)?|call(?: me)?(?: on| at)?|tel|telephone|mobile|cell|my number(?: is)?|whatsapp|reach me(?: on| at)?|telefon|handy|meine nummer(?: ist)?)\b[\s:.-]{0,5})?(\+?\d[\d \-./()]{5,}\d)",
+        r"(?i)(?:\b(?:phone(?: number)?|call(?: me)?(?: on| at)?|tel|telephone|mobile(?: number)?|cell|my number|whatsapp|reach me(?: on| at)?|telefon\w*|handy\w*|meine nummer)\b(?:\s+(?:is|ist))?[\s:.-]{0,5})?(\+?\d[\d \-./()]{5,}\d)",
     )
 });
 
@@ -194,6 +194,18 @@ mod tests {
     #[test]
     fn cues_and_other_languages() {
         let lead = extract_lead("I'm Tom. I work for Acme Lighting, phone 030 987 6543");
+        assert_eq!(
+            extract_lead("my phone number is 0171 2345678")
+                .phone
+                .as_deref(),
+            Some("0171 2345678")
+        );
+        assert_eq!(
+            extract_lead("Meine Telefonnummer ist 030 1234567")
+                .phone
+                .as_deref(),
+            Some("030 1234567")
+        );
         assert_eq!(lead.name.as_deref(), Some("Tom"));
         assert_eq!(lead.company.as_deref(), Some("Acme Lighting"));
         assert_eq!(lead.phone.as_deref(), Some("030 987 6543"));

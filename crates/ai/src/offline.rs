@@ -115,7 +115,7 @@ fn template_words() -> impl Iterator<Item = String> {
 }
 
 /// A reply that is not in the customer's language, or quotes a source in another one,
-/// is never sent on its own: its self-check is at most this.
+/// has its self-check held at this, which lowers its confidence.
 const OTHER_LANGUAGE_CHECK: f64 = 0.5;
 
 /// Drafts a reply from the best retrieved source, quoting it rather than inventing
@@ -125,13 +125,18 @@ const OTHER_LANGUAGE_CHECK: f64 = 0.5;
 /// and says when the reply cannot be in the customer's language.
 pub fn respond(question: &str, sources: &[Source], lang: &ReplyLanguage) -> DraftSignals {
     let mut d = draft(question, sources, lang);
-    let (_, no_phrases) = phrases(&lang.code);
-    let quoted_language = d
+    let quoted = d
         .used_sources
         .first()
         .and_then(|r| sources.iter().find(|s| &s.reference == r))
-        .filter(|s| s.product.is_none())
-        .and_then(|s| crate::language::detect(&s.body))
+        .filter(|s| s.product.is_none());
+    // A document quoted as it is uses none of the responder's own words.
+    let no_phrases = match quoted {
+        Some(_) => None,
+        None => phrases(&lang.code).1,
+    };
+    let quoted_language = quoted
+        .and_then(|s| document_language(&s.body))
         .filter(|l| *l != lang.code)
         .map(|l| {
             format!(
@@ -148,6 +153,14 @@ pub fn respond(question: &str, sources: &[Source], lang: &ReplyLanguage) -> Draf
         d.self_check_reasons.extend(cannot);
     }
     d
+}
+
+/// A document's language, when it is long enough to tell: a short body ("Flat rate 4.90
+/// EUR.") says too little to be held against the reply.
+fn document_language(body: &str) -> Option<&'static str> {
+    (body.chars().count() >= 40)
+        .then(|| crate::language::detect(body))
+        .flatten()
 }
 
 fn draft(question: &str, sources: &[Source], lang: &ReplyLanguage) -> DraftSignals {
@@ -168,15 +181,21 @@ fn draft(question: &str, sources: &[Source], lang: &ReplyLanguage) -> DraftSigna
         };
     }
     let (intent, intent_score) = classify(question);
-    // The best source, or one that answers as well and is written in the reply's language.
+    // The best source; only a document written in another language than the reply's gives
+    // way, to one that answers as well and is written in it.
     let best = sources
         .iter()
         .find(|s| s.coverage >= MIN_COVERAGE)
         .map(|first| {
+            let foreign = first.product.is_none()
+                && document_language(&first.body).is_some_and(|l| l != lang.code);
+            if !foreign {
+                return first;
+            }
             sources
                 .iter()
                 .filter(|s| s.coverage >= first.coverage && s.product.is_none())
-                .find(|s| crate::language::detect(&s.body) == Some(lang.code.as_str()))
+                .find(|s| document_language(&s.body) == Some(lang.code.as_str()))
                 .unwrap_or(first)
         });
     let Some(source) = best else {
@@ -232,8 +251,8 @@ fn draft(question: &str, sources: &[Source], lang: &ReplyLanguage) -> DraftSigna
                 }
                 reply.push_str(&format!(" {key}: {v}."));
             }
-            for (field, why) in
-                crate::attributes::unconfirmed(question, &p.attributes, &source.body)
+            let described = format!("{}\n{}", source.title, source.body);
+            for (field, why) in crate::attributes::unconfirmed(question, &p.attributes, &described)
             {
                 missing_fields.push(field);
                 reasons.push(why);
@@ -430,7 +449,8 @@ mod tests {
 
     #[test]
     fn a_german_question_gets_german_words_and_the_german_source() {
-        let english = doc(0.8);
+        let mut english = doc(0.8);
+        english.body = "We ship every order with DHL, and delivery takes one or two days.".into();
         let mut german = doc(0.8);
         german.reference = "doc:2".into();
         german.title = "Versand".into();

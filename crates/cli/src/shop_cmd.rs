@@ -164,27 +164,23 @@ fn round(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
+/// Whether a CSV file's header names both `question` and `answer` (read as the importer
+/// reads it, a spreadsheet's byte-order mark included).
+fn is_faq(path: &Path) -> bool {
+    let Ok(mut reader) = csv::Reader::from_path(path) else {
+        return false;
+    };
+    let Ok(header) = reader.headers() else {
+        return false;
+    };
+    ["question", "answer"]
+        .iter()
+        .all(|c| header.iter().any(|h| h.trim().eq_ignore_ascii_case(c)))
+}
+
 /// The importable files under `path`, each with its source name: its path relative to the
 /// folder given, or its file name when a file was given. A folder's other files are
 /// skipped; a file given by name must be of a kind the import reads.
-/// Whether a CSV file's header names both `question` and `answer`.
-fn is_faq(path: &Path) -> bool {
-    let Ok(file) = std::fs::File::open(path) else {
-        return false;
-    };
-    let mut header = String::new();
-    if std::io::BufRead::read_line(&mut std::io::BufReader::new(file), &mut header).is_err() {
-        return false;
-    }
-    let columns: Vec<String> = header
-        .split(',')
-        .map(|c| c.trim().trim_matches('"').to_lowercase())
-        .collect();
-    ["question", "answer"]
-        .iter()
-        .all(|c| columns.iter().any(|h| h == c))
-}
-
 fn collect(root: &Path, path: &Path, out: &mut Vec<(String, PathBuf)>) -> anyhow::Result<()> {
     if path.is_dir() {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(path)

@@ -179,11 +179,18 @@ async fn record_draft(
     // score is what it is (a reply not in the customer's language, a colour the
     // catalogue lacks).
     let mut explanations = verdict.explanations.clone();
+    // A model writes its reasons freely: a few, each a line long, are kept.
     if !draft.self_check_reasons.is_empty() {
+        let reasons: Vec<String> = draft
+            .self_check_reasons
+            .iter()
+            .take(5)
+            .map(|r| excerpt(r, 200))
+            .collect();
         explanations.push(format!(
             "self-check {:.2}: {}",
             draft.self_check_score,
-            draft.self_check_reasons.join("; ")
+            reasons.join("; ")
         ));
     }
     let suggestion_id = tx

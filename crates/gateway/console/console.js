@@ -1013,6 +1013,8 @@
     $('users-note').hidden = isAdmin();
     $('users-admin').hidden = !isAdmin();
     if (!isAdmin()) return;
+    const owner = state.me && state.me.role === 'owner';
+    for (const o of $('new-user-role').options) o.hidden = !owner && ['owner', 'admin'].includes(o.value);
     renderUsers((await api('GET', '/users')) || []);
   }
 
@@ -1025,8 +1027,13 @@
   // why when it refuses.
   function userRow(u) {
     const me = state.me && state.me.id === u.id;
-    const role = h('select', { 'aria-label': `Role of ${u.email}` },
-      ROLES.map((r) => h('option', { value: r, selected: r === u.role ? 'selected' : null }, humanize(r))));
+    // Only owners manage admins and owners: an admin is offered what it may do.
+    const owner = state.me && state.me.role === 'owner';
+    const offered = owner ? ROLES : ROLES.filter((r) => r === u.role || !['owner', 'admin'].includes(r));
+    const role = h('select', {
+      'aria-label': `Role of ${u.email}`,
+      disabled: !owner && ['owner', 'admin'].includes(u.role) ? 'disabled' : null,
+    }, offered.map((r) => h('option', { value: r, selected: r === u.role ? 'selected' : null }, humanize(r))));
     const toggle = h('button', { type: 'button', class: 'small', 'data-user-action': 'toggle' }, u.disabled ? 'Enable' : 'Disable');
     const reset = h('button', { type: 'button', class: 'small', 'data-user-action': 'password' }, 'New password');
     const remove = h('button', { type: 'button', class: 'danger small', 'data-user-action': 'remove' }, 'Remove');

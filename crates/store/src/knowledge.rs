@@ -232,11 +232,38 @@ impl Store {
     }
 }
 
-/// A product's description followed by its attributes ("Colour: white."), so that a
-/// provider reads, and may cite, what the catalogue says of it.
+/// Attribute columns a customer may be told of. A catalogue may carry others (a cost
+/// price, a supplier, a note), which stay out of what a provider reads.
+const PUBLIC_ATTRIBUTES: &[&str] = &[
+    "colour",
+    "color",
+    "farbe",
+    "couleur",
+    "colore",
+    "size",
+    "größe",
+    "groesse",
+    "taille",
+    "material",
+    "dimensions",
+    "weight",
+    "capacity",
+    "volume",
+    "brand",
+    "fit",
+    "style",
+    "pattern",
+    "model",
+];
+
+/// A product's description followed by its public attributes ("Colour: white."), so that
+/// a provider reads, and may cite, what the catalogue says of it.
 fn with_attributes(description: &str, attributes: &BTreeMap<String, String>) -> String {
     let mut body = description.trim().to_owned();
-    for (k, v) in attributes {
+    for (k, v) in attributes
+        .iter()
+        .filter(|(k, _)| PUBLIC_ATTRIBUTES.contains(&k.to_lowercase().as_str()))
+    {
         let mut key = k.replace('_', " ");
         if let Some(first) = key.get(..1) {
             key = first.to_uppercase() + &key[1..];

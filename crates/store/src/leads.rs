@@ -79,18 +79,31 @@ impl Store {
     }
 
     /// Whether the shop itself gives out `contact`: in its knowledge base, its escalation
-    /// contacts or a channel's settings (a mailbox's own address).
+    /// contacts or a channel's settings (a mailbox's own address). A phone number is
+    /// compared by its last eight digits, so "+49 (0)30 1234-5678" is "030 12345678".
     async fn shop_publishes(&self, tenant_id: Uuid, contact: &str) -> Result<bool> {
+        let digits: String = contact.chars().filter(char::is_ascii_digit).collect();
+        let (needle, as_digits) = if contact.contains('@') {
+            (contact.to_lowercase(), false)
+        } else {
+            let tail = digits.len().saturating_sub(8);
+            (digits[tail..].to_owned(), true)
+        };
+        if needle.len() < 7 {
+            return Ok(false);
+        }
         Ok(sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM knowledge_docs
-                            WHERE tenant_id = $1 AND strpos(lower(body), lower($2)) > 0)
-                 OR EXISTS (SELECT 1 FROM tenants
-                            WHERE id = $1 AND strpos(lower(escalation_contacts::text), lower($2)) > 0)
-                 OR EXISTS (SELECT 1 FROM channels
-                            WHERE tenant_id = $1 AND strpos(lower(config::text), lower($2)) > 0)",
+            "WITH published AS (
+                 SELECT body AS t FROM knowledge_docs WHERE tenant_id = $1
+                 UNION ALL SELECT escalation_contacts::text FROM tenants WHERE id = $1
+                 UNION ALL SELECT config::text FROM channels WHERE tenant_id = $1)
+             SELECT EXISTS (SELECT 1 FROM published WHERE strpos(
+                 CASE WHEN $3 THEN regexp_replace(t, '[^0-9]', '', 'g') ELSE lower(t) END,
+                 $2) > 0)",
         )
         .bind(tenant_id)
-        .bind(contact)
+        .bind(&needle)
+        .bind(as_digits)
         .fetch_one(&self.pool)
         .await?)
     }

@@ -53,7 +53,12 @@ pub struct Swept {
 
 /// Whether tenant `t`'s working hours are on now, in its time zone: the rule of
 /// `WorkingHours::is_open`, hours that cross midnight included.
-const OPEN_NOW: &str = "(SELECT CASE WHEN t.working_hours_start <= t.working_hours_end
+const OPEN_NOW: &str = "(SELECT CASE
+        -- A zone this PostgreSQL does not know (its tzdata older than chrono-tz's) is
+        -- never open here, rather than an error that stops the sweep.
+        WHEN NOT EXISTS (SELECT 1 FROM pg_timezone_names z WHERE z.name = t.timezone)
+        THEN false
+        WHEN t.working_hours_start <= t.working_hours_end
         THEN extract(isodow FROM l)::smallint = ANY (t.working_days)
              AND l::time >= t.working_hours_start AND l::time < t.working_hours_end
         ELSE (extract(isodow FROM l)::smallint = ANY (t.working_days)
@@ -61,13 +66,15 @@ const OPEN_NOW: &str = "(SELECT CASE WHEN t.working_hours_start <= t.working_hou
           OR ((extract(isodow FROM l)::smallint + 5) % 7 + 1 = ANY (t.working_days)
               AND l::time < t.working_hours_end)
         END
-     FROM (SELECT now() AT TIME ZONE t.timezone AS l) AS local)";
+     FROM (SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_timezone_names z WHERE z.name = t.timezone)
+                  THEN now() AT TIME ZONE t.timezone END AS l) AS local)";
 
 /// Why a queued "we are checking" message must not go out any more (null: it may): the
 /// draft it speaks for no longer waits for approval, or the bot may no longer speak.
 pub(crate) const CHECKING_STALE: &str = "CASE
     WHEN NOT EXISTS (SELECT 1 FROM ai_suggestions w WHERE w.based_on_message_id = o.in_reply_to
-                     AND w.status = 'pending' AND w.decision = 'NEED_APPROVAL')
+                     AND w.tenant_id = o.tenant_id AND w.status = 'pending'
+                     AND w.decision = 'NEED_APPROVAL')
       THEN 'the draft no longer waits for approval'
     WHEN c.status NOT IN ('active', 'waiting_customer') THEN 'the conversation is ' || c.status
     WHEN c.operator_active_until > now() THEN 'an operator has taken over'

@@ -382,7 +382,8 @@ impl Store {
         let opened = sqlx::query(
             "INSERT INTO sessions (id, tenant_id, user_id, token_hash, csrf_token, expires_at)
              SELECT $1, $2, $3, $4, $5, now() + $6 * interval '1 hour' FROM users
-             WHERE id = $3 AND password_hash = $7 AND disabled_at IS NULL AND removed_at IS NULL",
+             WHERE id = $3 AND password_hash = $7 AND disabled_at IS NULL AND removed_at IS NULL
+             FOR SHARE",
         )
         .bind(session.id)
         .bind(session.user.tenant_id)

@@ -117,8 +117,16 @@ async fn sweep(s: &Services) -> Result<(), StoreError> {
         let event = json!({"type": "suggestion", "suggestion_id": x.id, "conversation_id": x.conversation_id, "status": "expired"});
         announce(s, x.tenant_id, event).await;
     }
-    for x in s.store.queue_checking_messages().await? {
-        tracing::info!(tenant_id = %x.tenant_id, conversation_id = %x.conversation_id, outbox_id = %x.id, "a draft waits for approval: the customer is told we are checking");
+    // A failure here must not hold up the escalation reminders below.
+    match s.store.queue_checking_messages().await {
+        Ok(queued) => {
+            for x in queued {
+                tracing::info!(tenant_id = %x.tenant_id, conversation_id = %x.conversation_id, outbox_id = %x.id, "a draft waits for approval: the customer is told we are checking");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %error_chain(&e), "checking messages not queued this round")
+        }
     }
     for x in s.store.renotify_escalations().await? {
         tracing::info!(tenant_id = %x.tenant_id, conversation_id = %x.conversation_id, escalation_id = %x.id, "escalation still unhandled; operators notified again");
