@@ -168,6 +168,12 @@ mod tests {
     }
 
     #[test]
+    fn the_languages_told_apart_are_the_ones_settings_accept() {
+        let here: Vec<&str> = CODES.iter().map(|(c, _)| *c).collect();
+        assert_eq!(here, switchboard_core::settings::DETECTED_LANGUAGES);
+    }
+
+    #[test]
     fn the_reply_is_in_the_customers_language_when_the_shop_has_it() {
         let both = shop(&["en", "de"]);
         assert_eq!(reply_language(Some("de"), &both).code, "de");

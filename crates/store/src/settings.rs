@@ -386,10 +386,11 @@ impl ProfileSettings {
         if let Some(bad_code) = self
             .languages
             .iter()
-            .find(|l| crate::shops::primary_language(l).ok().as_deref() != Some(l.as_str()))
+            .find(|l| !switchboard_core::settings::DETECTED_LANGUAGES.contains(&l.as_str()))
         {
             return bad(format!(
-                "profile.languages: {bad_code:?} must be an ISO 639-1 code such as en or de"
+                "profile.languages: {bad_code:?} is not one a customer's language is told apart in ({})",
+                switchboard_core::settings::DETECTED_LANGUAGES.join(", ")
             ));
         }
         if !SEARCH_LANGUAGES.contains(&self.search_language.as_str()) {

@@ -10,3 +10,9 @@ pub use delay::{
     DelayProfile, HumanDelaySettings, InvalidDelaySettings, NightMode, ProfileName, Profiles,
 };
 pub use hours::{UnknownTimezone, WorkingHours};
+
+/// The languages (ISO 639-1) a customer's message is told apart in, so the ones a shop may
+/// list as answering in besides its first.
+pub const DETECTED_LANGUAGES: &[&str] = &[
+    "en", "de", "fr", "es", "it", "nl", "pt", "pl", "sv", "da", "nb", "fi", "cs", "tr", "ru", "uk",
+];
