@@ -1,11 +1,11 @@
 // Headless check of an admin's day in the console: answer an escalated conversation with
-// their own text (the suggested reply is offered for editing, never for one-click
+// their own text and correct the customer's name in its contact details (the suggested reply is offered for editing, never for one-click
 // approval), change the shop's name in the settings (a merge patch: nothing else changes),
 // edit a product's price and stock in the catalogue, write an FAQ, and add an operator's account and
 // then disable it.
 //
 // Env: CONSOLE_URL, EMAIL, PASSWORD, CONVERSATION_ID (the escalated one), ANSWER,
-//      SHOP_NAME, SKU, PRICE, STOCK, NEW_USER, SCREENSHOT (png path), CHROMIUM (default /usr/bin/chromium).
+//      SHOP_NAME, SKU, PRICE, STOCK, NEW_USER, LEAD_NAME, SCREENSHOT (png path), CHROMIUM (default /usr/bin/chromium).
 // Prints "ok" and exits 0, or prints the reason and exits 1. Never downloads a browser.
 import { chromium } from 'playwright-core';
 
@@ -52,7 +52,7 @@ async function notice(text) {
 }
 
 async function main() {
-  for (const k of ['CONSOLE_URL', 'EMAIL', 'PASSWORD', 'CONVERSATION_ID', 'ANSWER', 'SHOP_NAME', 'SKU', 'PRICE', 'STOCK', 'NEW_USER']) {
+  for (const k of ['CONSOLE_URL', 'EMAIL', 'PASSWORD', 'CONVERSATION_ID', 'ANSWER', 'SHOP_NAME', 'SKU', 'PRICE', 'STOCK', 'NEW_USER', 'LEAD_NAME']) {
     if (!env[k]) throw new Error(`${k} is not set`);
   }
   browser = await chromium.launch({ executablePath: env.CHROMIUM || '/usr/bin/chromium', headless: true, args: ['--no-sandbox'] });
@@ -83,6 +83,12 @@ async function main() {
   await page.fill('#draft-text', env.ANSWER);
   await page.click('#edit-send');
   await notice('Sent');
+
+  // 1b. The customer's contact details, corrected by hand.
+  await page.click('#lead-summary');
+  await page.fill('#lead-form input[name="name"]', env.LEAD_NAME);
+  await page.locator('#lead-form button[type="submit"]').click();
+  await notice('Contact details saved');
 
   // 2. The settings: one field of the profile.
   await page.goto(`${env.CONSOLE_URL}#/settings`);

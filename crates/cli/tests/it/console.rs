@@ -192,6 +192,7 @@ async fn an_admin_answers_an_escalation_and_edits_the_settings_the_catalogue_and
         .env("STOCK", "7")
         .env("NEW_USER", "new.operator@demo.example")
         .env("DELETE_SKU", "TEE-03")
+        .env("LEAD_NAME", "Sam Angry")
         .env("SCREENSHOT", artifacts.join("console-shop.png"));
     let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
@@ -229,6 +230,19 @@ async fn an_admin_answers_an_escalation_and_edits_the_settings_the_catalogue_and
     assert!(
         app.services.store.product(demo, "TEE-03").await.is_err(),
         "the deleted product is gone"
+    );
+    let lead: serde_json::Value = sqlx::query_scalar(
+        "SELECT cu.lead FROM customers cu JOIN conversations c ON c.customer_id = cu.id
+         WHERE c.id = $1",
+    )
+    .bind(conversation)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        lead,
+        serde_json::json!({"name": "Sam Angry"}),
+        "corrected in the console"
     );
     let added = app
         .services

@@ -142,6 +142,18 @@ async fn a_customers_details_become_a_lead_operators_correct_and_admins_export()
             "{action}"
         );
     }
+    // The same export from the command line, audited as the CLI's.
+    let (ok, out, err) =
+        crate::cli::switchboard(&["leads", "export", "--tenant", "demo"], &app.config).await;
+    assert!(ok, "{err}");
+    assert_eq!(out, csv, "the CLI prints what the API serves");
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM audit_events WHERE action = 'leads.export' AND actor_id = 'cli'"
+        )
+        .await,
+        1
+    );
 
     // After a STOP nothing more is captured, whatever the customer writes.
     say(&app, "c3", "STOP").await;
