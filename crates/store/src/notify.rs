@@ -44,7 +44,7 @@ pub struct Notification {
 }
 
 /// What a sweep changed, for the live feed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Swept {
     pub tenant_id: Uuid,
     pub conversation_id: Uuid,
@@ -207,7 +207,7 @@ impl Store {
     /// Expires pending drafts past the tenant's approval TTL or whose WhatsApp window
     /// closed. Safe to run from every dispatcher at once.
     pub async fn expire_pending_drafts(&self) -> Result<Vec<Swept>> {
-        let rows: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(&format!(
+        let rows: Vec<Swept> = sqlx::query_as(&format!(
             "UPDATE ai_suggestions s SET status = 'expired', updated_at = now()
              FROM conversations c, tenants t, channels ch, customers cu
              WHERE s.status = 'pending' AND c.id = s.conversation_id AND t.id = s.tenant_id
@@ -218,14 +218,7 @@ impl Store {
         ))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(tenant_id, conversation_id, id)| Swept {
-                tenant_id,
-                conversation_id,
-                id,
-            })
-            .collect())
+        Ok(rows)
     }
 
     /// Customers whose answer has waited for approval longer than the tenant's
@@ -236,7 +229,7 @@ impl Store {
     /// queued. The dispatcher checks the same again when it sends ([`CHECKING_STALE`]).
     /// Safe to run from every dispatcher at once.
     pub async fn queue_checking_messages(&self) -> Result<Vec<Swept>> {
-        let rows: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(&format!(
+        let rows: Vec<Swept> = sqlx::query_as(&format!(
             "INSERT INTO outbox (id, tenant_id, conversation_id, channel_id, message_id, role,
                                  body, in_reply_to, idempotency_key, due_at, next_attempt_at)
              SELECT gen_random_uuid(), s.tenant_id, s.conversation_id, c.channel_id,
@@ -261,14 +254,7 @@ impl Store {
         ))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(tenant_id, conversation_id, id)| Swept {
-                tenant_id,
-                conversation_id,
-                id,
-            })
-            .collect())
+        Ok(rows)
     }
 
     /// Forwards a customer's message to the tenant's operators' chat when its conversation

@@ -150,11 +150,7 @@ impl Store {
         (title, keywords, body): (&str, &str, &str),
         actor: &str,
     ) -> Result<Doc> {
-        if title.trim().is_empty() || body.trim().is_empty() {
-            return Err(StoreError::Invalid(
-                "a document needs a title and a body".into(),
-            ));
-        }
+        check_document(title, body)?;
         let id = Uuid::now_v7();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -190,11 +186,7 @@ impl Store {
         (title, keywords, body): (&str, &str, &str),
         actor: &str,
     ) -> Result<Doc> {
-        if title.trim().is_empty() || body.trim().is_empty() {
-            return Err(StoreError::Invalid(
-                "a document needs a title and a body".into(),
-            ));
-        }
+        check_document(title, body)?;
         let mut tx = self.pool.begin().await?;
         let n = sqlx::query(
             "UPDATE knowledge_docs SET title = $3, keywords = $4, body = $5, updated_at = now()
@@ -460,4 +452,14 @@ async fn upsert_product(
         Some((false,)) => Upserted::Changed,
         None => Upserted::Unchanged,
     })
+}
+
+/// A document written by hand needs a title and a body.
+fn check_document(title: &str, body: &str) -> Result<()> {
+    if title.trim().is_empty() || body.trim().is_empty() {
+        return Err(StoreError::Invalid(
+            "a document needs a title and a body".into(),
+        ));
+    }
+    Ok(())
 }
