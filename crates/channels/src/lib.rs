@@ -5,6 +5,7 @@
 //!
 //! [`ChannelAdapter`]: switchboard_core::ChannelAdapter
 
+pub mod discord;
 pub mod email;
 mod secret;
 mod split;

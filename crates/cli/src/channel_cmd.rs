@@ -4,7 +4,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use secrecy::ExposeSecret;
 use serde_json::json;
-use switchboard_channels::{email, telegram, whatsapp};
+use switchboard_channels::{discord, email, telegram, whatsapp};
 use switchboard_core::{ChannelKind, ChannelRef, Normalized};
 use switchboard_runtime::Config;
 use switchboard_store::crypto::Cipher;
@@ -30,6 +30,7 @@ pub enum PlatformKind {
     Telegram,
     Whatsapp,
     Email,
+    Discord,
 }
 
 #[derive(Args)]
@@ -50,9 +51,16 @@ pub struct AddArgs {
     /// The bot's @username, to notice mentions in groups.
     #[arg(long)]
     bot_username: Option<String>,
-    /// Which group messages to read: mentions (default), all or ignore.
+    /// Which group (Telegram) or guild (Discord) messages to read: those that mention the
+    /// bot or reply to it (`mention`, the default), `all` or `ignore`.
     #[arg(long, default_value = "mentions")]
     group_mode: String,
+    /// Discord: the application's id (the bot user's id too).
+    #[arg(long)]
+    application_id: Option<String>,
+    /// Discord: the application's public key (hex), which signs HTTP interactions.
+    #[arg(long)]
+    public_key: Option<String>,
     /// Poll getUpdates instead of receiving webhooks.
     #[arg(long)]
     long_polling: bool,
@@ -209,6 +217,34 @@ pub fn build(a: &AddArgs) -> anyhow::Result<(ChannelKind, serde_json::Value, ser
                 serde_json::to_value(secrets)?,
             )
         }
+        PlatformKind::Discord => {
+            let application_id = need(&a.application_id, "--application-id")?;
+            if !application_id.bytes().all(|b| b.is_ascii_digit()) {
+                bail!("--application-id is a Discord id (digits)");
+            }
+            let public_key = need(&a.public_key, "--public-key")?;
+            if hex::decode(&public_key).map_or(true, |k| k.len() != 32) {
+                bail!("--public-key is the application's 32-byte public key in hex");
+            }
+            let config = discord::Config {
+                api_base_url: a
+                    .api_base_url
+                    .clone()
+                    .unwrap_or_else(|| discord::DEFAULT_API_BASE_URL.into()),
+                application_id,
+                public_key,
+                group_mode: serde_json::from_value(json!(a.group_mode)).context("--group-mode")?,
+                backfill_days: 7,
+            };
+            let secrets = discord::Secrets {
+                bot_token: need(&a.bot_token, "--bot-token")?.into(),
+            };
+            (
+                ChannelKind::Discord,
+                serde_json::to_value(config)?,
+                serde_json::to_value(secrets)?,
+            )
+        }
     })
 }
 
@@ -241,6 +277,9 @@ pub async fn run(config: Config, cmd: ChannelCommand) -> anyhow::Result<()> {
                 }
                 ChannelKind::Whatsapp => println!(
                     "webhook: {public}/webhooks/whatsapp/{id} (enter it in the Meta app dashboard)"
+                ),
+                ChannelKind::Discord => println!(
+                    "a listener connects to the Gateway; to take button presses over HTTP instead, set the interactions endpoint URL to {public}/webhooks/discord/{id} in the developer portal"
                 ),
                 _ => {}
             }
@@ -295,6 +334,14 @@ pub fn normalize(kind: PlatformKind, file: &str) -> anyhow::Result<()> {
         PlatformKind::Whatsapp => {
             whatsapp::inbound::parse(&body).map(|h| whatsapp::inbound::normalize(ch, &h, now))
         }
+        PlatformKind::Discord => discord::inbound::parse_payload(&body).and_then(|p| {
+            discord::inbound::normalize_payload(
+                ch,
+                &discord::inbound::InboundConfig::default(),
+                &p,
+                now,
+            )
+        }),
         PlatformKind::Email => {
             let cfg = email::inbound::InboundConfig {
                 max_bytes: 1024 * 1024,

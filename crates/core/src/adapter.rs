@@ -8,6 +8,17 @@ use crate::{ChannelKind, OutboundMessage};
 pub struct SendReceipt {
     /// The platform's id for the sent message, when it gives one.
     pub external_id: Option<String>,
+    /// The platform said this send used up a limit (Discord's `X-RateLimit-Remaining: 0`):
+    /// every dispatcher holds that scope back until it resets.
+    pub pause: Option<Pause>,
+}
+
+/// A send limit's scope (as in [`RateLimit::scope`]) held back for `wait`, because the
+/// platform said so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pause {
+    pub scope: String,
+    pub wait: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,6 +38,11 @@ pub enum SendError {
     /// The chat moved (a Telegram group became a supergroup): send again to `recipient`.
     #[error("the chat moved to {recipient}")]
     Moved { recipient: String },
+    /// The platform refused the send for its rate limit (a 429): every dispatcher holds
+    /// the scope back for the wait, and the send goes again after it, not counted as a
+    /// failed attempt.
+    #[error("rate limited for {:?} on {}", pause.wait, pause.scope)]
+    RateLimited { pause: Pause },
     /// Free-form messages cannot reach the customer now (WhatsApp's 24-hour window).
     #[error("the customer-service window is closed: {reason}")]
     WindowClosed { reason: String },

@@ -27,6 +27,8 @@ pub enum InboundBody {
         external_message_id: String,
         text: String,
     },
+    /// The customer deleted a message: it is marked deleted, and stays for the record.
+    Delete { external_message_id: String },
     /// What became of a message we sent.
     Status(DeliveryUpdate),
     /// A reaction to a message; `emoji: None` takes it back.
@@ -42,6 +44,7 @@ impl InboundBody {
         match self {
             InboundBody::Message(_) => "message",
             InboundBody::Edit { .. } => "edit",
+            InboundBody::Delete { .. } => "delete",
             InboundBody::Status(_) => "status",
             InboundBody::Reaction { .. } => "reaction",
         }
@@ -184,6 +187,9 @@ impl InboundEvent {
                 external_message_id,
                 text,
             } => had |= strip_nul(external_message_id) | strip_nul(text),
+            InboundBody::Delete {
+                external_message_id,
+            } => had |= strip_nul(external_message_id),
             InboundBody::Status(u) => {
                 had |= strip_nul(&mut u.external_message_id) | strip_nul(&mut u.recipient);
                 had |= u.error.as_mut().is_some_and(strip_nul);

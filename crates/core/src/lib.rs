@@ -11,7 +11,7 @@ pub mod outbound;
 pub mod settings;
 pub mod status;
 
-pub use adapter::{ChannelAdapter, LiveFeed, RateLimit, SendError, SendReceipt};
+pub use adapter::{ChannelAdapter, LiveFeed, Pause, RateLimit, SendError, SendReceipt};
 pub use channel::ChannelKind;
 pub use draft::{Decision, DraftSignals};
 pub use envelope::Envelope;

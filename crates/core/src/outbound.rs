@@ -11,6 +11,11 @@ pub struct OutboundMessage {
     pub conversation_id: Uuid,
     /// The customer's id on the platform.
     pub recipient: String,
+    /// Which part of a longer reply this is (0 for the first, and for a reply in one
+    /// part); with `message_id`, the key of a platform that recognises a send made twice
+    /// (Discord's nonce).
+    #[serde(default)]
+    pub part: u32,
     pub text: String,
     /// The platform id of the customer message this answers, where the platform threads.
     pub reply_to_external_id: Option<String>,

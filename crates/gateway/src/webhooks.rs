@@ -12,7 +12,7 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use serde::de::DeserializeOwned;
 use switchboard_channels::telegram::outbound::TelegramAdapter;
-use switchboard_channels::{InboundError, telegram, whatsapp};
+use switchboard_channels::{InboundError, discord, telegram, whatsapp};
 use switchboard_core::{ChannelKind, InboundBody, error_chain};
 use uuid::Uuid;
 
@@ -27,6 +27,7 @@ pub fn routes() -> Router<AppState> {
             "/webhooks/whatsapp/{channel_id}",
             post(whatsapp_post).get(whatsapp_verify),
         )
+        .route("/webhooks/discord/{channel_id}", post(discord_interaction))
 }
 
 fn typed<T: DeserializeOwned>(ch: &ResolvedChannel, v: &serde_json::Value) -> Result<T, ApiError> {
@@ -164,4 +165,46 @@ async fn whatsapp_post(
     count_ignored("whatsapp", &n.ignored);
     accept(&s, &mut n.events).await?;
     Ok(StatusCode::OK)
+}
+
+/// Discord's interactions endpoint, for an application that takes interactions over HTTP
+/// rather than the Gateway: Ed25519 first (Discord itself sends bad signatures to check
+/// that they are refused), then a ping is answered, and a button press is acknowledged
+/// as a deferred update once it is durably queued.
+async fn discord_interaction(
+    State(s): State<AppState>,
+    Path(channel_id): Path<Uuid>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let ch = s.channels.resolve(channel_id, ChannelKind::Discord).await?;
+    let cfg: discord::Config = typed(&ch, &ch.config)?;
+    if !discord::inbound::verify_signature(
+        &cfg.public_key,
+        header(&headers, "x-signature-ed25519"),
+        header(&headers, "x-signature-timestamp"),
+        &body,
+    ) {
+        return Err(ApiError::Unauthorized("invalid request signature"));
+    }
+    let interaction =
+        discord::inbound::parse_interaction(&body).map_err(|e| rejected("discord", e))?;
+    let answer = match interaction.kind {
+        1 => serde_json::json!({"type": 1}),
+        3 => serde_json::json!({"type": 6}),
+        // A command this bot never registered: said so, to the one who asked only.
+        _ => serde_json::json!({"type": 4, "data": {
+            "content": "Write to us in a message; this bot has no commands.",
+            "flags": 64,
+        }}),
+    };
+    let mut n = discord::inbound::normalize_interaction(
+        ch.channel,
+        &cfg.inbound(),
+        &interaction,
+        chrono::Utc::now(),
+    );
+    count_ignored("discord", &n.ignored);
+    accept(&s, &mut n.events).await?;
+    Ok(axum::Json(answer))
 }

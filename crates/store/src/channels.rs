@@ -1,8 +1,10 @@
+use std::collections::HashMap;
+
 use switchboard_core::{ChannelKind, UnknownValue};
 use uuid::Uuid;
 
 use crate::crypto::Cipher;
-use crate::{Result, Store, StoreError};
+use crate::{ChannelLease, Result, Store, StoreError};
 
 /// A channel as stored; `credentials` is still encrypted.
 #[derive(Debug, Clone, PartialEq)]
@@ -140,21 +142,28 @@ impl Store {
         )
     }
 
+    /// Moves a long-polled Telegram channel's offset on, only while `lease` is held.
     pub async fn set_telegram_offset(
         &self,
         tenant_id: Uuid,
-        channel_id: Uuid,
+        lease: &ChannelLease,
         offset: i64,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO channel_cursors (channel_id, tenant_id, telegram_offset) VALUES ($1, $2, $3)
-             ON CONFLICT (channel_id) DO UPDATE SET telegram_offset = $3, updated_at = now()",
-        )
-        .bind(channel_id)
+        let n = sqlx::query(&fenced(
+            "(channel_id, tenant_id, fence, telegram_offset) SELECT $1, $2, $3, $5 FROM held",
+            "telegram_offset = $5",
+        ))
+        .bind(lease.channel_id)
         .bind(tenant_id)
+        .bind(lease.fence)
+        .bind(lease.holder)
         .bind(offset)
         .execute(&self.pool)
-        .await?;
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::LeaseLost);
+        }
         Ok(())
     }
 
@@ -175,24 +184,89 @@ impl Store {
         })
     }
 
+    /// Moves an IMAP channel's cursor on, only while `lease` is held.
     pub async fn set_imap_cursor(
         &self,
         tenant_id: Uuid,
-        channel_id: Uuid,
+        lease: &ChannelLease,
         uidvalidity: u32,
         last_uid: u32,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO channel_cursors (channel_id, tenant_id, imap_uidvalidity, imap_last_uid)
-             VALUES ($1, $2, $3, $4)
-             ON CONFLICT (channel_id) DO UPDATE SET imap_uidvalidity = $3, imap_last_uid = $4, updated_at = now()",
-        )
-        .bind(channel_id)
+        let n = sqlx::query(&fenced(
+            "(channel_id, tenant_id, fence, imap_uidvalidity, imap_last_uid)
+             SELECT $1, $2, $3, $5, $6 FROM held",
+            "imap_uidvalidity = $5, imap_last_uid = $6",
+        ))
+        .bind(lease.channel_id)
         .bind(tenant_id)
+        .bind(lease.fence)
+        .bind(lease.holder)
         .bind(i64::from(uidvalidity))
         .bind(i64::from(last_uid))
         .execute(&self.pool)
-        .await?;
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::LeaseLost);
+        }
         Ok(())
     }
+
+    /// The newest message id taken in each Discord channel a bot reads, keyed by the
+    /// Discord channel's id.
+    pub async fn discord_cursors(&self, channel_id: Uuid) -> Result<HashMap<String, String>> {
+        let ids: Option<sqlx::types::Json<HashMap<String, String>>> = sqlx::query_scalar(
+            "SELECT discord_last_ids FROM channel_cursors WHERE channel_id = $1",
+        )
+        .bind(channel_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(ids.map(|j| j.0).unwrap_or_default())
+    }
+
+    /// Records that messages up to `message_id` of the Discord channel `discord_channel`
+    /// are queued; an older id than the one stored leaves it. Only while `lease` is held.
+    pub async fn set_discord_cursor(
+        &self,
+        tenant_id: Uuid,
+        lease: &ChannelLease,
+        discord_channel: &str,
+        message_id: &str,
+    ) -> Result<()> {
+        let n = sqlx::query(&fenced(
+            "(channel_id, tenant_id, fence, discord_last_ids)
+             SELECT $1, $2, $3, jsonb_build_object($5::text, $6::text) FROM held",
+            "discord_last_ids = CASE
+                WHEN (channel_cursors.discord_last_ids ->> $5::text) IS NOT NULL
+                 AND (channel_cursors.discord_last_ids ->> $5::text)::numeric >= $6::numeric
+                THEN channel_cursors.discord_last_ids
+                ELSE channel_cursors.discord_last_ids || jsonb_build_object($5::text, $6::text)
+              END",
+        ))
+        .bind(lease.channel_id)
+        .bind(tenant_id)
+        .bind(lease.fence)
+        .bind(lease.holder)
+        .bind(discord_channel)
+        .bind(message_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::LeaseLost);
+        }
+        Ok(())
+    }
+}
+
+/// An upsert of a channel's cursor that happens only while the lease (`$1` channel, `$3`
+/// fence, `$4` holder) is held and no later holder has written: the fence.
+fn fenced(insert: &str, update: &str) -> String {
+    format!(
+        "WITH held AS (SELECT 1 FROM channel_leases
+                        WHERE channel_id = $1 AND fence = $3 AND holder = $4 AND expires_at > now())
+         INSERT INTO channel_cursors {insert}
+         ON CONFLICT (channel_id) DO UPDATE SET {update}, fence = $3, updated_at = now()
+          WHERE channel_cursors.fence <= $3"
+    )
 }

@@ -19,6 +19,10 @@ pub enum StoreError {
     /// Refused input, with the reason for the caller.
     #[error("{0}")]
     Invalid(String),
+    /// A listener's lease on a channel passed to another listener: its cursor write was
+    /// refused, and it must stop reading the channel.
+    #[error("the channel's lease passed to another listener")]
+    LeaseLost,
 }
 
 impl StoreError {

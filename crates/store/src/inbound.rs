@@ -282,6 +282,28 @@ impl Store {
         Ok(changed)
     }
 
+    /// A customer message deleted on the platform: marked with the time, kept for the
+    /// record. Returns false for a duplicate delivery or a message we never stored.
+    pub async fn apply_delete(&self, ev: &InboundEvent, external_message_id: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        if !claim_receipt(&mut tx, ev).await? {
+            return Ok(false);
+        }
+        let changed = sqlx::query(
+            "UPDATE messages SET metadata = metadata || jsonb_build_object('deleted_at', now())
+             WHERE tenant_id = $1 AND channel_id = $2 AND external_id = $3 AND role = 'customer'",
+        )
+        .bind(ev.tenant_id)
+        .bind(ev.channel_id)
+        .bind(external_message_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
     /// What became of a message we sent. Statuses only move forward (a late "delivered"
     /// never overwrites "read"); "failed" always applies. A closed window is remembered on
     /// the customer.

@@ -12,6 +12,7 @@ mod inbound;
 mod inbox;
 mod knowledge;
 mod leads;
+mod leases;
 mod live;
 mod notify;
 mod outbox;
@@ -42,6 +43,7 @@ pub use inbox::{
     ConversationView, DeadLetterView, EscalationView, InboxFilter, MessageView, SuggestionView,
 };
 pub use leads::LeadRow;
+pub use leases::{ChannelLease, HeldLease};
 pub use live::{Dedup, DedupClaim, RedisLiveFeed, subscribe_live};
 pub use notify::{Notification, NotificationClaim, OperatorChat, Swept};
 pub use outbox::{ChannelInfo, Claim, LeaseKeeper, OutboxItem};

@@ -91,6 +91,7 @@ impl Row {
                 channel_id: self.channel_id,
                 conversation_id: self.conversation_id,
                 recipient: self.recipient,
+                part: 0,
                 text: self.body,
                 reply_to_external_id: self.reply_to,
                 choices: self.choices.0,

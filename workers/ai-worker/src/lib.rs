@@ -95,6 +95,9 @@ async fn process(s: &Services, wake: &Notify, ev: &InboundEvent) -> Result<(), S
             external_message_id,
             text,
         } => s.store.apply_edit(ev, external_message_id, text).await?,
+        InboundBody::Delete {
+            external_message_id,
+        } => s.store.apply_delete(ev, external_message_id).await?,
         InboundBody::Status(update) => s.store.apply_status(ev, update).await?,
         InboundBody::Reaction {
             external_message_id,

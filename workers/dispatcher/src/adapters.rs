@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use switchboard_channels::discord::outbound::DiscordAdapter;
 use switchboard_channels::email::outbound::EmailAdapter;
 use switchboard_channels::telegram::outbound::TelegramAdapter;
 use switchboard_channels::webchat::outbound::WebchatAdapter;
 use switchboard_channels::whatsapp::outbound::WhatsappAdapter;
-use switchboard_channels::{email, telegram, whatsapp};
+use switchboard_channels::{discord, email, telegram, whatsapp};
 use switchboard_core::{ChannelAdapter, ChannelKind};
 use switchboard_runtime::Services;
 use switchboard_store::crypto::Cipher;
@@ -116,6 +117,21 @@ impl Adapters {
                     serde_json::from_slice(&secrets).map_err(|e| e.to_string())?;
                 Ok(Built {
                     adapter: Arc::new(EmailAdapter::new(&cfg, &sec)?),
+                    whatsapp: None,
+                    telegram: None,
+                })
+            }
+            ChannelKind::Discord => {
+                let cfg: discord::Config =
+                    serde_json::from_value(ch.config.clone()).map_err(|e| e.to_string())?;
+                let sec: discord::Secrets =
+                    serde_json::from_slice(&secrets).map_err(|e| e.to_string())?;
+                Ok(Built {
+                    adapter: Arc::new(DiscordAdapter::new(
+                        self.http.clone(),
+                        &cfg.api_base_url,
+                        &sec.bot_token,
+                    )),
                     whatsapp: None,
                     telegram: None,
                 })

@@ -157,10 +157,23 @@ async fn send_parts(
             .record(started.elapsed().as_secs_f64());
         match sent {
             Ok(receipt) => {
+                if let Some(pause) = &receipt.pause {
+                    limits.pause(claim.item.channel.id, pause).await?;
+                }
                 first_id = first_id.or(receipt.external_id);
                 if i + 1 < parts.len() {
                     claim.part_sent(i + 1, first_id.as_deref()).await?;
                 }
+            }
+            // The platform's limit is spent: every dispatcher waits it out, and this row
+            // goes again after it, resuming after the parts that went out. Not a failed
+            // attempt, and no retry sooner than the platform said.
+            Err(SendError::RateLimited { pause }) => {
+                tracing::info!(scope = %pause.scope, wait_ms = pause.wait.as_millis() as u64, "rate limited by the platform");
+                metrics::counter!("sb_sent_total", "channel" => kind, "result" => "rate_limited")
+                    .increment(1);
+                limits.pause(claim.item.channel.id, &pause).await?;
+                return Ok(Parts::Defer(pause.wait));
             }
             Err(e) => return Ok(Parts::Done(Err(e), first_id)),
         }
@@ -269,6 +282,8 @@ async fn deliver(
             tracing::warn!(reason = %reason, attempts, give_up, retry_after_ms = after.as_millis() as u64, "send failed");
             claim.retry(&reason, after, give_up).await
         }
+        // `send_parts` defers a rate-limited row itself; this arm only keeps the match whole.
+        Err(SendError::RateLimited { pause }) => claim.defer(pause.wait).await,
         Err(SendError::Permanent { reason }) => {
             count("failed");
             tracing::warn!(reason = %reason, "send failed permanently");
@@ -336,6 +351,7 @@ async fn stop_at(
 fn part_of(message: &OutboundMessage, text: &str, i: usize, total: usize) -> OutboundMessage {
     OutboundMessage {
         text: text.to_owned(),
+        part: u32::try_from(i).unwrap_or(u32::MAX),
         reply_to_external_id: message.reply_to_external_id.clone().filter(|_| i == 0),
         choices: if i + 1 == total {
             message.choices.clone()

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use switchboard_core::RateLimit;
+use switchboard_core::{Pause, RateLimit};
 use switchboard_store::{SharedRateLimiter, StoreError};
 use uuid::Uuid;
 
@@ -106,6 +106,15 @@ impl Limits {
             metrics::histogram!("sb_rate_limit_wait_seconds").record(wait.as_secs_f64());
         }
         Ok(wait)
+    }
+
+    /// Holds a scope of the channel back in every process for as long as the platform
+    /// asked: the sends that `acquire` it next wait the pause out.
+    pub async fn pause(&self, channel_id: Uuid, pause: &Pause) -> Result<(), StoreError> {
+        metrics::counter!("sb_rate_limit_pauses_total").increment(1);
+        self.shared
+            .pause(&format!("{channel_id}:{}", pause.scope), pause.wait)
+            .await
     }
 }
 

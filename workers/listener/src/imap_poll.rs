@@ -18,8 +18,8 @@ use switchboard_channels::email;
 use switchboard_core::envelope::INBOUND_MESSAGE;
 use switchboard_core::{ChannelRef, Envelope, error_chain};
 use switchboard_runtime::Services;
-use switchboard_store::ChannelRecord;
 use switchboard_store::crypto::Cipher;
+use switchboard_store::{ChannelLease, ChannelRecord};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -81,16 +81,24 @@ enum PollError {
 
 pub struct Poller {
     s: Services,
+    /// Cursor writes carry it, and are refused once another listener holds the channel.
+    lease: ChannelLease,
     channel: ChannelRef,
     config: email::Config,
     secrets: email::Secrets,
 }
 
 impl Poller {
-    pub fn new(s: &Services, record: &ChannelRecord, cipher: &Cipher) -> Result<Self, String> {
+    pub fn new(
+        s: &Services,
+        record: &ChannelRecord,
+        cipher: &Cipher,
+        lease: ChannelLease,
+    ) -> Result<Self, String> {
         let (channel, config, secrets) = crate::decode(record, cipher)?;
         Ok(Self {
             s: s.clone(),
+            lease,
             channel,
             config,
             secrets,
@@ -255,12 +263,7 @@ impl Poller {
     async fn move_cursor(&self, validity: u32, uid: u32) -> Result<(), PollError> {
         self.s
             .store
-            .set_imap_cursor(
-                self.channel.tenant_id,
-                self.channel.channel_id,
-                validity,
-                uid,
-            )
+            .set_imap_cursor(self.channel.tenant_id, &self.lease, validity, uid)
             .await
             .map_err(|e| PollError::Other(error_chain(&e)))
     }

@@ -1,41 +1,50 @@
 //! Pulls messages from platforms that do not push them: Telegram bots in long-polling mode
 //! (`getUpdates`) and email mailboxes over IMAP. The offset or cursor advances only after
 //! what it covers is durably queued, so a restart loses nothing and repeats nothing.
+//!
+//! Any number of listeners may run: each channel is read by the one holding its lease
+//! (`channel_leases`), and the others stand by to take it over once it lapses.
 
 mod imap_poll;
 mod telegram_poll;
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use switchboard_core::{ChannelKind, error_chain};
 use switchboard_runtime::Services;
 use switchboard_store::crypto::Cipher;
+use switchboard_store::{ChannelLease, ChannelRecord};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
-/// How often the set of polled channels is refreshed.
+/// How often the set of polled channels is refreshed, and a standby asks for a lease.
 const RESCAN: Duration = Duration::from_secs(2);
 
+/// How long a lease lasts unless renewed: a standby takes over a dead holder's channel
+/// within this and one rescan.
+const LEASE_TTL: Duration = Duration::from_secs(9);
+
+/// How often a holder renews its leases; two renewals may fail before one lapses.
+const RENEW_EVERY: Duration = Duration::from_secs(3);
+
 pub async fn run(s: Services, shutdown: CancellationToken) {
-    let mut pollers: HashMap<Uuid, (CancellationToken, JoinHandle<()>)> = HashMap::new();
+    // Who this listener is to the lease table: a fresh id per run, so a restarted process
+    // never mistakes its predecessor's lease for its own.
+    let holder = Uuid::new_v4();
+    tracing::info!(%holder, "listener started");
+    let mut holders: HashMap<Uuid, (CancellationToken, JoinHandle<()>)> = HashMap::new();
     while !shutdown.is_cancelled() {
         match s.store.channels(None).await {
             Ok(channels) => {
                 let wanted: HashMap<Uuid, _> = channels
                     .into_iter()
-                    .filter(|c| c.is_active)
-                    .filter(|c| match c.kind {
-                        ChannelKind::Telegram => {
-                            c.config.get("long_polling").and_then(|v| v.as_bool()) == Some(true)
-                        }
-                        ChannelKind::Email => true,
-                        _ => false,
-                    })
+                    .filter(|c| c.is_active && is_listened(c))
                     .map(|c| (c.id, c))
                     .collect();
-                pollers.retain(|id, (stop, task)| {
+                holders.retain(|id, (stop, task)| {
                     let keep = wanted.contains_key(id) && !task.is_finished();
                     if !keep {
                         stop.cancel();
@@ -44,7 +53,7 @@ pub async fn run(s: Services, shutdown: CancellationToken) {
                 });
                 let cipher = Cipher::from_base64(&s.config.security.master_key).ok();
                 for (id, record) in wanted {
-                    if pollers.contains_key(&id) {
+                    if holders.contains_key(&id) {
                         continue;
                     }
                     let Some(cipher) = &cipher else {
@@ -52,20 +61,12 @@ pub async fn run(s: Services, shutdown: CancellationToken) {
                         continue;
                     };
                     let stop = shutdown.child_token();
-                    let started = match record.kind {
-                        ChannelKind::Email => imap_poll::Poller::new(&s, &record, cipher)
-                            .map(|p| tokio::spawn(p.run(stop.clone()))),
-                        _ => telegram_poll::Poller::new(&s, &record, cipher)
-                            .map(|p| tokio::spawn(p.run(stop.clone()))),
-                    };
-                    match started {
-                        Ok(task) => {
-                            pollers.insert(id, (stop, task));
-                        }
-                        Err(e) => {
-                            tracing::error!(channel_id = %id, error = %e, "cannot poll this channel")
-                        }
-                    }
+                    let span = tracing::info_span!("channel", tenant_id = %record.tenant_id, channel_id = %id);
+                    let task = tokio::spawn(
+                        hold(s.clone(), record, cipher.clone(), holder, stop.clone())
+                            .instrument(span),
+                    );
+                    holders.insert(id, (stop, task));
                 }
             }
             Err(e) => tracing::warn!(error = %error_chain(&e), "cannot list channels"),
@@ -75,10 +76,130 @@ pub async fn run(s: Services, shutdown: CancellationToken) {
             _ = tokio::time::sleep(RESCAN) => {}
         }
     }
-    for (_, (stop, task)) in pollers {
+    for (_, (stop, task)) in holders {
         stop.cancel();
         let _ = task.await;
     }
+}
+
+/// Channels whose messages a listener fetches, rather than a webhook receiving them.
+fn is_listened(c: &ChannelRecord) -> bool {
+    match c.kind {
+        ChannelKind::Telegram => {
+            c.config.get("long_polling").and_then(|v| v.as_bool()) == Some(true)
+        }
+        ChannelKind::Email => true,
+        _ => false,
+    }
+}
+
+/// Waits for the channel's lease, reads the channel while the lease is renewed, and gives
+/// it back on shutdown. A lease lost (another listener took it after a pause, or the
+/// database could not confirm it in time) stops the poller at once and the wait begins
+/// again.
+async fn hold(
+    s: Services,
+    record: ChannelRecord,
+    cipher: Cipher,
+    holder: Uuid,
+    stop: CancellationToken,
+) {
+    while !stop.is_cancelled() {
+        let lease = match s
+            .store
+            .acquire_channel_lease(record.id, holder, LEASE_TTL)
+            .await
+        {
+            Ok(Some(lease)) => lease,
+            Ok(None) => {
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = tokio::time::sleep(RESCAN) => {}
+                }
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "cannot ask for the channel's lease");
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = tokio::time::sleep(RESCAN) => {}
+                }
+                continue;
+            }
+        };
+        tracing::info!(fence = lease.fence, "took the channel's lease");
+        let polling = stop.child_token();
+        let task = match start(&s, &record, &cipher, lease, polling.clone()) {
+            Ok(task) => task,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot poll this channel");
+                release(&s, &lease).await;
+                return;
+            }
+        };
+        let kept = keep(&s, &lease, &polling, task).await;
+        if kept {
+            release(&s, &lease).await;
+            // The poller ended on its own or the listener stops: the run loop decides.
+            return;
+        }
+        tracing::warn!(fence = lease.fence, "lost the channel's lease; standing by");
+    }
+}
+
+/// Renews `lease` while `task` polls; true when it ended with the lease still held
+/// (shutdown, or the poller stopped), false when the lease was lost and the poller stopped.
+async fn keep(
+    s: &Services,
+    lease: &ChannelLease,
+    polling: &CancellationToken,
+    mut task: JoinHandle<()>,
+) -> bool {
+    let mut confirmed = Instant::now();
+    let kept = loop {
+        tokio::select! {
+            _ = &mut task => return true,
+            _ = polling.cancelled() => break true,
+            _ = tokio::time::sleep(RENEW_EVERY) => {}
+        }
+        match s.store.renew_channel_lease(lease, LEASE_TTL).await {
+            Ok(true) => confirmed = Instant::now(),
+            Ok(false) => break false,
+            // Unconfirmed for two thirds of its life: a standby may soon take the lease,
+            // so this holder stops first rather than read alongside it.
+            Err(e) if confirmed.elapsed() >= LEASE_TTL * 2 / 3 => {
+                tracing::warn!(error = %error_chain(&e), "cannot renew the channel's lease");
+                break false;
+            }
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "cannot renew the channel's lease yet")
+            }
+        }
+    };
+    polling.cancel();
+    let _ = task.await;
+    kept
+}
+
+async fn release(s: &Services, lease: &ChannelLease) {
+    if let Err(e) = s.store.release_channel_lease(lease).await {
+        tracing::warn!(error = %error_chain(&e), "cannot give the channel's lease back; it lapses");
+    }
+}
+
+fn start(
+    s: &Services,
+    record: &ChannelRecord,
+    cipher: &Cipher,
+    lease: ChannelLease,
+    stop: CancellationToken,
+) -> Result<JoinHandle<()>, String> {
+    Ok(match record.kind {
+        ChannelKind::Email => {
+            tokio::spawn(imap_poll::Poller::new(s, record, cipher, lease)?.run(stop))
+        }
+        _ => tokio::spawn(telegram_poll::Poller::new(s, record, cipher, lease)?.run(stop)),
+    })
 }
 
 /// A polled channel's ids, settings and decrypted credentials, in its module's types.

@@ -8,8 +8,8 @@ use switchboard_channels::telegram::outbound::TelegramAdapter;
 use switchboard_core::envelope::INBOUND_MESSAGE;
 use switchboard_core::{ChannelRef, Envelope, InboundBody, error_chain};
 use switchboard_runtime::Services;
-use switchboard_store::ChannelRecord;
 use switchboard_store::crypto::Cipher;
+use switchboard_store::{ChannelLease, ChannelRecord};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -37,6 +37,8 @@ struct Parameters {
 
 pub struct Poller {
     s: Services,
+    /// Cursor writes carry it, and are refused once another listener holds the channel.
+    lease: ChannelLease,
     channel: ChannelRef,
     config: telegram::Config,
     secrets: telegram::Secrets,
@@ -44,10 +46,16 @@ pub struct Poller {
 }
 
 impl Poller {
-    pub fn new(s: &Services, record: &ChannelRecord, cipher: &Cipher) -> Result<Self, String> {
+    pub fn new(
+        s: &Services,
+        record: &ChannelRecord,
+        cipher: &Cipher,
+        lease: ChannelLease,
+    ) -> Result<Self, String> {
         let (channel, config, secrets) = crate::decode(record, cipher)?;
         Ok(Self {
             s: s.clone(),
+            lease,
             channel,
             config,
             secrets,
@@ -189,7 +197,7 @@ impl Poller {
             .increment(events.len() as u64);
         self.s
             .store
-            .set_telegram_offset(self.channel.tenant_id, self.channel.channel_id, last + 1)
+            .set_telegram_offset(self.channel.tenant_id, &self.lease, last + 1)
             .await
             .map_err(|e| {
                 tracing::warn!(error = %error_chain(&e), "cannot store the offset; the batch will come again");

@@ -205,6 +205,7 @@ impl ChannelAdapter for EmailAdapter {
         match self.transport.send(email).await {
             Ok(_) => Ok(SendReceipt {
                 external_id: Some(id),
+                pause: None,
             }),
             Err(e) if e.is_permanent() => Err(SendError::Permanent {
                 reason: format!("the SMTP server refused the mail: {e}"),
@@ -292,6 +293,7 @@ mod tests {
             channel_id: uuid::Uuid::nil(),
             conversation_id: uuid::Uuid::nil(),
             recipient: "ada@customer.example".into(),
+            part: 0,
             text: "We ship to Berlin.".into(),
             reply_to_external_id: Some("m1@customer.example".into()),
             choices: vec![],

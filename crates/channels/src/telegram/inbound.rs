@@ -19,6 +19,7 @@ use crate::InboundError;
 pub enum GroupMode {
     /// Only messages that mention the bot, reply to it, or are commands addressed to it.
     #[default]
+    #[serde(alias = "mention")]
     Mentions,
     /// Every group message.
     All,

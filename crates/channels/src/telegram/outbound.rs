@@ -208,7 +208,10 @@ impl ChannelAdapter for TelegramAdapter {
             let sent = req.await.map_err(map_error)?;
             first.get_or_insert(format!("{}:{}", sent.chat.id, sent.id));
         }
-        Ok(SendReceipt { external_id: first })
+        Ok(SendReceipt {
+            external_id: first,
+            pause: None,
+        })
     }
 
     async fn typing(&self, message: &OutboundMessage) -> Result<(), SendError> {

@@ -47,7 +47,10 @@ impl ChannelAdapter for WebchatAdapter {
             choices: message.choices.clone(),
         };
         self.emit(message, &event).await?;
-        Ok(SendReceipt { external_id: None })
+        Ok(SendReceipt {
+            external_id: None,
+            pause: None,
+        })
     }
 
     async fn typing(&self, message: &OutboundMessage) -> Result<(), SendError> {

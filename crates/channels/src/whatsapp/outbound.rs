@@ -95,6 +95,7 @@ impl WhatsappAdapter {
         let resp = self.post(&body).await?;
         Ok(SendReceipt {
             external_id: resp.messages.into_iter().next().map(|m| m.id),
+            pause: None,
         })
     }
 }
@@ -192,7 +193,10 @@ impl ChannelAdapter for WhatsappAdapter {
                 first = resp.messages.into_iter().next().map(|m| m.id);
             }
         }
-        Ok(SendReceipt { external_id: first })
+        Ok(SendReceipt {
+            external_id: first,
+            pause: None,
+        })
     }
 
     /// Marks the customer's message read and shows the typing indicator, which WhatsApp

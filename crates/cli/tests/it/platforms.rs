@@ -630,6 +630,7 @@ async fn telegram_error_responses_map_to_what_the_dispatcher_must_do() {
         channel_id: Uuid::nil(),
         conversation_id: Uuid::nil(),
         recipient: "42".into(),
+        part: 0,
         text: "hi".into(),
         reply_to_external_id: None,
         choices: vec![],
