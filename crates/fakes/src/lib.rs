@@ -1,9 +1,11 @@
-//! Stand-ins for the Telegram Bot API and the WhatsApp Graph API: they answer in the
+//! Stand-ins for the Telegram Bot API, the WhatsApp Graph API and Discord (`discord`): they answer in the
 //! documented wire format, can be scripted to fail or to hold their answers, and record
 //! what they receive. The integration tests and the fault suite (`bench/faults`) use them
 //! behind each channel's `api_base_url`; nothing of the product does.
 // Test support: a fake that breaks should stop its test or bench loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod discord;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};

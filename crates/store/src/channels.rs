@@ -212,10 +212,13 @@ impl Store {
         Ok(())
     }
 
-    /// The newest message id taken in each Discord channel a bot reads, keyed by the
+    /// Where the reading of each Discord channel a bot reads has got to, keyed by the
     /// Discord channel's id.
-    pub async fn discord_cursors(&self, channel_id: Uuid) -> Result<HashMap<String, String>> {
-        let ids: Option<sqlx::types::Json<HashMap<String, String>>> = sqlx::query_scalar(
+    pub async fn discord_cursors(
+        &self,
+        channel_id: Uuid,
+    ) -> Result<HashMap<String, DiscordCursor>> {
+        let ids: Option<sqlx::types::Json<HashMap<String, DiscordCursor>>> = sqlx::query_scalar(
             "SELECT discord_last_ids FROM channel_cursors WHERE channel_id = $1",
         )
         .bind(channel_id)
@@ -224,23 +227,31 @@ impl Store {
         Ok(ids.map(|j| j.0).unwrap_or_default())
     }
 
-    /// Records that messages up to `message_id` of the Discord channel `discord_channel`
-    /// are queued; an older id than the one stored leaves it. Only while `lease` is held.
+    /// Records that the messages of the Discord channel `discord_channel` up to `cursor`
+    /// are queued (or ignored on purpose); an older id than the one stored leaves it. Only
+    /// while `lease` is held.
     pub async fn set_discord_cursor(
         &self,
         tenant_id: Uuid,
         lease: &ChannelLease,
         discord_channel: &str,
-        message_id: &str,
+        cursor: &DiscordCursor,
     ) -> Result<()> {
+        if !is_snowflake(discord_channel) || !is_snowflake(&cursor.last) {
+            return Err(StoreError::Invalid(format!(
+                "{discord_channel:?}/{:?} are not Discord ids",
+                cursor.last
+            )));
+        }
         let n = sqlx::query(&fenced(
             "(channel_id, tenant_id, fence, discord_last_ids)
-             SELECT $1, $2, $3, jsonb_build_object($5::text, $6::text) FROM held",
+             SELECT $1, $2, $3, jsonb_build_object($5::text, $6::jsonb) FROM held",
             "discord_last_ids = CASE
-                WHEN (channel_cursors.discord_last_ids ->> $5::text) IS NOT NULL
-                 AND (channel_cursors.discord_last_ids ->> $5::text)::numeric >= $6::numeric
+                WHEN (channel_cursors.discord_last_ids -> $5::text ->> 'last') IS NOT NULL
+                 AND (channel_cursors.discord_last_ids -> $5::text ->> 'last')::numeric
+                     >= ($6::jsonb ->> 'last')::numeric
                 THEN channel_cursors.discord_last_ids
-                ELSE channel_cursors.discord_last_ids || jsonb_build_object($5::text, $6::text)
+                ELSE channel_cursors.discord_last_ids || jsonb_build_object($5::text, $6::jsonb)
               END",
         ))
         .bind(lease.channel_id)
@@ -248,7 +259,7 @@ impl Store {
         .bind(lease.fence)
         .bind(lease.holder)
         .bind(discord_channel)
-        .bind(message_id)
+        .bind(sqlx::types::Json(cursor))
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -257,6 +268,20 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// How far a Discord channel has been read: the newest message id, and the guild the
+/// channel belongs to (the REST API's messages do not say, and the guild decides whether
+/// a message must mention the bot).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DiscordCursor {
+    pub last: String,
+    #[serde(default)]
+    pub guild: Option<String>,
+}
+
+fn is_snowflake(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// An upsert of a channel's cursor that happens only while the lease (`$1` channel, `$3`

@@ -35,7 +35,7 @@ use sqlx::{ConnectOptions, PgPool};
 pub use accounts::{Account, AccountActor, AccountChange};
 pub use actions::{Approval, ConversationAction, ConversationLock, OperatorSend, SuggestionRecord};
 pub use api_tokens::{ApiToken, PREFIX as API_TOKEN_PREFIX};
-pub use channels::ChannelRecord;
+pub use channels::{ChannelRecord, DiscordCursor};
 pub use drafts::{Burst, DraftSnapshot, DraftTx, NewSuggestion, Quiet};
 pub use error::StoreError;
 pub use inbound::{ConsentWord, StoredInbound};

@@ -1,10 +1,11 @@
 //! Pulls messages from platforms that do not push them: Telegram bots in long-polling mode
-//! (`getUpdates`) and email mailboxes over IMAP. The offset or cursor advances only after
+//! (`getUpdates`), email mailboxes over IMAP, and Discord bots' Gateway sessions. The offset or cursor advances only after
 //! what it covers is durably queued, so a restart loses nothing and repeats nothing.
 //!
 //! Any number of listeners may run: each channel is read by the one holding its lease
 //! (`channel_leases`), and the others stand by to take it over once it lapses.
 
+mod discord_gateway;
 mod imap_poll;
 mod telegram_poll;
 
@@ -88,7 +89,7 @@ fn is_listened(c: &ChannelRecord) -> bool {
         ChannelKind::Telegram => {
             c.config.get("long_polling").and_then(|v| v.as_bool()) == Some(true)
         }
-        ChannelKind::Email => true,
+        ChannelKind::Email | ChannelKind::Discord => true,
         _ => false,
     }
 }
@@ -197,6 +198,9 @@ fn start(
     Ok(match record.kind {
         ChannelKind::Email => {
             tokio::spawn(imap_poll::Poller::new(s, record, cipher, lease)?.run(stop))
+        }
+        ChannelKind::Discord => {
+            tokio::spawn(discord_gateway::Gateway::new(s, record, cipher, lease)?.run(stop))
         }
         _ => tokio::spawn(telegram_poll::Poller::new(s, record, cipher, lease)?.run(stop)),
     })

@@ -8,6 +8,7 @@ mod bounds;
 mod brain;
 mod cli;
 mod console;
+mod discord;
 mod email;
 mod fake_llm;
 mod helpers;
