@@ -24,8 +24,15 @@ struct Cli {
 enum Command {
     /// Run the gateway, the AI worker and the dispatcher in one process.
     Up,
-    /// Run the gateway alone (scale the `ai-worker` and `dispatcher` binaries beside it).
+    /// Run the gateway alone (scale `ai-worker`, `dispatcher` and `listener` beside it).
     Gateway,
+    /// Run an AI worker: drafts replies. Scale by running more.
+    AiWorker,
+    /// Run a dispatcher: sends replies when they are due. Scale by running more.
+    Dispatcher,
+    /// Run a listener: Telegram long polling, IMAP mailboxes, Discord Gateway sessions.
+    /// Any number may run; each channel is read by one at a time.
+    Listener,
     /// Create the database if needed and apply every migration.
     Migrate,
     /// Show what the responder and the decision engine would do with a message, sending nothing.
@@ -160,6 +167,9 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Up => up(config, switchboard::Parts::ALL).await,
         Command::Gateway => up(config, switchboard::Parts::GATEWAY).await,
+        Command::AiWorker | Command::Dispatcher | Command::Listener => {
+            role(config, &cli.command).await
+        }
         Command::Migrate => {
             Store::migrate(&config.database.url)
                 .await
@@ -192,6 +202,20 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// One worker role in this process, with its own metrics endpoint; the gateway (or a
+/// `migrate`) has applied the migrations.
+async fn role(config: Config, command: &Command) -> anyhow::Result<()> {
+    switchboard_runtime::serve_metrics(&config.metrics)?;
+    let services = Services::connect(config).await?;
+    let shutdown = shutdown_signal();
+    match command {
+        Command::AiWorker => switchboard_ai_worker::run(services, shutdown).await,
+        Command::Dispatcher => switchboard_dispatcher::run(services, shutdown).await,
+        _ => switchboard_listener::run(services, shutdown).await,
+    }
+    Ok(())
 }
 
 async fn up(config: Config, parts: switchboard::Parts) -> anyhow::Result<()> {

@@ -44,6 +44,8 @@ struct Inner {
     script: Mutex<VecDeque<Scripted>>,
     sessions: Mutex<Vec<mpsc::UnboundedSender<Option<Value>>>>,
     identifies: AtomicUsize,
+    /// While set, Gateway connections are refused (a network cut that lasts).
+    refusing: std::sync::atomic::AtomicBool,
     seq: AtomicU64,
     next_id: AtomicU64,
     ws_url: Mutex<String>,
@@ -182,6 +184,15 @@ impl FakeDiscord {
         for tx in self.inner.sessions.lock().unwrap().drain(..) {
             let _ = tx.send(None);
         }
+    }
+
+    /// Refuses new Gateway connections until `accept_connections`.
+    pub fn refuse_connections(&self) {
+        self.inner.refusing.store(true, Ordering::SeqCst);
+    }
+
+    pub fn accept_connections(&self) {
+        self.inner.refusing.store(false, Ordering::SeqCst);
     }
 
     /// Sessions connected and identified now.
@@ -529,6 +540,9 @@ async fn interaction_callback(
 }
 
 async fn ws_upgrade(State(inner): State<Arc<Inner>>, ws: WebSocketUpgrade) -> Response {
+    if inner.refusing.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
     ws.on_upgrade(move |socket| session(inner, socket))
 }
 

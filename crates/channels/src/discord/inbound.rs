@@ -16,6 +16,9 @@ use super::wire::{
 use crate::InboundError;
 use crate::telegram::inbound::GroupMode;
 
+/// `message_reference.type` of a forward.
+const FORWARD: u8 = 1;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InboundConfig {
     /// The bot user's id: mentions of it and replies to it address the bot in a guild.
@@ -111,6 +114,11 @@ pub fn normalize_dispatch(
             let u: MessageUpdate = read(event, data)?;
             match (&u.content, &u.author) {
                 (_, Some(a)) if a.bot => ignored("message_update.from_bot"),
+                // A link preview resolved or a pin changed on a message never edited: the
+                // update carries the whole message, but nothing was said anew.
+                (Some(_), _) if u.edited_timestamp.is_none() => {
+                    ignored("message_update.not_edited")
+                }
                 (Some(text), _) => {
                     let text = strip_mentions(text, &cfg.bot_user_id);
                     // Each edit is its own event: the edit time tells them apart.
@@ -261,11 +269,25 @@ fn customer_message(cfg: &InboundConfig, m: &Message) -> Result<CustomerMessage,
     if m.guild_id.is_some() && !addressed_to_bot(cfg, m) {
         return Err("guild_message");
     }
-    let mut text = strip_mentions(&m.content, &cfg.bot_user_id);
+    // A forward says nothing of its own: what it forwards is in its snapshot.
+    let forward = m
+        .message_reference
+        .as_ref()
+        .is_some_and(|r| r.kind == FORWARD);
+    let snapshot = m
+        .message_snapshots
+        .first()
+        .map(|s| &s.message)
+        .filter(|_| forward);
+    let content = snapshot.map_or(m.content.as_str(), |s| s.content.as_str());
+    let (files, embeds, stickers) = match snapshot {
+        Some(s) => (&s.attachments, &s.embeds, &s.sticker_items),
+        None => (&m.attachments, &m.embeds, &m.sticker_items),
+    };
+    let mut text = strip_mentions(content, &cfg.bot_user_id);
     if text.is_empty() {
         // A message of embeds only (a shared card): their text is what was said.
-        text = m
-            .embeds
+        text = embeds
             .iter()
             .flat_map(|e| [e.title.as_deref(), e.description.as_deref()])
             .flatten()
@@ -273,8 +295,7 @@ fn customer_message(cfg: &InboundConfig, m: &Message) -> Result<CustomerMessage,
             .join("\n");
     }
     let voice = m.flags & 8192 != 0;
-    let mut attachments: Vec<Attachment> = m
-        .attachments
+    let mut attachments: Vec<Attachment> = files
         .iter()
         .map(|a| {
             let mime = a.content_type.clone();
@@ -293,7 +314,7 @@ fn customer_message(cfg: &InboundConfig, m: &Message) -> Result<CustomerMessage,
             }
         })
         .collect();
-    attachments.extend(m.sticker_items.iter().map(|s| Attachment {
+    attachments.extend(stickers.iter().map(|s| Attachment {
         kind: "sticker".into(),
         file_id: s.id.clone(),
         mime_type: None,
@@ -307,6 +328,9 @@ fn customer_message(cfg: &InboundConfig, m: &Message) -> Result<CustomerMessage,
     if let Some(g) = &m.guild_id {
         metadata.insert("guild_id".into(), json!(g));
     }
+    if forward {
+        metadata.insert("forwarded".into(), json!(true));
+    }
     Ok(CustomerMessage {
         external_message_id: m.id.clone(),
         sender: Sender {
@@ -315,9 +339,11 @@ fn customer_message(cfg: &InboundConfig, m: &Message) -> Result<CustomerMessage,
         },
         text,
         attachments,
+        // A forward's reference names the original elsewhere, not a message replied to.
         reply_to_external_id: m
             .message_reference
             .as_ref()
+            .filter(|r| r.kind != FORWARD)
             .and_then(|r| r.message_id.clone()),
         metadata,
     })

@@ -62,6 +62,9 @@ pub struct StickerItem {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageReference {
+    /// 0 a reply, 1 a forward (the message then carries `message_snapshots`).
+    #[serde(default, rename = "type")]
+    pub kind: u8,
     #[serde(default)]
     pub message_id: Option<String>,
     #[serde(default)]
@@ -96,11 +99,33 @@ pub struct Message {
     pub message_reference: Option<MessageReference>,
     #[serde(default)]
     pub referenced_message: Option<Box<Message>>,
+    /// A forward's copy of what was forwarded; the message itself has no content.
+    #[serde(default)]
+    pub message_snapshots: Vec<Snapshot>,
     #[serde(default)]
     pub edited_timestamp: Option<String>,
     /// Bit 13 (8192) marks a voice message.
     #[serde(default)]
     pub flags: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    #[serde(default)]
+    pub message: SnapshotMessage,
+}
+
+/// The part of a forwarded message a forward keeps.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMessage {
+    #[serde(default)]
+    pub content: String,
+    #[serde(default)]
+    pub attachments: Vec<FileAttachment>,
+    #[serde(default)]
+    pub embeds: Vec<Embed>,
+    #[serde(default)]
+    pub sticker_items: Vec<StickerItem>,
 }
 
 /// `MESSAGE_UPDATE`: a partial message; only what changed is certain to be there.

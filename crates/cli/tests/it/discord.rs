@@ -70,3 +70,288 @@ async fn a_direct_message_is_answered_once_with_a_nonce() {
         1
     );
 }
+
+const GUILD: &str = "5000000000000000001";
+const ROOM: &str = "5100000000000000001";
+const THREAD: &str = "5200000000000000001";
+
+fn mention() -> Value {
+    json!({"mentions": [{"id": BOT_ID, "username": "shop", "discriminator": "0", "bot": true,
+                          "global_name": null, "avatar": null}]})
+}
+
+#[tokio::test]
+async fn guild_messages_need_a_mention_threads_are_apart_and_edits_and_deletes_are_kept() {
+    let app = TestApp::spawn().await;
+    let fake = FakeDiscord::start().await;
+    fake.guild_channel(ROOM, GUILD);
+    fake.guild_channel(THREAD, GUILD);
+    discord_channel(&app, &fake, json!({})).await;
+    fake.wait_identified(1, WAIT).await;
+
+    let unaddressed = fake.customer_says(ROOM, CUSTOMER, "anyone here like pizza?", json!({}));
+    let asked = fake.customer_says(
+        ROOM,
+        CUSTOMER,
+        &format!("<@{BOT_ID}> Do you ship to Berlin?"),
+        mention(),
+    );
+    app.handled(&format!("message:{asked}"), 1).await;
+    // Events are handled in order: the first was judged before the second was queued.
+    assert_eq!(
+        app.handled_count(&format!("message:{unaddressed}")).await,
+        0
+    );
+    let stored: String = sqlx::query_scalar("SELECT content FROM messages WHERE external_id = $1")
+        .bind(&asked)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored, "Do you ship to Berlin?",
+        "the mention is not part of the text"
+    );
+    fake.wait_bot_messages(ROOM, 1, WAIT).await;
+
+    let in_thread = fake.customer_says(
+        THREAD,
+        CUSTOMER,
+        &format!("<@{BOT_ID}> Do you ship to Berlin?"),
+        mention(),
+    );
+    fake.wait_bot_messages(THREAD, 1, WAIT).await;
+    app.settled().await;
+    let conversations: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT c.external_id, count(*) FROM messages m JOIN conversations v ON v.id = m.conversation_id
+           JOIN customers c ON c.id = v.customer_id WHERE m.role = 'customer'
+          GROUP BY c.external_id ORDER BY c.external_id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        conversations,
+        vec![(ROOM.to_owned(), 1), (THREAD.to_owned(), 1)],
+        "the thread is a conversation of its own"
+    );
+    assert_eq!(fake.bot_messages(ROOM).len(), 1);
+
+    fake.customer_edits(
+        THREAD,
+        &in_thread,
+        &format!("<@{BOT_ID}> Do you ship to Paris?"),
+    );
+    app.wait_count(
+        &format!("SELECT count(*) FROM messages WHERE external_id = '{in_thread}' AND content = 'Do you ship to Paris?' AND edited_at IS NOT NULL"),
+        1,
+    )
+    .await;
+    fake.dispatch(
+        "MESSAGE_DELETE",
+        json!({"id": asked, "channel_id": ROOM, "guild_id": GUILD}),
+    );
+    app.wait_count(
+        &format!("SELECT count(*) FROM messages WHERE external_id = '{asked}' AND metadata ? 'deleted_at'"),
+        1,
+    )
+    .await;
+}
+
+/// A reply over 2,000 characters goes out in parts; a 429 on the second part is waited
+/// out for its `retry_after`, with no request in between, and the part goes once.
+#[tokio::test]
+async fn a_long_reply_goes_in_parts_and_a_429_is_waited_out() {
+    let app = TestApp::spawn().await;
+    let fake = FakeDiscord::start().await;
+    discord_channel(&app, &fake, json!({})).await;
+    fake.wait_identified(1, WAIT).await;
+    fake.customer_says(DM, CUSTOMER, "Do you ship to Berlin?", json!({}));
+    fake.wait_bot_messages(DM, 1, WAIT).await;
+    app.settled().await;
+    let conv: Uuid = sqlx::query_scalar("SELECT id FROM conversations")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let before = fake.calls(&format!("POST /channels/{DM}/messages")).len();
+
+    let text = format!(
+        "{}{}",
+        "We ship to Berlin. ".repeat(80),
+        "Parcels take two days. ".repeat(40)
+    );
+    fake.script(200, json!({"id": fake.next_id(), "channel_id": DM}), vec![]);
+    fake.script(
+        429,
+        json!({"message": "You are being rate limited.", "retry_after": 1.2, "global": false}),
+        vec![
+            ("retry-after", "2".into()),
+            ("x-ratelimit-scope", "user".into()),
+        ],
+    );
+    let (status, _) = crate::operators::operator(&app)
+        .await
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            json!({"text": text}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED);
+    fake.wait_bot_messages(DM, 2, WAIT).await;
+    app.settled().await;
+    let posts = fake.calls(&format!("POST /channels/{DM}/messages"));
+    let posts = &posts[before..];
+    assert_eq!(posts.len(), 3, "part one, part two refused, part two again");
+    let content = |i: usize| posts[i].body["content"].as_str().unwrap().to_owned();
+    assert!(content(0).chars().count() <= 2000 && content(1).chars().count() <= 2000);
+    assert_eq!(content(1), content(2));
+    assert_eq!(format!("{} {}", content(0), content(1)), text.trim());
+    assert_eq!(
+        posts[1].body["nonce"], posts[2].body["nonce"],
+        "the retry is the same send"
+    );
+    assert_ne!(posts[0].body["nonce"], posts[1].body["nonce"]);
+    let waited = posts[2].at - posts[1].at;
+    assert!(
+        waited >= Duration::from_millis(1200),
+        "retry_after was honoured: {waited:?}"
+    );
+}
+
+/// The interactions endpoint: Ed25519 checked first (401), a ping answered, a malformed
+/// body refused with the reason, and a button press queued before it is acknowledged.
+#[tokio::test]
+async fn signed_interactions_are_verified_and_a_button_press_is_answered() {
+    use ed25519_dalek::Signer;
+    let app = TestApp::spawn().await;
+    let fake = FakeDiscord::start().await;
+    let channel = discord_channel(&app, &fake, json!({})).await;
+    let url = format!("{}/webhooks/discord/{channel}", app.base);
+    let post = |body: String, signature: Option<String>| {
+        let mut req = app
+            .http
+            .post(&url)
+            .header("x-signature-timestamp", "1700000000")
+            .header("content-type", "application/json")
+            .body(body.clone());
+        let sig = signature.unwrap_or_else(|| {
+            hex::encode(
+                signing_key()
+                    .sign(format!("1700000000{body}").as_bytes())
+                    .to_bytes(),
+            )
+        });
+        req = req.header("x-signature-ed25519", sig);
+        req.send()
+    };
+    let ping = json!({"id": "1", "type": 1, "application_id": BOT_ID, "token": "t"}).to_string();
+    let forged = hex::encode([0u8; 64]);
+    assert_eq!(
+        post(ping.clone(), Some(forged)).await.unwrap().status(),
+        401
+    );
+    let pong = post(ping, None).await.unwrap();
+    assert_eq!(pong.status(), 200);
+    assert_eq!(pong.json::<Value>().await.unwrap(), json!({"type": 1}));
+    let bad = post("{\"type\":".into(), None).await.unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.unwrap().contains("malformed"));
+
+    let press = json!({"id": "6000000000000000001", "type": 3, "token": "tok", "channel_id": DM,
+        "application_id": BOT_ID,
+        "user": {"id": CUSTOMER, "username": "ada", "global_name": "Ada"},
+        "data": {"custom_id": "c0:Do you ship to Berlin?", "component_type": 2},
+        "message": {"id": "6100000000000000001", "channel_id": DM}});
+    let ack = post(press.to_string(), None).await.unwrap();
+    assert_eq!(ack.status(), 200);
+    assert_eq!(ack.json::<Value>().await.unwrap(), json!({"type": 6}));
+    app.handled("interaction:6000000000000000001", 1).await;
+    let reply = fake.wait_bot_messages(DM, 1, WAIT).await;
+    assert!(
+        reply[0]["content"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("ship")
+    );
+    let text: String = sqlx::query_scalar(
+        "SELECT content FROM messages WHERE external_id = 'interaction:6000000000000000001'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(text, "Do you ship to Berlin?");
+}
+
+/// A button pressed over the Gateway is queued, acknowledged within Discord's time with a
+/// deferred update, and answered.
+#[tokio::test]
+async fn a_button_pressed_over_the_gateway_is_acknowledged_and_answered() {
+    let app = TestApp::spawn().await;
+    let fake = FakeDiscord::start().await;
+    fake.guild_channel(ROOM, GUILD);
+    discord_channel(&app, &fake, json!({})).await;
+    fake.wait_identified(1, WAIT).await;
+    let pressed = fake.press(ROOM, &fake.next_id(), "c1:Do you ship to Berlin?", CUSTOMER);
+    let reply = fake.wait_bot_messages(ROOM, 1, WAIT).await;
+    assert!(
+        reply[0]["content"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("ship")
+    );
+    let acks = fake.calls(&format!(
+        "POST /interactions/{pressed}/tok{pressed}/callback"
+    ));
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0].body, json!({"type": 6}));
+}
+
+/// Messages sent while the connection was cut are read by the backfill after the client
+/// identifies again, and each is answered once.
+#[tokio::test]
+async fn what_arrives_while_the_connection_is_cut_is_answered_once_after_it() {
+    let app = TestApp::spawn().await;
+    let fake = FakeDiscord::start().await;
+    discord_channel(&app, &fake, json!({})).await;
+    fake.wait_identified(1, WAIT).await;
+    const OTHER: &str = "4000000000000000002";
+    fake.customer_says(DM, CUSTOMER, "Do you ship to Berlin?", json!({}));
+    fake.customer_says(
+        OTHER,
+        "3000000000000000002",
+        "Do you ship to Berlin?",
+        json!({}),
+    );
+    fake.wait_bot_messages(DM, 1, WAIT).await;
+    fake.wait_bot_messages(OTHER, 1, WAIT).await;
+    app.settled().await;
+
+    fake.refuse_connections();
+    fake.drop_connections();
+    let missed = [
+        fake.customer_says(DM, CUSTOMER, "How long does a parcel take?", json!({})),
+        fake.customer_says(
+            OTHER,
+            "3000000000000000002",
+            "How long does a parcel take?",
+            json!({}),
+        ),
+    ];
+    fake.accept_connections();
+    fake.wait_identified(2, WAIT).await;
+    for id in &missed {
+        app.handled(&format!("message:{id}"), 1).await;
+    }
+    fake.wait_bot_messages(DM, 2, WAIT).await;
+    fake.wait_bot_messages(OTHER, 2, WAIT).await;
+    app.settled().await;
+    assert_eq!(fake.bot_messages(DM).len(), 2);
+    assert_eq!(fake.bot_messages(OTHER).len(), 2);
+    assert_eq!(
+        app.count("SELECT count(*) FROM messages WHERE role = 'customer'")
+            .await,
+        4,
+        "the messages read again by the backfill were stored once"
+    );
+}
