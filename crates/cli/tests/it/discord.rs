@@ -355,3 +355,172 @@ async fn what_arrives_while_the_connection_is_cut_is_answered_once_after_it() {
         "the messages read again by the backfill were stored once"
     );
 }
+
+/// A `switchboard listener` process with the test app's configuration.
+fn listener_process(app: &TestApp) -> Killed {
+    Killed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .arg("listener")
+            .env("SWITCHBOARD__DATABASE__URL", &app.config.database.url)
+            .env(
+                "SWITCHBOARD__SECURITY__MASTER_KEY",
+                &app.config.security.master_key,
+            )
+            .env("SWITCHBOARD__AMQP__NAMESPACE", &app.config.amqp.namespace)
+            .env(
+                "SWITCHBOARD__AMQP__QUEUE_EXPIRES_MS",
+                app.config.amqp.queue_expires_ms.to_string(),
+            )
+            .env("SWITCHBOARD__AMQP__RETRY_DELAYS_MS", "[200,500]")
+            .env("SWITCHBOARD__METRICS__LISTEN", "")
+            .env("SWITCHBOARD__LOG__FILTER", "error")
+            .spawn()
+            .unwrap(),
+    )
+}
+
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Two listener processes: one holds the bot's Gateway session, the other stands by.
+/// The holder is killed (SIGKILL: no lease given back, no goodbye to Discord); the standby
+/// takes the lapsed lease within seconds, identifies, and the backfill answers what came
+/// meanwhile, once.
+#[tokio::test]
+async fn a_standby_listener_takes_over_from_a_killed_one_and_misses_nothing() {
+    let parts = switchboard::Parts {
+        listener: false,
+        ..switchboard::Parts::ALL
+    };
+    let app = TestApp::spawn_with(crate::helpers::test_config(), parts).await;
+    let fake = FakeDiscord::start().await;
+    let channel = discord_channel(&app, &fake, json!({})).await;
+    let mut first = listener_process(&app);
+    fake.wait_identified(1, WAIT).await;
+    let _second = listener_process(&app);
+    fake.customer_says(DM, CUSTOMER, "Do you ship to Berlin?", json!({}));
+    fake.wait_bot_messages(DM, 1, WAIT).await;
+    app.settled().await;
+    // The reading of the DM is on record (the cursor moves a moment after the event).
+    app.wait_count(
+        &format!("SELECT count(*) FROM channel_cursors WHERE channel_id = '{channel}' AND discord_last_ids ? '{DM}'"),
+        1,
+    )
+    .await;
+    assert_eq!(
+        fake.identifies(),
+        1,
+        "the standby did not connect while the lease was held"
+    );
+
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+    let missed = fake.customer_says(DM, CUSTOMER, "How long does a parcel take?", json!({}));
+    fake.wait_identified(2, WAIT).await;
+    app.handled(&format!("message:{missed}"), 1).await;
+    fake.wait_bot_messages(DM, 2, WAIT).await;
+    app.settled().await;
+    assert_eq!(fake.bot_messages(DM).len(), 2, "each message answered once");
+    assert_eq!(
+        app.count("SELECT count(*) FROM channel_leases").await,
+        1,
+        "one lease, the standby's"
+    );
+    let fence: i64 = sqlx::query_scalar("SELECT fence FROM channel_leases")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(fence, 2, "the standby holds the second fence");
+}
+
+/// The lease rules every listener keeps, for Telegram and IMAP as for Discord: one holder
+/// at a time, a lapsed lease taken with a higher fence, and the old holder's renewals and
+/// cursor writes refused from then on.
+#[tokio::test]
+async fn a_holder_that_lost_its_lease_can_neither_renew_it_nor_move_the_cursor() {
+    let app = TestApp::spawn_with(crate::helpers::test_config(), switchboard::Parts::GATEWAY).await;
+    let fake = FakeDiscord::start().await;
+    let channel = discord_channel(&app, &fake, json!({})).await;
+    let tenant = app.services.store.tenant_id("demo").await.unwrap();
+    let store = &app.services.store;
+    let ttl = Duration::from_secs(9);
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let first = store
+        .acquire_channel_lease(channel, a, ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store
+            .acquire_channel_lease(channel, b, ttl)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.renew_channel_lease(&first, ttl).await.unwrap());
+    store.set_telegram_offset(tenant, &first, 10).await.unwrap();
+
+    // The holder stops renewing (paused, cut off): its lease lapses and B takes it.
+    app.exec("UPDATE channel_leases SET expires_at = now() - interval '1 second'")
+        .await;
+    let second = store
+        .acquire_channel_lease(channel, b, ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.fence, first.fence + 1);
+    assert!(!store.renew_channel_lease(&first, ttl).await.unwrap());
+    assert!(matches!(
+        store.set_telegram_offset(tenant, &first, 5).await,
+        Err(switchboard_store::StoreError::LeaseLost)
+    ));
+    assert!(matches!(
+        store.set_imap_cursor(tenant, &first, 1, 5).await,
+        Err(switchboard_store::StoreError::LeaseLost)
+    ));
+    store
+        .set_telegram_offset(tenant, &second, 11)
+        .await
+        .unwrap();
+    assert_eq!(store.telegram_offset(channel).await.unwrap(), Some(11));
+
+    // A Discord cursor only moves forward, and only for the holder.
+    let cursor = |last: &str| switchboard_store::DiscordCursor {
+        last: last.into(),
+        guild: None,
+    };
+    store
+        .set_discord_cursor(tenant, &second, DM, &cursor("200"))
+        .await
+        .unwrap();
+    store
+        .set_discord_cursor(tenant, &second, DM, &cursor("150"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .set_discord_cursor(tenant, &first, DM, &cursor("300"))
+            .await,
+        Err(switchboard_store::StoreError::LeaseLost)
+    ));
+    assert_eq!(
+        store.discord_cursors(channel).await.unwrap()[DM],
+        cursor("200")
+    );
+
+    // Given back, the lease is free at once.
+    store.release_channel_lease(&second).await.unwrap();
+    assert!(
+        store
+            .acquire_channel_lease(channel, a, ttl)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
