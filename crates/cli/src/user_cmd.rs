@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use serde_json::json;
 use switchboard_runtime::Config;
-use switchboard_store::{AccountActor, AccountChange, DEMO_SLUG};
+use switchboard_store::{AccountActor, AccountChange, ChatPlatform, DEMO_SLUG};
 
 const ACTOR: &str = "cli";
 
@@ -82,6 +82,16 @@ pub enum UserAction {
         #[arg(long)]
         telegram_user_id: i64,
     },
+    /// Let a Discord account act for a user in the operators' Discord room.
+    LinkDiscord {
+        #[arg(long, default_value = DEMO_SLUG)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        /// The Discord user id (Developer Mode: right-click the user, Copy User ID).
+        #[arg(long)]
+        discord_user_id: i64,
+    },
 }
 
 pub async fn run(config: Config, action: UserAction) -> anyhow::Result<()> {
@@ -127,24 +137,30 @@ pub async fn run(config: Config, action: UserAction) -> anyhow::Result<()> {
         UserAction::LinkTelegram {
             tenant,
             email,
-            telegram_user_id,
+            telegram_user_id: id,
         } => {
-            let tenant_id = tenant_of(&tenant).await?;
-            store
-                .link_telegram(tenant_id, &email, telegram_user_id)
-                .await?;
-            let account = store.account_by_email(tenant_id, &email).await?;
-            store
-                .audit_platform(
-                    tenant_id,
-                    ACTOR,
-                    "user.link_telegram",
-                    ("user", Some(account.id)),
-                    json!({"telegram_user_id": telegram_user_id}),
-                )
-                .await?;
-            println!("{email} now acts from Telegram user {telegram_user_id}");
-            return Ok(());
+            return link(
+                &store,
+                &tenant_of(&tenant).await?,
+                &email,
+                ChatPlatform::Telegram,
+                id,
+            )
+            .await;
+        }
+        UserAction::LinkDiscord {
+            tenant,
+            email,
+            discord_user_id: id,
+        } => {
+            return link(
+                &store,
+                &tenant_of(&tenant).await?,
+                &email,
+                ChatPlatform::Discord,
+                id,
+            )
+            .await;
         }
         UserAction::SetRole {
             tenant,
@@ -171,5 +187,34 @@ pub async fn run(config: Config, action: UserAction) -> anyhow::Result<()> {
     } else {
         println!("{}", serde_json::to_string_pretty(&changed)?);
     }
+    Ok(())
+}
+
+/// Links a chat account to a user, audited as the CLI's.
+async fn link(
+    store: &switchboard_store::Store,
+    tenant_id: &uuid::Uuid,
+    email: &str,
+    platform: ChatPlatform,
+    id: i64,
+) -> anyhow::Result<()> {
+    let (action, field, name) = match platform {
+        ChatPlatform::Telegram => ("user.link_telegram", "telegram_user_id", "Telegram"),
+        ChatPlatform::Discord => ("user.link_discord", "discord_user_id", "Discord"),
+    };
+    store
+        .link_chat_account(*tenant_id, email, platform, id)
+        .await?;
+    let account = store.account_by_email(*tenant_id, email).await?;
+    store
+        .audit_platform(
+            *tenant_id,
+            ACTOR,
+            action,
+            ("user", Some(account.id)),
+            json!({ field: id }),
+        )
+        .await?;
+    println!("{email} now acts from {name} user {id}");
     Ok(())
 }

@@ -240,6 +240,23 @@ impl FakeDiscord {
             .collect()
     }
 
+    /// Waits until `n` calls start with `route_prefix`.
+    pub async fn wait_calls(&self, route_prefix: &str, n: usize, timeout: Duration) -> Vec<Call> {
+        let start = Instant::now();
+        loop {
+            let got = self.calls(route_prefix);
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "{} of {n} calls to {route_prefix}",
+                got.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The bot's messages in `channel`, as posted (after nonce dedup), oldest first.
     pub fn bot_messages(&self, channel: &str) -> Vec<Value> {
         self.inner

@@ -248,7 +248,7 @@ impl Store {
                 let mut details = end_sessions_and_hand_back(&mut tx, user_id).await?;
                 let email: String = sqlx::query_scalar(
                     "UPDATE users SET removed_at = now(), disabled_at = COALESCE(disabled_at, now()),
-                            password_hash = NULL, api_token_hash = NULL, telegram_user_id = NULL
+                            password_hash = NULL, api_token_hash = NULL, telegram_user_id = NULL, discord_user_id = NULL
                      WHERE id = $1 RETURNING email",
                 )
                 .bind(user_id)

@@ -61,7 +61,7 @@ pub use shops::{NewTenant, TenantRecord};
 pub(crate) use supersede::supersede_waiting;
 pub use tenants::{LlmOverrides, TenantChannel, TenantSettings, WidgetPage};
 pub use transcript::{Page, TranscriptEntry};
-pub use users::{Login, MAX_FAILED_LOGINS, NewSession, Role, Session, User};
+pub use users::{ChatPlatform, Login, MAX_FAILED_LOGINS, NewSession, Role, Session, User};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

@@ -183,15 +183,15 @@ impl Store {
         &self,
         tenant_id: Uuid,
         chat_id: i64,
-        telegram_message_id: i64,
+        notice_message_id: i64,
     ) -> Result<Option<Notification>> {
         let row: Option<(Uuid, Uuid, Option<Uuid>, String)> = sqlx::query_as(
             "SELECT id, conversation_id, suggestion_id, body FROM operator_notifications
-             WHERE tenant_id = $1 AND chat_id = $2 AND telegram_message_id = $3",
+             WHERE tenant_id = $1 AND chat_id = $2 AND notice_message_id = $3",
         )
         .bind(tenant_id)
         .bind(chat_id)
-        .bind(telegram_message_id)
+        .bind(notice_message_id)
         .fetch_optional(&self.pool)
         .await?;
         Ok(
@@ -340,13 +340,13 @@ impl Store {
 }
 
 impl NotificationClaim {
-    pub async fn sent(mut self, telegram_message_id: i64) -> Result<()> {
+    pub async fn sent(mut self, notice_message_id: i64) -> Result<()> {
         sqlx::query(
-            "UPDATE operator_notifications SET status = 'sent', telegram_message_id = $2,
+            "UPDATE operator_notifications SET status = 'sent', notice_message_id = $2,
                     attempts = attempts + 1, last_error = NULL WHERE id = $1",
         )
         .bind(self.id)
-        .bind(telegram_message_id)
+        .bind(notice_message_id)
         .execute(&mut *self.tx)
         .await?;
         self.tx.commit().await?;

@@ -156,7 +156,8 @@ fn is_origin(origin: &str) -> bool {
 }
 
 /// How operators are involved: how long drafts wait, how long a takeover lasts, when an
-/// unhandled escalation is announced again, and the operators' Telegram chat.
+/// unhandled escalation is announced again, and the operators' room: a Telegram chat or a
+/// Discord channel (one of the two).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OperatorSettings {
@@ -168,6 +169,12 @@ pub struct OperatorSettings {
     pub telegram_channel: Option<String>,
     #[serde(default)]
     pub telegram_chat_id: Option<i64>,
+    /// The name of the tenant's Discord channel whose bot serves the operators' room, and
+    /// the id of the Discord channel (in a server) where notices go.
+    #[serde(default)]
+    pub discord_channel: Option<String>,
+    #[serde(default)]
+    pub discord_room: Option<String>,
     /// Approved drafts wait the tenant's human delay too, instead of going out at once.
     #[serde(default)]
     pub delay_approved_sends: bool,
@@ -319,6 +326,22 @@ impl SettingsDoc {
                 return bad(
                     "operators.telegram_channel and operators.telegram_chat_id go together".into(),
                 );
+            }
+            if o.discord_channel.is_some() != o.discord_room.is_some() {
+                return bad(
+                    "operators.discord_channel and operators.discord_room go together".into(),
+                );
+            }
+            if o.telegram_channel.is_some() && o.discord_channel.is_some() {
+                return bad(
+                    "the operators' room is a Telegram chat or a Discord channel, not both".into(),
+                );
+            }
+            if o.discord_room
+                .as_deref()
+                .is_some_and(|r| discord_room(r).is_none())
+            {
+                return bad("operators.discord_room is a Discord channel id (digits)".into());
             }
         }
         if let Some(w) = &self.webchat {
@@ -474,7 +497,8 @@ impl Store {
             approval_ttl_minutes: i32,
             takeover_minutes: i32,
             escalation_sla_minutes: i32,
-            telegram_channel: Option<String>,
+            operator_channel: Option<String>,
+            operator_channel_kind: Option<String>,
             operator_chat_id: Option<i64>,
             delay_approved_sends: bool,
             checking_after_minutes: i32,
@@ -487,7 +511,8 @@ impl Store {
         }
         let ops: Ops = sqlx::query_as(
             "SELECT t.approval_ttl_minutes, t.takeover_minutes, t.escalation_sla_minutes,
-                    ch.name AS telegram_channel, t.operator_chat_id, t.delay_approved_sends,
+                    ch.name AS operator_channel, ch.kind AS operator_channel_kind,
+                    t.operator_chat_id, t.delay_approved_sends,
                     t.checking_after_minutes, t.checking_message, t.widget_origins,
                     t.widget_welcome, t.text_search_config::text AS search_language, t.currency,
                     t.escalation_contacts
@@ -496,6 +521,7 @@ impl Store {
         .bind(tenant_id)
         .fetch_one(&self.pool)
         .await?;
+        let discord = ops.operator_channel_kind.as_deref() == Some("discord");
         let own: Vec<(String, bool)> = sqlx::query_as(
             "SELECT key, enabled FROM feature_flags WHERE tenant_id = $1 ORDER BY key",
         )
@@ -540,8 +566,13 @@ impl Store {
                 approval_ttl_minutes: u32::try_from(ops.approval_ttl_minutes).unwrap_or(1),
                 takeover_minutes: u32::try_from(ops.takeover_minutes).unwrap_or(1),
                 escalation_sla_minutes: u32::try_from(ops.escalation_sla_minutes).unwrap_or(1),
-                telegram_channel: ops.telegram_channel,
-                telegram_chat_id: ops.operator_chat_id,
+                telegram_channel: ops.operator_channel.clone().filter(|_| !discord),
+                telegram_chat_id: ops.operator_chat_id.filter(|_| !discord),
+                discord_channel: ops.operator_channel.filter(|_| discord),
+                discord_room: ops
+                    .operator_chat_id
+                    .filter(|_| discord)
+                    .map(|id| id.to_string()),
                 delay_approved_sends: ops.delay_approved_sends,
                 checking_after_minutes: u32::try_from(ops.checking_after_minutes).unwrap_or(0),
                 checking_message: ops.checking_message,
@@ -795,21 +826,35 @@ impl Store {
             .await?;
         }
         if let Some(o) = &doc.operators {
-            let channel: Option<Uuid> = match &o.telegram_channel {
-                None => None,
-                Some(name) => Some(
-                    sqlx::query_scalar(
-                        "SELECT id FROM channels WHERE tenant_id = $1 AND kind = 'telegram' AND name = $2",
-                    )
-                    .bind(tenant_id)
-                    .bind(name)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .ok_or_else(|| {
-                        StoreError::Invalid(format!(
-                            "operators.telegram_channel: the tenant has no Telegram channel named {name:?}"
-                        ))
-                    })?,
+            let room = match (&o.telegram_channel, &o.discord_channel) {
+                (Some(name), _) => Some(("telegram", "Telegram", name, o.telegram_chat_id)),
+                (None, Some(name)) => Some((
+                    "discord",
+                    "Discord",
+                    name,
+                    o.discord_room.as_deref().and_then(discord_room),
+                )),
+                (None, None) => None,
+            };
+            let (channel, chat): (Option<Uuid>, Option<i64>) = match room {
+                None => (None, None),
+                Some((kind, platform, name, chat)) => (
+                    Some(
+                        sqlx::query_scalar(
+                            "SELECT id FROM channels WHERE tenant_id = $1 AND kind = $2 AND name = $3",
+                        )
+                        .bind(tenant_id)
+                        .bind(kind)
+                        .bind(name)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or_else(|| {
+                            StoreError::Invalid(format!(
+                                "operators.{kind}_channel: the tenant has no {platform} channel named {name:?}"
+                            ))
+                        })?,
+                    ),
+                    chat,
                 ),
             };
             sqlx::query(
@@ -824,7 +869,7 @@ impl Store {
             .bind(n(u64::from(o.takeover_minutes)))
             .bind(n(u64::from(o.escalation_sla_minutes)))
             .bind(channel)
-            .bind(o.telegram_chat_id)
+            .bind(chat)
             .bind(o.delay_approved_sends)
             .bind(n(u64::from(o.checking_after_minutes)))
             .bind(o.checking_message.trim())
@@ -913,4 +958,9 @@ async fn set_flag(
         }
     }
     Ok(())
+}
+
+/// A Discord channel id as the operators' room column keeps it (snowflakes fit a bigint).
+fn discord_room(id: &str) -> Option<i64> {
+    id.parse::<i64>().ok().filter(|n| *n > 0)
 }

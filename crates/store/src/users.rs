@@ -228,21 +228,22 @@ impl Store {
         }
     }
 
-    /// Links a Telegram account to an operator, so their button presses and replies in
-    /// the operators' chat count as theirs.
-    pub async fn link_telegram(
+    /// Links a chat account (Telegram or Discord) to an operator, so their button presses
+    /// and replies in the operators' room count as theirs.
+    pub async fn link_chat_account(
         &self,
         tenant_id: Uuid,
         email: &str,
-        telegram_user_id: i64,
+        platform: ChatPlatform,
+        account_id: i64,
     ) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE users SET telegram_user_id = $3
-             WHERE tenant_id = $1 AND email = $2 AND removed_at IS NULL",
-        )
+        let done = sqlx::query(&format!(
+            "UPDATE users SET {} = $3 WHERE tenant_id = $1 AND email = $2 AND removed_at IS NULL",
+            platform.column()
+        ))
         .bind(tenant_id)
         .bind(email.trim().to_lowercase())
-        .bind(telegram_user_id)
+        .bind(account_id)
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
@@ -251,17 +252,20 @@ impl Store {
         Ok(())
     }
 
-    pub async fn user_by_telegram(
+    /// The working account linked to a chat account.
+    pub async fn user_by_chat_account(
         &self,
         tenant_id: Uuid,
-        telegram_user_id: i64,
+        platform: ChatPlatform,
+        account_id: i64,
     ) -> Result<Option<User>> {
-        let row: Option<UserRow> = sqlx::query_as(
+        let row: Option<UserRow> = sqlx::query_as(&format!(
             "SELECT id, tenant_id, email, role FROM users
-             WHERE tenant_id = $1 AND telegram_user_id = $2 AND disabled_at IS NULL",
-        )
+             WHERE tenant_id = $1 AND {} = $2 AND disabled_at IS NULL",
+            platform.column()
+        ))
         .bind(tenant_id)
-        .bind(telegram_user_id)
+        .bind(account_id)
         .fetch_optional(&self.pool)
         .await?;
         row.map(UserRow::user).transpose()
@@ -519,4 +523,20 @@ pub(crate) async fn audit<'e, E: sqlx::PgExecutor<'e>>(
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// Where an operators' room lives, and so which account id identifies an operator there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatPlatform {
+    Telegram,
+    Discord,
+}
+
+impl ChatPlatform {
+    fn column(self) -> &'static str {
+        match self {
+            ChatPlatform::Telegram => "telegram_user_id",
+            ChatPlatform::Discord => "discord_user_id",
+        }
+    }
 }

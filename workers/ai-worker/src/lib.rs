@@ -121,7 +121,11 @@ async fn process_message(
     ev: &InboundEvent,
     msg: &CustomerMessage,
 ) -> Result<(), StoreError> {
-    if ev.channel_kind == ChannelKind::Telegram && operator_chat::handle(s, ev, msg).await? {
+    if matches!(
+        ev.channel_kind,
+        ChannelKind::Telegram | ChannelKind::Discord
+    ) && operator_chat::handle(s, ev, msg).await?
+    {
         return Ok(());
     }
     let settings = s.store.tenant_settings(ev.tenant_id).await?;

@@ -23,6 +23,8 @@ pub struct Built {
     pub whatsapp: Option<(Arc<WhatsappAdapter>, Option<whatsapp::Template>)>,
     /// Telegram: the adapter again, for operator notifications with buttons.
     pub telegram: Option<Arc<TelegramAdapter>>,
+    /// Discord: the adapter again, for operator notifications with buttons.
+    pub discord: Option<Arc<DiscordAdapter>>,
 }
 
 pub struct Adapters {
@@ -52,6 +54,7 @@ impl Adapters {
                 adapter: self.webchat.clone(),
                 whatsapp: None,
                 telegram: None,
+                discord: None,
             });
         }
         // The fingerprint changes with the settings or the credentials.
@@ -92,6 +95,7 @@ impl Adapters {
                     adapter: a.clone(),
                     whatsapp: None,
                     telegram: Some(a),
+                    discord: None,
                 })
             }
             ChannelKind::Whatsapp => {
@@ -108,6 +112,7 @@ impl Adapters {
                     adapter: a.clone(),
                     whatsapp: Some((a, cfg.reengagement_template)),
                     telegram: None,
+                    discord: None,
                 })
             }
             ChannelKind::Email => {
@@ -119,6 +124,7 @@ impl Adapters {
                     adapter: Arc::new(EmailAdapter::new(&cfg, &sec)?),
                     whatsapp: None,
                     telegram: None,
+                    discord: None,
                 })
             }
             ChannelKind::Discord => {
@@ -126,14 +132,16 @@ impl Adapters {
                     serde_json::from_value(ch.config.clone()).map_err(|e| e.to_string())?;
                 let sec: discord::Secrets =
                     serde_json::from_slice(&secrets).map_err(|e| e.to_string())?;
+                let a = Arc::new(DiscordAdapter::new(
+                    self.http.clone(),
+                    &cfg.api_base_url,
+                    &sec.bot_token,
+                ));
                 Ok(Built {
-                    adapter: Arc::new(DiscordAdapter::new(
-                        self.http.clone(),
-                        &cfg.api_base_url,
-                        &sec.bot_token,
-                    )),
+                    adapter: a.clone(),
                     whatsapp: None,
                     telegram: None,
+                    discord: Some(a),
                 })
             }
             other => Err(format!(

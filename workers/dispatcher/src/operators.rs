@@ -1,4 +1,4 @@
-//! Operator-facing work of the dispatcher: notifications to the operators' Telegram chat,
+//! Operator-facing work of the dispatcher: notifications to the operators' room (Telegram or Discord),
 //! the sweeps that expire drafts and announce escalations nobody handled in time, and the
 //! "we are checking" message to a customer whose answer waits for approval.
 
@@ -45,18 +45,9 @@ async fn notify(
 ) -> Result<(), StoreError> {
     let cfg = &s.config.dispatcher;
     let attempts = u32::try_from(claim.attempts).unwrap_or(0) + 1;
-    let telegram = match adapters.get(&claim.channel) {
-        Ok(b) => b.telegram,
+    let built = match adapters.get(&claim.channel) {
+        Ok(b) => b,
         Err(reason) => return claim.retry(&reason, Duration::ZERO, true).await,
-    };
-    let Some(telegram) = telegram else {
-        return claim
-            .retry(
-                "the operators' channel is not a Telegram channel",
-                Duration::ZERO,
-                true,
-            )
-            .await;
     };
     // An escalation is answered (a reply to the notice) or taken over, never approved.
     let buttons: &[(&str, &str)] = if claim.suggestion_id.is_some() && !claim.escalation {
@@ -68,13 +59,43 @@ async fn notify(
     } else {
         &[("🙋 Take over", "takeover")]
     };
-    match telegram
-        .post_with_buttons(claim.chat_id, &claim.body, buttons)
-        .await
-    {
+    let posted = match (&built.telegram, &built.discord) {
+        (Some(telegram), _) => {
+            telegram
+                .post_with_buttons(claim.chat_id, &claim.body, buttons)
+                .await
+        }
+        (None, Some(discord)) => discord
+            // The notification's id is the nonce: a retry after a lost answer posts once.
+            .post_with_buttons(
+                &claim.chat_id.to_string(),
+                &claim.body,
+                buttons,
+                &claim.id.simple().to_string()[..25],
+            )
+            .await
+            .and_then(|id| {
+                id.parse::<i64>().map_err(|_| SendError::Permanent {
+                    reason: format!("Discord gave the notice the id {id:?}"),
+                })
+            }),
+        (None, None) => {
+            return claim
+                .retry(
+                    "the operators' room is neither a Telegram nor a Discord channel",
+                    Duration::ZERO,
+                    true,
+                )
+                .await;
+        }
+    };
+    match posted {
         Ok(message_id) => {
             tracing::info!("operators notified");
             claim.sent(message_id).await
+        }
+        Err(SendError::RateLimited { pause }) => {
+            claim.retry("rate limited", pause.wait, false).await
         }
         Err(SendError::Retryable {
             reason,

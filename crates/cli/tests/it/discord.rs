@@ -524,3 +524,144 @@ async fn a_holder_that_lost_its_lease_can_neither_renew_it_nor_move_the_cursor()
             .is_some()
     );
 }
+
+/// The operators' room on Discord: notices with Approve, Reject and Take over buttons that
+/// only linked operators can press, and a reply to a notice that reaches the customer.
+#[tokio::test]
+async fn operators_approve_and_reply_from_a_discord_room() {
+    const MIA: &str = "7000000000000000001";
+    let mut config = crate::helpers::test_config();
+    config.amqp.prefetch = 1;
+    let app = TestApp::spawn_with(config, switchboard::Parts::ALL).await;
+    crate::operators::approvals_only(&app).await;
+    let fake = FakeDiscord::start().await;
+    fake.guild_channel(ROOM, GUILD);
+    discord_channel(&app, &fake, json!({})).await;
+    let demo = app.services.store.tenant_id("demo").await.unwrap();
+    let store = &app.services.store;
+    let settings = json!({"operators": {"discord_channel": "discord test", "discord_room": ROOM}});
+    store
+        .apply_settings(
+            demo,
+            &settings,
+            switchboard_store::Write::Merge,
+            "test",
+            None,
+        )
+        .await
+        .unwrap();
+    let doc = store.settings_doc(demo).await.unwrap();
+    let ops = doc.operators.unwrap();
+    assert_eq!(ops.discord_room.as_deref(), Some(ROOM));
+    assert_eq!(ops.telegram_chat_id, None);
+    store
+        .add_user(
+            demo,
+            "mia@demo.example",
+            switchboard_store::Role::Operator,
+            "correct horse battery staple 42",
+        )
+        .await
+        .unwrap();
+    store
+        .link_chat_account(
+            demo,
+            "mia@demo.example",
+            switchboard_store::ChatPlatform::Discord,
+            MIA.parse().unwrap(),
+        )
+        .await
+        .unwrap();
+    fake.wait_identified(1, WAIT).await;
+
+    fake.customer_says(DM, CUSTOMER, "Do you ship to Berlin?", json!({}));
+    let notice = fake.wait_bot_messages(ROOM, 1, WAIT).await.remove(0);
+    assert!(
+        notice["content"]
+            .as_str()
+            .unwrap()
+            .contains("Do you ship to Berlin?")
+    );
+    let ids: Vec<&str> = notice["components"][0]["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["custom_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["approve", "reject", "takeover"]);
+    let notice_id = notice["id"].as_str().unwrap().to_owned();
+    app.wait_count(
+        &format!(
+            "SELECT count(*) FROM operator_notifications WHERE notice_message_id = {notice_id}"
+        ),
+        1,
+    )
+    .await;
+
+    // A stranger presses Approve: acknowledged, refused, nothing changes.
+    let stranger = fake.press(ROOM, &notice_id, "approve", "7000000000000000009");
+    app.inbound_drained().await;
+    assert_eq!(
+        fake.calls(&format!("POST /interactions/{stranger}/")).len(),
+        1,
+        "every press is acknowledged"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM ai_suggestions WHERE status = 'pending'")
+            .await,
+        1
+    );
+    assert!(fake.bot_messages(DM).is_empty());
+
+    // Mia presses Approve: the draft goes to the customer, and the notice says who did it.
+    fake.press(ROOM, &notice_id, "approve", MIA);
+    let sent = fake.wait_bot_messages(DM, 1, WAIT).await;
+    assert!(sent[0]["content"].as_str().unwrap().len() > 10);
+    app.wait_count(
+        &format!("SELECT count(*) FROM human_actions h JOIN users u ON u.id = h.user_id WHERE u.discord_user_id = {MIA} AND h.action = 'approve'"),
+        1,
+    )
+    .await;
+    let edits = fake
+        .wait_calls(
+            &format!("PATCH /channels/{ROOM}/messages/{notice_id}"),
+            1,
+            WAIT,
+        )
+        .await;
+    assert!(
+        edits[0].body["content"]
+            .as_str()
+            .unwrap()
+            .contains("Approved by mia@demo.example")
+    );
+
+    // A reply to the next notice goes to that customer as Mia's own words.
+    const OTHER: &str = "4000000000000000002";
+    fake.customer_says(
+        OTHER,
+        "3000000000000000002",
+        "How much is the coffee mug?",
+        json!({}),
+    );
+    let notices = fake.wait_bot_messages(ROOM, 2, WAIT).await;
+    let second = notices[1].clone();
+    fake.customer_says(
+        ROOM,
+        MIA,
+        "The mug is 12 EUR today, Mia here.",
+        json!({"type": 19, "message_reference": {"message_id": second["id"], "channel_id": ROOM, "guild_id": GUILD},
+               "referenced_message": second}),
+    );
+    let to_customer = fake.wait_bot_messages(OTHER, 1, WAIT).await;
+    assert_eq!(
+        to_customer[0]["content"],
+        "The mug is 12 EUR today, Mia here."
+    );
+    app.settled().await;
+    assert_eq!(
+        fake.bot_messages(OTHER).len(),
+        1,
+        "only Mia's words went out"
+    );
+}

@@ -127,7 +127,7 @@ pub(crate) async fn operator(app: &TestApp) -> Api<'_> {
 }
 
 /// Every draft waits for an operator.
-async fn approvals_only(app: &TestApp) {
+pub(crate) async fn approvals_only(app: &TestApp) {
     app.exec("UPDATE decision_settings SET autosend_allowed = false")
         .await;
 }
@@ -1403,7 +1403,12 @@ async fn approval_and_replies_from_the_operators_telegram_chat() {
         .unwrap();
     app.services
         .store
-        .link_telegram(demo, "mia@demo.example", 4242)
+        .link_chat_account(
+            demo,
+            "mia@demo.example",
+            switchboard_store::ChatPlatform::Telegram,
+            4242,
+        )
         .await
         .unwrap();
 
@@ -1428,12 +1433,12 @@ async fn approval_and_replies_from_the_operators_telegram_chat() {
         .collect();
     assert_eq!(data, ["approve", "reject", "takeover"]);
     app.wait_count(
-        "SELECT count(*) FROM operator_notifications WHERE telegram_message_id IS NOT NULL",
+        "SELECT count(*) FROM operator_notifications WHERE notice_message_id IS NOT NULL",
         1,
     )
     .await;
     let message_id: i64 =
-        sqlx::query_scalar("SELECT telegram_message_id FROM operator_notifications")
+        sqlx::query_scalar("SELECT notice_message_id FROM operator_notifications")
             .fetch_one(&app.pool)
             .await
             .unwrap();
@@ -1501,12 +1506,12 @@ async fn approval_and_replies_from_the_operators_telegram_chat() {
     // A reply to the next notice goes to the customer as the operator's own words.
     pending_draft(&app, "g2-visitor-7f3a9c2e", "How much is the coffee mug?").await;
     app.wait_count(
-        "SELECT count(*) FROM operator_notifications WHERE telegram_message_id IS NOT NULL",
+        "SELECT count(*) FROM operator_notifications WHERE notice_message_id IS NOT NULL",
         2,
     )
     .await;
     let second: i64 = sqlx::query_scalar(
-        "SELECT telegram_message_id FROM operator_notifications ORDER BY created_at DESC LIMIT 1",
+        "SELECT notice_message_id FROM operator_notifications ORDER BY created_at DESC LIMIT 1",
     )
     .fetch_one(&app.pool)
     .await
