@@ -33,7 +33,8 @@ struct Proc {
     child: Child,
 }
 
-/// The gateway, two AI workers, two dispatchers and a listener, each its own process with
+/// The gateway, two AI workers, two dispatchers and two listeners (one holds the mailbox's
+/// lease, the other stands by), each its own process with
 /// the same configuration (environment), logging to `<log_dir>/<role>-<n>.log`.
 pub struct Fleet {
     bin_dir: PathBuf,
@@ -51,6 +52,7 @@ pub const LAYOUT: &[(Role, usize)] = &[
     (Role::Dispatcher, 0),
     (Role::Dispatcher, 1),
     (Role::Listener, 0),
+    (Role::Listener, 1),
 ];
 
 impl Fleet {

@@ -1,5 +1,5 @@
 //! `bash bench/faults/run`: the fault suite. A real fleet (the gateway, two AI workers, two
-//! dispatchers and a listener, each its own process) answers customers on the web chat,
+//! dispatchers and two listeners, each its own process) answers customers on the web chat,
 //! Telegram, WhatsApp and email, against local fakes of the platforms and the real
 //! PostgreSQL, RabbitMQ, Redis and mail servers, while processes are killed with SIGKILL
 //! and restarted, RabbitMQ, PostgreSQL and Redis are restarted, and the Telegram fake

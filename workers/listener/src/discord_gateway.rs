@@ -265,7 +265,7 @@ impl Gateway {
                 return Ok(());
             }
             Event::MessageUpdate(e) => ("MESSAGE_UPDATE", serde_json::to_value(&e)),
-            Event::MessageDelete(e) => ("MESSAGE_DELETE", serde_json::to_value(&e)),
+            Event::MessageDelete(e) => ("MESSAGE_DELETE", serde_json::to_value(e)),
             Event::ReactionAdd(e) => ("MESSAGE_REACTION_ADD", serde_json::to_value(&e.reaction)),
             Event::ReactionRemove(e) => {
                 ("MESSAGE_REACTION_REMOVE", serde_json::to_value(&e.reaction))
