@@ -133,6 +133,10 @@ pub fn make(messages: usize, run: &str) -> Vec<Arc<Customer>> {
 pub struct Targets {
     pub http: reqwest::Client,
     pub gateway: String,
+    /// The operator's session, shared by everything the operator does, as one console
+    /// would: signing in again for each action made so many sign-ins that a PostgreSQL
+    /// restart cut five short, and the account locked (see the README's fault suite).
+    pub operator_token: std::sync::Arc<tokio::sync::Mutex<Option<String>>>,
     pub telegram: Uuid,
     pub whatsapp: Uuid,
     pub email_folder: String,

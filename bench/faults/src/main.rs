@@ -175,13 +175,11 @@ fn fleet_env(db: &str, namespace: &str, port: u16) -> Vec<(String, String)> {
 /// dependency restarting) are tried again on the next round.
 async fn operator(targets: Targets, stop: Stop) -> usize {
     let mut approved = 0;
-    let mut token = None;
     while !stop.is_cancelled() {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        if token.is_none() {
-            token = sign_in(&targets).await;
-        }
-        let Some(t) = &token else { continue };
+        let Some(t) = &sign_in(&targets).await else {
+            continue;
+        };
         let Ok(r) = targets
             .http
             .get(format!(
@@ -195,7 +193,7 @@ async fn operator(targets: Targets, stop: Stop) -> usize {
             continue;
         };
         if r.status() == 401 {
-            token = None;
+            forget(&targets, t).await;
             continue;
         }
         let list: Value = r.json().await.unwrap_or_default();
@@ -225,7 +223,24 @@ async fn operator(targets: Targets, stop: Stop) -> usize {
     approved
 }
 
+/// The operator's session token, signing in only when there is none (or it was refused:
+/// `forget`).
 async fn sign_in(targets: &Targets) -> Option<String> {
+    let mut token = targets.operator_token.lock().await;
+    if token.is_none() {
+        *token = new_session(targets).await;
+    }
+    token.clone()
+}
+
+async fn forget(targets: &Targets, refused: &str) {
+    let mut token = targets.operator_token.lock().await;
+    if token.as_deref() == Some(refused) {
+        *token = None;
+    }
+}
+
+async fn new_session(targets: &Targets) -> Option<String> {
     let r = targets
         .http
         .post(format!("{}/api/v1/auth/login", targets.gateway))
@@ -257,7 +272,7 @@ async fn take_over(targets: &Targets, pool: &PgPool, c: &Customer) {
             .flatten();
 
         if let (Some(id), Some(token)) = (conversation, sign_in(targets).await) {
-            let done = targets
+            let answer = targets
                 .http
                 .post(format!(
                     "{}/api/v1/conversations/{id}/takeover",
@@ -265,10 +280,11 @@ async fn take_over(targets: &Targets, pool: &PgPool, c: &Customer) {
                 ))
                 .bearer_auth(&token)
                 .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if done {
-                return;
+                .await;
+            match answer.map(|r| r.status()) {
+                Ok(s) if s.is_success() => return,
+                Ok(s) if s == 401 => forget(targets, &token).await,
+                _ => {}
             }
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -469,6 +485,7 @@ async fn main() -> anyhow::Result<()> {
             .timeout(Duration::from_secs(35))
             .build()?,
         gateway: format!("http://127.0.0.1:{port}"),
+        operator_token: Default::default(),
         telegram: tg,
         whatsapp: wa,
         email_folder: folder,

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use rand::SeedableRng;
-use switchboard_channels::{email, split_message, telegram, whatsapp};
+use switchboard_channels::{discord, email, split_message, telegram, whatsapp};
 use switchboard_core::{ChannelRef, InboundBody, Normalized};
 use uuid::Uuid;
 
@@ -16,6 +16,7 @@ pub type Target = fn(&[u8]);
 pub const TARGETS: &[(&str, Target)] = &[
     ("telegram", telegram),
     ("whatsapp", whatsapp),
+    ("discord", discord),
     ("email", email),
     ("email_text", email_text),
     ("split", split),
@@ -42,6 +43,28 @@ fn check(n: &Normalized) {
         if let InboundBody::Message(m) = &ev.body {
             assert!(!m.text.contains('\0'), "NUL survived stripping");
         }
+    }
+}
+
+/// A Discord Gateway payload, and the same bytes as an HTTP interaction: parsed, then
+/// normalized in mention mode with the bot's id, the path with the most branches.
+pub fn discord(data: &[u8]) {
+    let cfg = discord::inbound::InboundConfig {
+        bot_user_id: "1100000000000000001".into(),
+        group_mode: Default::default(),
+    };
+    if let Ok(p) = discord::inbound::parse_payload(data)
+        && let Ok(n) = discord::inbound::normalize_payload(CH, &cfg, &p, now())
+    {
+        check(&n);
+    }
+    if let Ok(i) = discord::inbound::parse_interaction(data) {
+        check(&discord::inbound::normalize_interaction(
+            CH,
+            &cfg,
+            &i,
+            now(),
+        ));
     }
 }
 

@@ -201,6 +201,60 @@ async fn channel_commands_store_encrypted_credentials_and_set_the_webhook() {
     )
     .await;
     assert!(!ok && err.contains("--phone-number-id"), "{err}");
+
+    // Discord: the application id and public key are checked before anything is stored.
+    let (ok, _, err) = switchboard(
+        &[
+            "channel",
+            "add",
+            "--tenant",
+            "demo",
+            "--kind",
+            "discord",
+            "--name",
+            "dc",
+            "--bot-token",
+            "t",
+            "--application-id",
+            "1100000000000000001",
+            "--public-key",
+            "abc",
+        ],
+        &app.config,
+    )
+    .await;
+    assert!(!ok && err.contains("--public-key"), "{err}");
+    let key = "6f".repeat(32);
+    let (ok, out, err) = switchboard(
+        &[
+            "channel",
+            "add",
+            "--tenant",
+            "demo",
+            "--kind",
+            "discord",
+            "--name",
+            "dc",
+            "--bot-token",
+            "t",
+            "--application-id",
+            "1100000000000000001",
+            "--public-key",
+            &key,
+            "--group-mode",
+            "mention",
+        ],
+        &app.config,
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(out.contains("/webhooks/discord/"), "{out}");
+    let config: Value = sqlx::query_scalar("SELECT config FROM channels WHERE kind = 'discord'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(config["group_mode"], "mentions");
+    assert_eq!(config["public_key"], key.as_str());
 }
 
 #[test]
@@ -247,6 +301,29 @@ fn normalize_prints_events_or_the_reason() {
     let n: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(n["events"][0]["channel_kind"], "email");
     assert!(n["events"][0]["body"]["metadata"]["email"]["message_id"].is_string());
+
+    // A Discord Gateway MESSAGE_CREATE.
+    let event = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../channels/tests/fixtures/discord/message_create_dm_text.json"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["normalize", "--channel", "discord", event])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let n: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(n["events"][0]["channel_kind"], "discord");
+    assert!(
+        n["events"][0]["provider_event_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("message:")
+    );
 }
 
 #[tokio::test]

@@ -665,3 +665,20 @@ async fn operators_approve_and_reply_from_a_discord_room() {
         "only Mia's words went out"
     );
 }
+
+/// While an automatic reply waits its human delay, the customer sees Discord's typing
+/// indicator; the reply follows it.
+#[tokio::test]
+async fn typing_shows_while_a_reply_waits_its_human_delay() {
+    let app = TestApp::spawn().await;
+    app.exec("INSERT INTO human_delay_settings (tenant_id, enabled, min_delay_ms, max_delay_ms) SELECT id, true, 1500, 1500 FROM tenants").await;
+    let fake = FakeDiscord::start().await;
+    discord_channel(&app, &fake, json!({})).await;
+    fake.wait_identified(1, WAIT).await;
+    fake.customer_says(DM, CUSTOMER, "Do you ship to Berlin?", json!({}));
+    fake.wait_bot_messages(DM, 1, WAIT).await;
+    let typing = fake.calls(&format!("POST /channels/{DM}/typing"));
+    let sent = fake.calls(&format!("POST /channels/{DM}/messages"));
+    assert!(!typing.is_empty(), "typing was shown");
+    assert!(typing[0].at < sent[0].at, "before the reply");
+}
