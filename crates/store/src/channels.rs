@@ -213,15 +213,26 @@ impl Store {
     }
 
     /// Where the reading of each Discord channel a bot reads has got to, keyed by the
-    /// Discord channel's id.
+    /// Discord channel's id. Channels whose newest message read is older than the message
+    /// id `since` are forgotten here, so the map holds the channels read lately only.
     pub async fn discord_cursors(
         &self,
         channel_id: Uuid,
+        since: &str,
     ) -> Result<HashMap<String, DiscordCursor>> {
+        if !is_snowflake(since) {
+            return Err(StoreError::Invalid(format!(
+                "{since:?} is not a Discord id"
+            )));
+        }
         let ids: Option<sqlx::types::Json<HashMap<String, DiscordCursor>>> = sqlx::query_scalar(
-            "SELECT discord_last_ids FROM channel_cursors WHERE channel_id = $1",
+            "UPDATE channel_cursors SET discord_last_ids = COALESCE(
+                    (SELECT jsonb_object_agg(k, v) FROM jsonb_each(discord_last_ids) AS e(k, v)
+                      WHERE (v ->> 'last')::numeric >= $2::numeric), '{}')
+              WHERE channel_id = $1 RETURNING discord_last_ids",
         )
         .bind(channel_id)
+        .bind(since)
         .fetch_optional(&self.pool)
         .await?;
         Ok(ids.map(|j| j.0).unwrap_or_default())

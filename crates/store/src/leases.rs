@@ -40,11 +40,16 @@ impl Store {
         holder: Uuid,
         ttl: Duration,
     ) -> Result<Option<ChannelLease>> {
+        // The fence only grows: past every fence this lease and the channel's cursor have
+        // seen, even if the lease row was removed by hand.
         let fence: Option<i64> = sqlx::query_scalar(
             "INSERT INTO channel_leases (channel_id, holder, fence, expires_at)
-             VALUES ($1, $2, 1, now() + make_interval(secs => $3))
+             VALUES ($1, $2, COALESCE((SELECT fence FROM channel_cursors WHERE channel_id = $1), 0) + 1,
+                     now() + make_interval(secs => $3))
              ON CONFLICT (channel_id) DO UPDATE
-                SET holder = $2, fence = channel_leases.fence + 1,
+                SET holder = $2,
+                    fence = GREATEST(channel_leases.fence,
+                                     COALESCE((SELECT fence FROM channel_cursors WHERE channel_id = $1), 0)) + 1,
                     expires_at = now() + make_interval(secs => $3), acquired_at = now()
               WHERE channel_leases.expires_at < now() OR channel_leases.holder = $2
              RETURNING fence",
@@ -77,10 +82,12 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Gives a lease up at once, so a standby need not wait for it to lapse.
+    /// Gives a lease up at once, so a standby need not wait for it to lapse. The row stays
+    /// (lapsed), so the next holder's fence is higher still.
     pub async fn release_channel_lease(&self, lease: &ChannelLease) -> Result<()> {
         sqlx::query(
-            "DELETE FROM channel_leases WHERE channel_id = $1 AND holder = $2 AND fence = $3",
+            "UPDATE channel_leases SET expires_at = now() - interval '1 millisecond'
+              WHERE channel_id = $1 AND holder = $2 AND fence = $3",
         )
         .bind(lease.channel_id)
         .bind(lease.holder)

@@ -614,7 +614,9 @@ impl Store {
             serde_json::to_value(&stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut after = before.clone();
         match how {
-            Write::Merge => json_patch::merge(&mut after, written),
+            Write::Merge => {
+                json_patch::merge(&mut after, &one_room(written));
+            }
             Write::Replace => {
                 for (section, value) in given {
                     after[section] = value.clone();
@@ -958,6 +960,26 @@ async fn set_flag(
         }
     }
     Ok(())
+}
+
+/// A tenant has one operators' room: a patch that names one platform's room replaces the
+/// other's, rather than being refused for naming both.
+fn one_room(patch: &serde_json::Value) -> serde_json::Value {
+    let mut patch = patch.clone();
+    if let Some(ops) = patch.get_mut("operators").and_then(|o| o.as_object_mut()) {
+        let names = |key: &str| ops.get(key).is_some_and(|v| !v.is_null());
+        let other: &[&str] = if names("discord_channel") || names("discord_room") {
+            &["telegram_channel", "telegram_chat_id"]
+        } else if names("telegram_channel") || names("telegram_chat_id") {
+            &["discord_channel", "discord_room"]
+        } else {
+            &[]
+        };
+        for key in other {
+            ops.entry(*key).or_insert(serde_json::Value::Null);
+        }
+    }
+    patch
 }
 
 /// A Discord channel id as the operators' room column keeps it (snowflakes fit a bigint).

@@ -245,7 +245,13 @@ impl Store {
         .bind(email.trim().to_lowercase())
         .bind(account_id)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                StoreError::Conflict("that chat account is linked to another user already".into())
+            }
+            e => e.into(),
+        })?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound { what: "user" });
         }

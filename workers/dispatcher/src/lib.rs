@@ -157,8 +157,12 @@ async fn send_parts(
             .record(started.elapsed().as_secs_f64());
         match sent {
             Ok(receipt) => {
-                if let Some(pause) = &receipt.pause {
-                    limits.pause(claim.item.channel.id, pause).await?;
+                // The part went out: a pause that cannot be recorded must not make it go
+                // again, so its failure is only logged.
+                if let Some(pause) = &receipt.pause
+                    && let Err(e) = limits.pause(claim.item.channel.id, pause).await
+                {
+                    tracing::warn!(error = %error_chain(&e), "the platform's pause was not shared");
                 }
                 first_id = first_id.or(receipt.external_id);
                 if i + 1 < parts.len() {

@@ -156,25 +156,28 @@ async fn keep(
     polling: &CancellationToken,
     mut task: JoinHandle<()>,
 ) -> bool {
-    let mut confirmed = Instant::now();
+    // Unconfirmed for two thirds of its life, the lease may soon go to a standby: this
+    // holder stops first rather than read alongside it, however the renewals fail (an
+    // error, or no answer at all).
+    let mut deadline = Instant::now() + LEASE_TTL * 2 / 3;
     let kept = loop {
         tokio::select! {
             _ = &mut task => return true,
             _ = polling.cancelled() => break true,
-            _ = tokio::time::sleep(RENEW_EVERY) => {}
-        }
-        match s.store.renew_channel_lease(lease, LEASE_TTL).await {
-            Ok(true) => confirmed = Instant::now(),
-            Ok(false) => break false,
-            // Unconfirmed for two thirds of its life: a standby may soon take the lease,
-            // so this holder stops first rather than read alongside it.
-            Err(e) if confirmed.elapsed() >= LEASE_TTL * 2 / 3 => {
-                tracing::warn!(error = %error_chain(&e), "cannot renew the channel's lease");
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                tracing::warn!("the channel's lease went unconfirmed too long");
                 break false;
             }
-            Err(e) => {
+            _ = tokio::time::sleep(RENEW_EVERY) => {}
+        }
+        match tokio::time::timeout(RENEW_EVERY, s.store.renew_channel_lease(lease, LEASE_TTL)).await
+        {
+            Ok(Ok(true)) => deadline = Instant::now() + LEASE_TTL * 2 / 3,
+            Ok(Ok(false)) => break false,
+            Ok(Err(e)) => {
                 tracing::warn!(error = %error_chain(&e), "cannot renew the channel's lease yet")
             }
+            Err(_) => tracing::warn!("renewing the channel's lease got no answer"),
         }
     };
     polling.cancel();

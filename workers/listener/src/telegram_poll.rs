@@ -71,7 +71,13 @@ impl Poller {
             let mut backoff = Duration::from_secs(1);
             while !stop.is_cancelled() {
                 let started = Instant::now();
-                let pause = match self.once().await {
+                // A poll is cut off when the poller must stop (its lease lost): the offset
+                // moves only after a batch is queued, so the next holder reads it again.
+                let polled = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    polled = self.once() => polled,
+                };
+                let pause = match polled {
                     Ok(0) if started.elapsed() < Duration::from_secs(1) => {
                         // A server that answers an empty long poll at once must not be hammered.
                         Duration::from_secs(1)

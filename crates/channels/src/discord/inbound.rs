@@ -277,7 +277,7 @@ fn customer_message(cfg: &InboundConfig, m: &Message) -> Result<CustomerMessage,
     let snapshot = m
         .message_snapshots
         .first()
-        .map(|s| &s.message)
+        .map(|s| s.message())
         .filter(|_| forward);
     let content = snapshot.map_or(m.content.as_str(), |s| s.content.as_str());
     let (files, embeds, stickers) = match snapshot {
@@ -294,7 +294,7 @@ fn customer_message(cfg: &InboundConfig, m: &Message) -> Result<CustomerMessage,
             .collect::<Vec<_>>()
             .join("\n");
     }
-    let voice = m.flags & 8192 != 0;
+    let voice = m.flags.unwrap_or(0) & 8192 != 0;
     let mut attachments: Vec<Attachment> = files
         .iter()
         .map(|a| {

@@ -28,6 +28,9 @@ const BUTTONS_PER_ROW: usize = 5;
 const MAX_BUTTONS: usize = 25;
 const MAX_LABEL: usize = 80;
 
+/// The shortest wait after a 429, whatever `retry_after` says.
+const MIN_429_WAIT: Duration = Duration::from_millis(500);
+
 /// Discord error codes the dispatcher acts on.
 const CANNOT_DM_USER: i64 = 50007;
 const UNKNOWN_CHANNEL: i64 = 10003;
@@ -317,7 +320,8 @@ pub fn map_error(status: u16, headers: &HeaderMap, body: &[u8], scope: &str) -> 
                     } else {
                         scope.to_owned()
                     },
-                    wait: secs(wait),
+                    // Never less than this: a 429 must not turn into a tight retry loop.
+                    wait: secs(wait).max(MIN_429_WAIT),
                 },
             }
         }

@@ -104,15 +104,26 @@ pub struct Message {
     pub message_snapshots: Vec<Snapshot>,
     #[serde(default)]
     pub edited_timestamp: Option<String>,
-    /// Bit 13 (8192) marks a voice message.
+    /// Bit 13 (8192) marks a voice message. Null when serenity had none.
     #[serde(default)]
-    pub flags: u64,
+    pub flags: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Snapshot {
-    #[serde(default)]
-    pub message: SnapshotMessage,
+/// A forward's snapshot. Discord wraps the message (`{"message": {...}}`); a message
+/// that went through serenity's model comes back flat, so both are read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Snapshot {
+    Wrapped { message: SnapshotMessage },
+    Flat(SnapshotMessage),
+}
+
+impl Snapshot {
+    pub fn message(&self) -> &SnapshotMessage {
+        match self {
+            Snapshot::Wrapped { message } | Snapshot::Flat(message) => message,
+        }
+    }
 }
 
 /// The part of a forwarded message a forward keeps.

@@ -510,19 +510,41 @@ async fn a_holder_that_lost_its_lease_can_neither_renew_it_nor_move_the_cursor()
         Err(switchboard_store::StoreError::LeaseLost)
     ));
     assert_eq!(
-        store.discord_cursors(channel).await.unwrap()[DM],
+        store.discord_cursors(channel, "1").await.unwrap()[DM],
         cursor("200")
     );
-
-    // Given back, the lease is free at once.
-    store.release_channel_lease(&second).await.unwrap();
+    // Channels read long ago are forgotten.
     assert!(
         store
-            .acquire_channel_lease(channel, a, ttl)
+            .discord_cursors(channel, "201")
             .await
             .unwrap()
-            .is_some()
+            .is_empty()
     );
+
+    // Given back, the lease is free at once, and its next holder's fence is higher still:
+    // its cursor writes go through.
+    store.release_channel_lease(&second).await.unwrap();
+    let third = store
+        .acquire_channel_lease(channel, a, ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(third.fence, second.fence + 1);
+    store.set_telegram_offset(tenant, &third, 12).await.unwrap();
+    // Even a lease row removed by hand does not bring an old fence back.
+    app.exec("DELETE FROM channel_leases").await;
+    let fourth = store
+        .acquire_channel_lease(channel, b, ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(fourth.fence > third.fence);
+    store
+        .set_telegram_offset(tenant, &fourth, 13)
+        .await
+        .unwrap();
+    assert_eq!(store.telegram_offset(channel).await.unwrap(), Some(13));
 }
 
 /// The operators' room on Discord: notices with Approve, Reject and Take over buttons that
