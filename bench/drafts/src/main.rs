@@ -176,7 +176,8 @@ impl Drop for Worker {
 fn worker(db: &str, llm: &str, a: &Args) -> anyhow::Result<Worker> {
     let exe = std::env::current_exe()?;
     let dir = exe.parent().context("the bench binary has a directory")?;
-    let child = Command::new(dir.join("ai-worker"))
+    let child = Command::new(dir.join("switchboard"))
+        .arg("ai-worker")
         .env("SWITCHBOARD__DATABASE__URL", db)
         .env("SWITCHBOARD__DATABASE__MAX_CONNECTIONS", a.pool.to_string())
         .env(
@@ -195,7 +196,7 @@ fn worker(db: &str, llm: &str, a: &Args) -> anyhow::Result<Worker> {
         .env("SWITCHBOARD__SECURITY__MASTER_KEY", MASTER_KEY)
         .env("SWITCHBOARD__LOG__FILTER", "warn")
         .spawn()
-        .context("start target/release/ai-worker (bench/drafts/run builds it)")?;
+        .context("start target/release/switchboard ai-worker (bench/drafts/run builds it)")?;
     Ok(Worker(child))
 }
 

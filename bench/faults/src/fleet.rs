@@ -78,12 +78,8 @@ impl Fleet {
     }
 
     fn spawn(&self, role: Role, n: usize) -> anyhow::Result<Child> {
-        let (program, args): (&str, &[&str]) = match role {
-            Role::Gateway => ("switchboard", &["gateway"]),
-            Role::AiWorker => ("ai-worker", &[]),
-            Role::Dispatcher => ("dispatcher", &[]),
-            Role::Listener => ("listener", &[]),
-        };
+        // One binary: each role is a subcommand.
+        let (program, args): (&str, &[&str]) = ("switchboard", &[role.name()]);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

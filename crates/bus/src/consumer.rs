@@ -54,6 +54,14 @@ fn lag_of(headers: Option<&FieldTable>, now_ms: i64) -> Option<f64> {
     }
 }
 
+/// The lag of the newest first delivery this process took (publish to delivery), for its
+/// heartbeat: how long work waits on the queue before a worker sees it.
+static LAST_LAG_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn last_queue_lag() -> std::time::Duration {
+    std::time::Duration::from_millis(LAST_LAG_MS.load(std::sync::atomic::Ordering::Relaxed))
+}
+
 /// Consumes `queue` until `shutdown` fires, running up to `prefetch` handlers at once.
 /// A message is acknowledged only after its handler returns, so whatever the handler
 /// committed is on disk first; a crash before that redelivers it. On shutdown the
@@ -130,6 +138,7 @@ where
                     // A retry's wait on its ladder is not lag: only first deliveries count.
                     if attempt == 0 && let Some(lag) = lag_of(properties.headers().as_ref(), now_ms()) {
                         metrics::histogram!("sb_queue_lag_seconds", "queue" => queue).record(lag);
+                        LAST_LAG_MS.store((lag * 1000.0) as u64, std::sync::atomic::Ordering::Relaxed);
                     }
                     let jobs = batch::count(properties.headers().as_ref())
                         .map(|n| batch::decode(&data, n).map(|jobs| jobs.into_iter().map(<[u8]>::to_vec).collect::<Vec<_>>()));

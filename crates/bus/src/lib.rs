@@ -7,7 +7,7 @@ mod dead;
 mod publisher;
 mod topology;
 
-pub use consumer::{Delivery, Outcome, consume};
+pub use consumer::{Delivery, Outcome, consume, last_queue_lag};
 pub use dead::{DeadLetter, Replayed, dead_letters, replay_dead};
 pub use publisher::Publisher;
 pub use topology::{BusConfig, QueueStats, queue_stats};

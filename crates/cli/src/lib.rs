@@ -73,8 +73,25 @@ pub async fn start(
         ));
     }
     if parts.listener {
-        tasks.spawn(switchboard_listener::run(services.clone(), shutdown));
+        tasks.spawn(switchboard_listener::run(
+            services.clone(),
+            shutdown.clone(),
+        ));
     }
+    let roles = [
+        (parts.gateway, "gateway"),
+        (parts.ai_worker, "ai-worker"),
+        (parts.dispatcher, "dispatcher"),
+        (parts.listener, "listener"),
+    ]
+    .into_iter()
+    .filter_map(|(on, role)| on.then_some(role))
+    .collect();
+    tasks.spawn(switchboard_runtime::heartbeat(
+        services.clone(),
+        roles,
+        shutdown,
+    ));
     Ok(Running {
         addr,
         services,

@@ -53,6 +53,13 @@ enum Command {
     },
     /// Depth and consumers of the work queues.
     Queues,
+    /// The fleet: every process that heartbeats, the work queue, due drafts and sends, and
+    /// hints on what to add.
+    Fleet {
+        /// The report as JSON, as `GET /api/v1/admin/fleet` gives it.
+        #[arg(long)]
+        json: bool,
+    },
     /// Failed sends and dead inbound jobs: list them, or replay them once the cause is fixed.
     Dlq {
         #[command(subcommand)]
@@ -192,6 +199,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Leads { action } => shop_cmd::leads(config, action).await,
         Command::Flag { key, value, tenant } => flag(config, &key, &value, tenant.as_deref()).await,
         Command::Dlq { action } => dlq_cmd::run(config, action).await,
+        Command::Fleet { json } => fleet(config, json).await,
         Command::Queues => {
             let stats =
                 switchboard_bus::queue_stats(&config.amqp, switchboard_bus::INBOUND).await?;
@@ -210,11 +218,22 @@ async fn role(config: Config, command: &Command) -> anyhow::Result<()> {
     switchboard_runtime::serve_metrics(&config.metrics)?;
     let services = Services::connect(config).await?;
     let shutdown = shutdown_signal();
+    let name = match command {
+        Command::AiWorker => "ai-worker",
+        Command::Dispatcher => "dispatcher",
+        _ => "listener",
+    };
+    let beat = tokio::spawn(switchboard_runtime::heartbeat(
+        services.clone(),
+        vec![name],
+        shutdown.clone(),
+    ));
     match command {
         Command::AiWorker => switchboard_ai_worker::run(services, shutdown).await,
         Command::Dispatcher => switchboard_dispatcher::run(services, shutdown).await,
         _ => switchboard_listener::run(services, shutdown).await,
     }
+    let _ = beat.await;
     Ok(())
 }
 
@@ -369,5 +388,50 @@ fn decide(input: &str, seed: Option<u64>) -> anyhow::Result<()> {
     };
     let verdict = switchboard_engine::evaluate(&case, &mut rng)?;
     println!("{}", serde_json::to_string_pretty(&verdict)?);
+    Ok(())
+}
+
+async fn fleet(config: Config, json: bool) -> anyhow::Result<()> {
+    let services = Services::connect(config).await?;
+    let r = switchboard_runtime::fleet::report(&services).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    let now = chrono::Utc::now();
+    println!(
+        "{:<22} {:<16} {:>7} {:>8} {:>9} {:>9} {:>8}  channels",
+        "roles", "host", "pid", "version", "up", "in flight", "done/min"
+    );
+    for p in &r.processes {
+        let up = (now - p.started_at).num_seconds().max(0);
+        println!(
+            "{:<22} {:<16} {:>7} {:>8} {:>8}s {:>9} {:>8}  {}",
+            p.roles.join(","),
+            p.host,
+            p.pid,
+            p.version,
+            up,
+            p.in_flight,
+            p.done_last_minute,
+            p.channels.len()
+        );
+    }
+    println!();
+    println!("{:<40} {:>10} {:>10}", "queue", "messages", "consumers");
+    for q in &r.queues {
+        println!("{:<40} {:>10} {:>10}", q.queue, q.messages, q.consumers);
+    }
+    println!(
+        "queue lag (newest job): {:.1} s",
+        r.queue_lag_ms as f64 / 1000.0
+    );
+    println!(
+        "due drafts: {} (oldest {:.1} s); due sends: {} (oldest {:.1} s)",
+        r.due.drafts, r.due.drafts_oldest_secs, r.due.sends, r.due.sends_oldest_secs
+    );
+    for h in &r.hints {
+        println!("hint: {h}");
+    }
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! The admin API, behind the admin bearer token: the platform's tenants and each one's
-//! settings.
+//! settings, and the fleet.
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -22,6 +22,24 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/admin/tenants/{slug}/settings",
             get(read).put(write).patch(write),
         )
+        .route("/api/v1/admin/fleet", get(fleet))
+}
+
+/// The fleet: processes, the work queue, due drafts and sends, and hints; 503 when a
+/// dependency it reads is down.
+async fn fleet(
+    State(s): State<AppState>,
+    client: LimitKey,
+    headers: HeaderMap,
+) -> Result<Json<switchboard_runtime::fleet::FleetReport>, ApiError> {
+    authorize(&s, client, &headers).await?;
+    switchboard_runtime::fleet::report(&s.services)
+        .await
+        .map(Json)
+        .map_err(|e| {
+            tracing::warn!(error = %switchboard_core::error_chain(&e), "fleet report failed");
+            ApiError::Unavailable(e.to_string())
+        })
 }
 
 /// The audit log's actor for changes made with the admin token.

@@ -40,6 +40,7 @@ pub async fn accept(s: &AppState, events: &mut [InboundEvent]) -> Result<Vec<Acc
             tracing::debug!(provider_event_id = %ev.provider_event_id, "NUL characters removed");
         }
     }
+    let _working = s.services.activity.begin();
     let results = join_all(events.iter().map(|ev| accept_one(s, ev))).await;
     results.into_iter().collect()
 }

@@ -120,6 +120,7 @@ pub async fn serve(
         services.config.server.max_streams_per_ip,
         services.config.server.max_streams,
     );
+    tokio::spawn(fleet_metrics(services.clone(), shutdown.clone()));
     let proxies = client_ip::TrustedProxies::parse(&services.config.server.trusted_proxies)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let state = AppState {
@@ -145,4 +146,22 @@ pub async fn serve(
     )
     .with_graceful_shutdown(async move { shutdown.cancelled().await })
     .await
+}
+
+/// How often the gateway reads the fleet for its gauges (processes, queue, due work).
+const FLEET_METRICS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn fleet_metrics(s: Services, shutdown: CancellationToken) {
+    while !shutdown.is_cancelled() {
+        match switchboard_runtime::fleet::report(&s).await {
+            Ok(r) => switchboard_runtime::fleet::record_metrics(&r),
+            Err(e) => {
+                tracing::debug!(error = %switchboard_core::error_chain(&e), "fleet gauges skipped")
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = tokio::time::sleep(FLEET_METRICS_EVERY) => {}
+        }
+    }
 }

@@ -1,7 +1,9 @@
 //! What every Switchboard process does first: load the layered configuration, set up
 //! logging, connect to PostgreSQL, Redis and RabbitMQ, and wait for SIGTERM.
 
+mod activity;
 mod config;
+pub mod fleet;
 mod telemetry;
 
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use switchboard_bus::Publisher;
 use switchboard_store::Store;
 use tokio_util::sync::CancellationToken;
 
+pub use activity::{Activity, Working, heartbeat};
 pub use config::{
     AdminConfig, AiWorkerConfig, Config, ConfigError, DatabaseConfig, DispatcherConfig, LogConfig,
     MetricsConfig, RedisConfig, ServerConfig,
@@ -40,6 +43,8 @@ pub struct Services {
     pub store: Store,
     pub redis: ConnectionManager,
     pub publisher: Arc<Publisher>,
+    /// This process's work, for its heartbeat to the fleet view.
+    pub activity: Arc<Activity>,
 }
 
 /// How long a Redis connection may take to open, and a command to be answered.
@@ -86,6 +91,7 @@ impl Services {
             store,
             redis,
             publisher,
+            activity: Arc::new(Activity::default()),
         })
     }
 }

@@ -8,6 +8,7 @@ mod channels;
 pub mod crypto;
 mod drafts;
 mod error;
+pub mod fleet;
 mod inbound;
 mod inbox;
 mod knowledge;

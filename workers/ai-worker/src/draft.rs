@@ -71,6 +71,7 @@ pub async fn draft(
     text: &str,
     history: &[Turn],
 ) -> Result<Drafted, StoreError> {
+    let _working = s.activity.begin();
     let sources = if settings.flags.rag_enabled {
         s.store.search_knowledge(tenant_id, text, 3).await?
     } else {
@@ -120,6 +121,9 @@ pub async fn draft(
         examples: &examples,
     };
     let (usage, result) = provider.draft(&req).await;
+    metrics::counter!("sb_llm_tokens_total", "kind" => "prompt").increment(usage.prompt_tokens);
+    metrics::counter!("sb_llm_tokens_total", "kind" => "completion")
+        .increment(usage.completion_tokens);
     if usage.requests > 0
         && let Err(e) = s
             .store

@@ -55,6 +55,7 @@ pub async fn run(services: Services, shutdown: CancellationToken) {
 /// One delivery of the inbound queue, start to finish: acknowledged once the message is
 /// stored and its conversation scheduled, never held while the conversation goes quiet.
 pub async fn handle(s: &Services, wake: &Notify, d: Delivery) -> Outcome {
+    let _working = s.activity.begin();
     let mut env: Envelope<InboundEvent> = match serde_json::from_slice(&d.body) {
         Ok(env) => env,
         Err(e) => return Outcome::Dead(format!("unparsable envelope: {e}")),

@@ -192,6 +192,7 @@ async fn deliver(
     claim: Claim,
     hold: Duration,
 ) -> Result<(), StoreError> {
+    let _working = s.activity.begin();
     let cfg = &s.config.dispatcher;
     if let Some(reason) = &claim.item.stale_reason
         && claim.item.parts_sent == 0

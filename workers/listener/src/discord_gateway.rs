@@ -432,6 +432,7 @@ async fn publish(s: &Services, n: Normalized) -> Result<(), String> {
             .map_err(|e| format!("publishing failed: {}", error_chain(&e)))?;
         metrics::counter!("sb_inbound_total", "channel" => "discord", "result" => "queued")
             .increment(1);
+        s.activity.done(1);
     }
     Ok(())
 }

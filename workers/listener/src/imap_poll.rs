@@ -317,6 +317,7 @@ impl Poller {
                 })?;
             metrics::counter!("sb_inbound_total", "channel" => "email", "result" => "queued")
                 .increment(1);
+            self.s.activity.done(1);
             tracing::info!(uid, provider_event_id = %ev.provider_event_id, "mail queued");
         }
         // Marked read once queued, so people sharing the mailbox see what was taken, and a

@@ -129,6 +129,7 @@ async fn hold(
             }
         };
         tracing::info!(fence = lease.fence, "took the channel's lease");
+        s.activity.hold(record.id, true);
         let polling = stop.child_token();
         let task = match start(&s, &record, &cipher, lease, polling.clone()) {
             Ok(task) => task,
@@ -139,6 +140,7 @@ async fn hold(
             }
         };
         let kept = keep(&s, &lease, &polling, task).await;
+        s.activity.hold(record.id, false);
         if kept {
             release(&s, &lease).await;
             // The poller ended on its own or the listener stops: the run loop decides.

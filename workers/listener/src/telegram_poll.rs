@@ -201,6 +201,7 @@ impl Poller {
         }
         metrics::counter!("sb_inbound_total", "channel" => "telegram", "result" => "queued")
             .increment(events.len() as u64);
+        self.s.activity.done(events.len() as u64);
         self.s
             .store
             .set_telegram_offset(self.channel.tenant_id, &self.lease, last + 1)

@@ -9,7 +9,7 @@ use switchboard_core::ChannelKind;
 use switchboard_fakes::discord::{BOT_ID, FakeDiscord};
 use uuid::Uuid;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, role_process};
 
 const WAIT: Duration = Duration::from_secs(30);
 const CUSTOMER: &str = "3000000000000000001";
@@ -356,38 +356,6 @@ async fn what_arrives_while_the_connection_is_cut_is_answered_once_after_it() {
     );
 }
 
-/// A `switchboard listener` process with the test app's configuration.
-fn listener_process(app: &TestApp) -> Killed {
-    Killed(
-        std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
-            .arg("listener")
-            .env("SWITCHBOARD__DATABASE__URL", &app.config.database.url)
-            .env(
-                "SWITCHBOARD__SECURITY__MASTER_KEY",
-                &app.config.security.master_key,
-            )
-            .env("SWITCHBOARD__AMQP__NAMESPACE", &app.config.amqp.namespace)
-            .env(
-                "SWITCHBOARD__AMQP__QUEUE_EXPIRES_MS",
-                app.config.amqp.queue_expires_ms.to_string(),
-            )
-            .env("SWITCHBOARD__AMQP__RETRY_DELAYS_MS", "[200,500]")
-            .env("SWITCHBOARD__METRICS__LISTEN", "")
-            .env("SWITCHBOARD__LOG__FILTER", "error")
-            .spawn()
-            .unwrap(),
-    )
-}
-
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Two listener processes: one holds the bot's Gateway session, the other stands by.
 /// The holder is killed (SIGKILL: no lease given back, no goodbye to Discord); the standby
 /// takes the lapsed lease within seconds, identifies, and the backfill answers what came
@@ -401,9 +369,9 @@ async fn a_standby_listener_takes_over_from_a_killed_one_and_misses_nothing() {
     let app = TestApp::spawn_with(crate::helpers::test_config(), parts).await;
     let fake = FakeDiscord::start().await;
     let channel = discord_channel(&app, &fake, json!({})).await;
-    let mut first = listener_process(&app);
+    let mut first = role_process(&app, "listener");
     fake.wait_identified(1, WAIT).await;
-    let _second = listener_process(&app);
+    let _second = role_process(&app, "listener");
     fake.customer_says(DM, CUSTOMER, "Do you ship to Berlin?", json!({}));
     fake.wait_bot_messages(DM, 1, WAIT).await;
     app.settled().await;

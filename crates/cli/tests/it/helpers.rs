@@ -389,3 +389,37 @@ impl TestApp {
 pub fn by_role<'a>(t: &'a [Value], role: &str) -> Vec<&'a Value> {
     t.iter().filter(|m| m["role"] == role).collect()
 }
+
+/// A `switchboard <role>` process (`ai-worker`, `dispatcher`, `listener`) with the test
+/// app's configuration; killed when dropped.
+pub fn role_process(app: &TestApp, role: &str) -> Killed {
+    Killed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .arg(role)
+            .env("SWITCHBOARD__DATABASE__URL", &app.config.database.url)
+            .env(
+                "SWITCHBOARD__SECURITY__MASTER_KEY",
+                &app.config.security.master_key,
+            )
+            .env("SWITCHBOARD__AMQP__NAMESPACE", &app.config.amqp.namespace)
+            .env(
+                "SWITCHBOARD__AMQP__QUEUE_EXPIRES_MS",
+                app.config.amqp.queue_expires_ms.to_string(),
+            )
+            .env("SWITCHBOARD__AMQP__RETRY_DELAYS_MS", "[200,500]")
+            .env("SWITCHBOARD__DISPATCHER__POLL_INTERVAL_MS", "50")
+            .env("SWITCHBOARD__METRICS__LISTEN", "")
+            .env("SWITCHBOARD__LOG__FILTER", "error")
+            .spawn()
+            .unwrap(),
+    )
+}
+
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -11,6 +11,7 @@ mod console;
 mod discord;
 mod email;
 mod fake_llm;
+mod fleet;
 mod helpers;
 mod leads;
 mod llm;
