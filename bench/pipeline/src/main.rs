@@ -1,0 +1,356 @@
+//! `bash bench/pipeline/run`: end to end, webhook to reply. N signed WhatsApp webhooks
+//! from N new customers go into a running deployment with default settings; a fake Graph
+//! API counts the replies. It prints messages a second end to end, the p50 and p99 from
+//! webhook to send, and, measured in the same run on the same machine, the raw rate of
+//! single-row PostgreSQL transactions, with the ratio of the two. It fails unless every
+//! customer got exactly one reply.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use switchboard_fakes::FakePlatform;
+
+const APP_SECRET: &str = "bench-app-secret";
+const PHONE: &str = "PN1";
+const MASTER_KEY: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+const ADMIN_DB: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const CONNECTIONS: usize = 32;
+
+struct Args {
+    messages: usize,
+    workers: usize,
+    timeout: Duration,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut a = Args {
+        messages: 3000,
+        workers: 0,
+        timeout: Duration::from_secs(600),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--messages" => a.messages = value.parse()?,
+            "--workers" => a.workers = value.parse()?,
+            "--timeout-secs" => a.timeout = Duration::from_secs(value.parse()?),
+            other => bail!("unknown option {other}"),
+        }
+    }
+    Ok(a)
+}
+
+/// The fleet's processes; killed when the bench ends.
+struct Procs(Vec<Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn switchboard(db: &str, ns: &str, port: u16) -> Command {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let mut cmd = Command::new(exe.with_file_name("switchboard"));
+    cmd.env("SWITCHBOARD__DATABASE__URL", db)
+        .env("SWITCHBOARD__AMQP__NAMESPACE", ns)
+        .env("SWITCHBOARD__AMQP__QUEUE_EXPIRES_MS", "300000")
+        .env("SWITCHBOARD__SERVER__PORT", port.to_string())
+        .env("SWITCHBOARD__SECURITY__MASTER_KEY", MASTER_KEY)
+        .env("SWITCHBOARD__LOG__FILTER", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    cmd
+}
+
+fn sign(body: &[u8]) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(APP_SECRET.as_bytes()) else {
+        return String::new();
+    };
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+fn webhook(customer: &str, n: usize) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
+        "field": "messages", "value": {"messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550000000", "phone_number_id": PHONE},
+            "contacts": [{"wa_id": customer, "profile": {"name": "Bench"}}],
+            "messages": [{"from": customer, "id": format!("wamid.pipeline.{n:08}"), "timestamp": "1700000000",
+                          "type": "text", "text": {"body": "Do you ship to Berlin?"}}]}}]}]}))
+    .unwrap_or_default()
+}
+
+/// Single-row transactions a second, from as many connections as the deployment's pool
+/// would use, for five seconds: the database's own ceiling for the work one message needs.
+async fn raw_rate(db: &str) -> anyhow::Result<f64> {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(20)
+        .connect(db)
+        .await?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS bench_raw (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())")
+        .execute(&pool)
+        .await?;
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let run = Duration::from_secs(5);
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (pool, next) = (pool.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut done = 0u64;
+                while start.elapsed() < run {
+                    let id = next.fetch_add(1, Ordering::Relaxed) as i64;
+                    let Ok(mut tx) = pool.begin().await else {
+                        continue;
+                    };
+                    if sqlx::query("INSERT INTO bench_raw (id) VALUES ($1)")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .is_ok()
+                        && tx.commit().await.is_ok()
+                    {
+                        done += 1;
+                    }
+                }
+                done
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await?;
+    }
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn pick(sorted: &[Duration], q: f64) -> Duration {
+    sorted
+        .get(((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default()
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let a = args()?;
+    let pid = std::process::id();
+    let name = format!("sb_pipeline_{pid}");
+    let db = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    let ns = format!("bench.pipeline.{pid}");
+    let admin = sqlx::PgPool::connect(ADMIN_DB).await?;
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&admin)
+        .await?;
+    let result = run(&a, &db, &ns).await;
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .execute(&admin)
+        .await;
+    result
+}
+
+async fn run(a: &Args, db: &str, ns: &str) -> anyhow::Result<()> {
+    let fake = FakePlatform::whatsapp().await;
+    let port = free_port()?;
+    let mut procs = Procs(Vec::new());
+    // The deployment: `switchboard up`, or a gateway beside K AI workers and K dispatchers.
+    let first = if a.workers == 0 { "up" } else { "gateway" };
+    procs.0.push(switchboard(db, ns, port).arg(first).spawn()?);
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONNECTIONS)
+        .build()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while !http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("the deployment did not become ready");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for _ in 0..a.workers {
+        procs
+            .0
+            .push(switchboard(db, ns, 0).arg("ai-worker").spawn()?);
+        procs
+            .0
+            .push(switchboard(db, ns, 0).arg("dispatcher").spawn()?);
+    }
+    let out = switchboard(db, ns, port)
+        .args([
+            "channel",
+            "add",
+            "--tenant",
+            "demo",
+            "--kind",
+            "whatsapp",
+            "--name",
+            "wa",
+            "--api-base-url",
+            &fake.base_url,
+            "--phone-number-id",
+            PHONE,
+            "--access-token",
+            "t",
+            "--app-secret",
+            APP_SECRET,
+            "--verify-token",
+            "v",
+            "--messages-per-second",
+            "100000",
+        ])
+        .stdout(Stdio::piped())
+        .output()?;
+    let channel = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    if !out.status.success() || channel.is_empty() {
+        bail!(
+            "channel add failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let url = format!("{base}/webhooks/whatsapp/{channel}");
+
+    let raw = raw_rate(db).await?;
+
+    // Every customer writes once; each webhook is retried until the gateway takes it.
+    let customers: Vec<String> = (0..a.messages).map(|i| format!("49170{i:07}")).collect();
+    let sent_at: HashMap<String, Instant> = futures::stream::iter(customers.iter().enumerate())
+        .map(|(i, c)| {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                let body = webhook(c, i);
+                let sig = sign(&body);
+                let t = Instant::now();
+                loop {
+                    let ok = http
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .header("x-hub-signature-256", &sig)
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success());
+                    if ok {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                (c.clone(), t)
+            }
+        })
+        .buffer_unordered(CONNECTIONS)
+        .collect()
+        .await;
+    let first_sent = sent_at.values().min().copied().unwrap_or_else(Instant::now);
+    let ingest_done = first_sent.elapsed();
+
+    let method = format!("{PHONE}/messages");
+    let replies = loop {
+        let replies: Vec<_> = fake
+            .requests(&method)
+            .into_iter()
+            .filter(|r| r.body["type"] == "text")
+            .collect();
+        if replies.len() >= a.messages {
+            break replies;
+        }
+        if first_sent.elapsed() > a.timeout {
+            bail!(
+                "{} of {} replies after {:?}",
+                replies.len(),
+                a.messages,
+                a.timeout
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Anything more would be a second reply: wait a moment for stragglers to show.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut per_customer: HashMap<String, Vec<Instant>> = HashMap::new();
+    for r in fake
+        .requests(&method)
+        .into_iter()
+        .filter(|r| r.body["type"] == "text")
+    {
+        per_customer
+            .entry(r.body["to"].as_str().unwrap_or_default().to_owned())
+            .or_default()
+            .push(r.at);
+    }
+    let twice = per_customer.values().filter(|v| v.len() > 1).count();
+    let missing = customers
+        .iter()
+        .filter(|c| !per_customer.contains_key(*c))
+        .count();
+    let last_reply = replies.iter().map(|r| r.at).max().unwrap_or(first_sent);
+    let elapsed = last_reply - first_sent;
+    let mut lat: Vec<Duration> = customers
+        .iter()
+        .filter_map(|c| {
+            Some(
+                per_customer
+                    .get(c)?
+                    .iter()
+                    .min()?
+                    .duration_since(*sent_at.get(c)?),
+            )
+        })
+        .collect();
+    lat.sort();
+    let e2e = a.messages as f64 / elapsed.as_secs_f64();
+    let deployment = if a.workers == 0 {
+        "switchboard up".to_owned()
+    } else {
+        format!("gateway + {0} AI workers + {0} dispatchers", a.workers)
+    };
+    println!(
+        "| deployment | messages | ingest | end to end | webhook→reply p50 | p99 | raw PostgreSQL tx/s | end to end / raw | replied twice | unanswered |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {deployment} | {} | {:.0}/s | **{e2e:.0}/s** | {:.2} s | {:.2} s | {raw:.0} | **{:.1} %** | {twice} | {missing} |",
+        a.messages,
+        a.messages as f64 / ingest_done.as_secs_f64(),
+        pick(&lat, 0.5).as_secs_f64(),
+        pick(&lat, 0.99).as_secs_f64(),
+        100.0 * e2e / raw,
+    );
+    drop(procs);
+    if twice > 0 || missing > 0 {
+        bail!("{twice} customers got two replies, {missing} none");
+    }
+    Ok(())
+}
