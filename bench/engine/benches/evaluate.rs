@@ -31,6 +31,12 @@ fn bench(c: &mut Criterion) {
         ("night", "2026-11-23T22:30:00Z"),
     ] {
         let case = case(now);
+        // The path measured: a decision with a delay plan, not an early return.
+        let verdict = evaluate(&case, &mut rng).unwrap();
+        assert!(
+            verdict.decision.is_some() && verdict.silent.is_none(),
+            "{verdict:?}"
+        );
         g.bench_function(name, |b| {
             b.iter(|| evaluate(black_box(&case), &mut rng).unwrap())
         });

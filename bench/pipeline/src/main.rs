@@ -142,6 +142,17 @@ async fn raw_rate(db: &str) -> anyhow::Result<f64> {
     Ok(total as f64 / start.elapsed().as_secs_f64())
 }
 
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -254,26 +265,36 @@ async fn run(a: &Args, db: &str, ns: &str) -> anyhow::Result<()> {
                 let body = webhook(c, i);
                 let sig = sign(&body);
                 let t = Instant::now();
+                // 503 (a dependency busy) and connection errors are retried, for a minute
+                // at most; another refusal is the bench's own mistake.
                 loop {
-                    let ok = http
+                    let status = http
                         .post(&url)
                         .header("content-type", "application/json")
                         .header("x-hub-signature-256", &sig)
                         .body(body.clone())
                         .send()
                         .await
-                        .is_ok_and(|r| r.status().is_success());
-                    if ok {
-                        break;
+                        .map(|r| r.status());
+                    match status {
+                        Ok(s) if s.is_success() => break,
+                        Ok(s) if s.is_client_error() => {
+                            anyhow::bail!("the gateway refused a webhook: {s}")
+                        }
+                        _ if t.elapsed() > Duration::from_secs(60) => {
+                            anyhow::bail!("the gateway took no webhook for a minute")
+                        }
+                        _ => tokio::time::sleep(Duration::from_millis(100)).await,
                     }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                (c.clone(), t)
+                Ok((c.clone(), t))
             }
         })
         .buffer_unordered(CONNECTIONS)
-        .collect()
-        .await;
+        .collect::<Vec<anyhow::Result<(String, Instant)>>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
     let first_sent = sent_at.values().min().copied().unwrap_or_else(Instant::now);
     let ingest_done = first_sent.elapsed();
 
@@ -340,6 +361,7 @@ async fn run(a: &Args, db: &str, ns: &str) -> anyhow::Result<()> {
         "| deployment | messages | ingest | end to end | webhook→reply p50 | p99 | raw PostgreSQL tx/s | end to end / raw | replied twice | unanswered |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
+    // (Webhook to reply includes the tenant's quiet window, 1.5 s by default.)
     println!(
         "| {deployment} | {} | {:.0}/s | **{e2e:.0}/s** | {:.2} s | {:.2} s | {raw:.0} | **{:.1} %** | {twice} | {missing} |",
         a.messages,
@@ -348,6 +370,17 @@ async fn run(a: &Args, db: &str, ns: &str) -> anyhow::Result<()> {
         pick(&lat, 0.99).as_secs_f64(),
         100.0 * e2e / raw,
     );
+    // Peak resident memory of each process of the deployment (VmHWM).
+    let roles =
+        std::iter::once(first).chain((0..a.workers).flat_map(|_| ["ai-worker", "dispatcher"]));
+    let peaks: Vec<String> = procs
+        .0
+        .iter()
+        .zip(roles)
+        .map(|(c, role)| format!("{role} {} MB", peak_rss_kib(c.id()) / 1024))
+        .collect();
+    println!();
+    println!("peak memory: {}", peaks.join(", "));
     drop(procs);
     if twice > 0 || missing > 0 {
         bail!("{twice} customers got two replies, {missing} none");

@@ -54,12 +54,21 @@ fn lag_of(headers: Option<&FieldTable>, now_ms: i64) -> Option<f64> {
     }
 }
 
-/// The lag of the newest first delivery this process took (publish to delivery), for its
-/// heartbeat: how long work waits on the queue before a worker sees it.
+/// The lag of the newest first delivery this process took (publish to delivery), and when
+/// it was taken, for the process's heartbeat: how long work waits on the queue before a
+/// worker sees it.
 static LAST_LAG_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static LAST_LAG_AT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// The lag of the newest job taken in the last minute; nothing taken (an idle queue) is no
+/// lag.
 pub fn last_queue_lag() -> std::time::Duration {
-    std::time::Duration::from_millis(LAST_LAG_MS.load(std::sync::atomic::Ordering::Relaxed))
+    use std::sync::atomic::Ordering::Relaxed;
+    let now = u64::try_from(now_ms()).unwrap_or(0);
+    if now.saturating_sub(LAST_LAG_AT_MS.load(Relaxed)) > 60_000 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::from_millis(LAST_LAG_MS.load(Relaxed))
 }
 
 /// Consumes `queue` until `shutdown` fires, running up to `prefetch` handlers at once.
@@ -139,6 +148,7 @@ where
                     if attempt == 0 && let Some(lag) = lag_of(properties.headers().as_ref(), now_ms()) {
                         metrics::histogram!("sb_queue_lag_seconds", "queue" => queue).record(lag);
                         LAST_LAG_MS.store((lag * 1000.0) as u64, std::sync::atomic::Ordering::Relaxed);
+                        LAST_LAG_AT_MS.store(u64::try_from(now_ms()).unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
                     }
                     let jobs = batch::count(properties.headers().as_ref())
                         .map(|n| batch::decode(&data, n).map(|jobs| jobs.into_iter().map(<[u8]>::to_vec).collect::<Vec<_>>()));

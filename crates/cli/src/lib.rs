@@ -87,7 +87,9 @@ pub async fn start(
     .into_iter()
     .filter_map(|(on, role)| on.then_some(role))
     .collect();
-    tasks.spawn(switchboard_runtime::heartbeat(
+    // Detached: the process ends when a part does (a supervisor restarts it), not when
+    // its heartbeat does.
+    tokio::spawn(switchboard_runtime::heartbeat(
         services.clone(),
         roles,
         shutdown,

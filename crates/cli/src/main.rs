@@ -22,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the gateway, the AI worker and the dispatcher in one process.
+    /// Run the gateway, the AI worker, the dispatcher and the listener in one process.
     Up,
     /// Run the gateway alone (scale `ai-worker`, `dispatcher` and `listener` beside it).
     Gateway,
@@ -393,7 +393,7 @@ fn decide(input: &str, seed: Option<u64>) -> anyhow::Result<()> {
 
 async fn fleet(config: Config, json: bool) -> anyhow::Result<()> {
     let services = Services::connect(config).await?;
-    let r = switchboard_runtime::fleet::report(&services).await?;
+    let r = switchboard_runtime::fleet::report(&services).await;
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());
@@ -426,10 +426,12 @@ async fn fleet(config: Config, json: bool) -> anyhow::Result<()> {
         "queue lag (newest job): {:.1} s",
         r.queue_lag_ms as f64 / 1000.0
     );
-    println!(
-        "due drafts: {} (oldest {:.1} s); due sends: {} (oldest {:.1} s)",
-        r.due.drafts, r.due.drafts_oldest_secs, r.due.sends, r.due.sends_oldest_secs
-    );
+    if let Some(due) = &r.due {
+        println!(
+            "due drafts: {} (oldest {:.1} s); due sends: {} (oldest {:.1} s)",
+            due.drafts, due.drafts_oldest_secs, due.sends, due.sends_oldest_secs
+        );
+    }
     for h in &r.hints {
         println!("hint: {h}");
     }

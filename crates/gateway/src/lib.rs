@@ -153,12 +153,7 @@ const FLEET_METRICS_EVERY: std::time::Duration = std::time::Duration::from_secs(
 
 async fn fleet_metrics(s: Services, shutdown: CancellationToken) {
     while !shutdown.is_cancelled() {
-        match switchboard_runtime::fleet::report(&s).await {
-            Ok(r) => switchboard_runtime::fleet::record_metrics(&r),
-            Err(e) => {
-                tracing::debug!(error = %switchboard_core::error_chain(&e), "fleet gauges skipped")
-            }
-        }
+        switchboard_runtime::fleet::record_metrics(&switchboard_runtime::fleet::report(&s).await);
         tokio::select! {
             _ = shutdown.cancelled() => {}
             _ = tokio::time::sleep(FLEET_METRICS_EVERY) => {}

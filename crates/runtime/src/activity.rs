@@ -116,7 +116,7 @@ impl Activity {
 /// Announces this process to the fleet view every `BEAT` until shutdown, then leaves it.
 /// `roles` are the parts it runs.
 pub async fn heartbeat(s: Services, roles: Vec<&'static str>, shutdown: CancellationToken) {
-    let registry = FleetRegistry::new(s.redis.clone());
+    let registry = FleetRegistry::new(s.redis.clone(), &s.config.amqp.namespace);
     let host = hostname::get()
         .ok()
         .and_then(|h| h.into_string().ok())

@@ -15,10 +15,14 @@ const WAIT_HINT: Duration = Duration::from_secs(5);
 pub struct FleetReport {
     pub processes: Vec<Heartbeat>,
     pub queues: Vec<QueueReport>,
-    /// The longest publish-to-delivery wait an AI worker saw in its newest job.
+    /// The longest publish-to-delivery wait an AI worker saw in its newest job (in the
+    /// last minute).
     pub queue_lag_ms: u64,
-    pub due: DueWork,
+    pub due: Option<DueWork>,
     pub hints: Vec<String>,
+    /// What could not be read (`redis`, `database`, `broker`): its part of the report is
+    /// empty, not zero. An outage is when the rest is needed most.
+    pub unavailable: Vec<&'static str>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -28,33 +32,49 @@ pub struct QueueReport {
     pub consumers: u32,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum FleetError {
-    #[error("the fleet registry (Redis) is unavailable")]
-    Registry(#[source] switchboard_store::StoreError),
-    #[error("the database is unavailable")]
-    Database(#[source] switchboard_store::StoreError),
-    #[error("the broker is unavailable")]
-    Broker(#[source] switchboard_bus::BusError),
+/// How long each part of the report may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+async fn bounded<T, E: std::fmt::Display>(
+    what: &'static str,
+    fut: impl std::future::Future<Output = Result<T, E>>,
+    unavailable: &mut Vec<&'static str>,
+) -> Option<T> {
+    match tokio::time::timeout(READ_TIMEOUT, fut).await {
+        Ok(Ok(v)) => Some(v),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, part = what, "fleet report: part unavailable");
+            unavailable.push(what);
+            None
+        }
+        Err(_) => {
+            unavailable.push(what);
+            None
+        }
+    }
 }
 
-pub async fn report(s: &Services) -> Result<FleetReport, FleetError> {
-    let processes = FleetRegistry::new(s.redis.clone())
-        .processes()
+pub async fn report(s: &Services) -> FleetReport {
+    let mut unavailable = Vec::new();
+    let registry = FleetRegistry::new(s.redis.clone(), &s.config.amqp.namespace);
+    let processes = bounded("redis", registry.processes(), &mut unavailable)
         .await
-        .map_err(FleetError::Registry)?;
-    let due = s.store.due_work().await.map_err(FleetError::Database)?;
-    let queues: Vec<QueueReport> =
-        switchboard_bus::queue_stats(&s.config.amqp, switchboard_bus::INBOUND)
-            .await
-            .map_err(FleetError::Broker)?
-            .into_iter()
-            .map(|q| QueueReport {
-                queue: q.queue,
-                messages: q.messages,
-                consumers: q.consumers,
-            })
-            .collect();
+        .unwrap_or_default();
+    let due = bounded("database", s.store.due_work(), &mut unavailable).await;
+    let queues: Vec<QueueReport> = bounded(
+        "broker",
+        switchboard_bus::queue_stats(&s.config.amqp, switchboard_bus::INBOUND),
+        &mut unavailable,
+    )
+    .await
+    .unwrap_or_default()
+    .into_iter()
+    .map(|q| QueueReport {
+        queue: q.queue,
+        messages: q.messages,
+        consumers: q.consumers,
+    })
+    .collect();
     let runs = |role: &str| processes.iter().any(|p| p.roles.iter().any(|r| r == role));
     let queue_lag_ms = processes
         .iter()
@@ -63,21 +83,31 @@ pub async fn report(s: &Services) -> Result<FleetReport, FleetError> {
         .max()
         .unwrap_or(0);
     let mut hints = Vec::new();
-    for (role, command) in [
-        ("gateway", "switchboard gateway"),
-        ("ai-worker", "switchboard ai-worker"),
-        ("dispatcher", "switchboard dispatcher"),
-    ] {
-        if !runs(role) {
-            hints.push(format!("no {role} is running: start `{command}`"));
+    if !unavailable.contains(&"redis") {
+        for (role, command) in [
+            ("gateway", "switchboard gateway"),
+            ("ai-worker", "switchboard ai-worker"),
+            ("dispatcher", "switchboard dispatcher"),
+        ] {
+            if !runs(role) {
+                hints.push(format!("no {role} is running: start `{command}`"));
+            }
         }
     }
     let secs = |d: f64| d.round() as u64;
-    if due.drafts > 0 && due.drafts_oldest_secs > WAIT_HINT.as_secs_f64() {
-        hints.push(format!(
-            "drafts wait {} s: add AI workers",
-            secs(due.drafts_oldest_secs)
-        ));
+    if let Some(due) = &due {
+        if due.drafts > 0 && due.drafts_oldest_secs > WAIT_HINT.as_secs_f64() {
+            hints.push(format!(
+                "drafts wait {} s: add AI workers",
+                secs(due.drafts_oldest_secs)
+            ));
+        }
+        if due.sends > 0 && due.sends_oldest_secs > WAIT_HINT.as_secs_f64() {
+            hints.push(format!(
+                "sends wait {} s: add dispatchers (or a platform's rate limit holds them)",
+                secs(due.sends_oldest_secs)
+            ));
+        }
     }
     if Duration::from_millis(queue_lag_ms) > WAIT_HINT {
         hints.push(format!(
@@ -85,25 +115,28 @@ pub async fn report(s: &Services) -> Result<FleetReport, FleetError> {
             secs(queue_lag_ms as f64 / 1000.0)
         ));
     }
-    if due.sends > 0 && due.sends_oldest_secs > WAIT_HINT.as_secs_f64() {
+    for part in &unavailable {
         hints.push(format!(
-            "sends wait {} s: add dispatchers (or a platform's rate limit holds them)",
-            secs(due.sends_oldest_secs)
+            "{part} is unavailable: its part of this report is missing"
         ));
     }
-    Ok(FleetReport {
+    FleetReport {
         processes,
         queues,
         queue_lag_ms,
         due,
         hints,
-    })
+        unavailable,
+    }
 }
 
 /// The report as Prometheus gauges, for the dashboard: processes by role, queue depth and
 /// consumers, due drafts and sends with the age of the oldest.
 pub fn record_metrics(r: &FleetReport) {
     for role in ["gateway", "ai-worker", "dispatcher", "listener"] {
+        if r.unavailable.contains(&"redis") {
+            break;
+        }
         let n = r
             .processes
             .iter()
@@ -116,8 +149,15 @@ pub fn record_metrics(r: &FleetReport) {
         metrics::gauge!("sb_queue_consumers", "queue" => q.queue.clone())
             .set(f64::from(q.consumers));
     }
-    metrics::gauge!("sb_due_drafts").set(r.due.drafts as f64);
-    metrics::gauge!("sb_due_drafts_oldest_seconds").set(r.due.drafts_oldest_secs);
-    metrics::gauge!("sb_due_sends").set(r.due.sends as f64);
-    metrics::gauge!("sb_due_sends_oldest_seconds").set(r.due.sends_oldest_secs);
+    if let Some(due) = &r.due {
+        metrics::gauge!("sb_due_drafts").set(due.drafts as f64);
+        metrics::gauge!("sb_due_drafts_oldest_seconds").set(due.drafts_oldest_secs);
+        metrics::gauge!("sb_due_sends").set(due.sends as f64);
+        metrics::gauge!("sb_due_sends_oldest_seconds").set(due.sends_oldest_secs);
+    }
+    // A part that could not be read leaves its gauges as they were: this says so.
+    for part in ["redis", "database", "broker"] {
+        metrics::gauge!("sb_fleet_report_unavailable", "part" => part)
+            .set(f64::from(u8::from(r.unavailable.contains(&part))));
+    }
 }

@@ -15,9 +15,6 @@ use crate::{Result, Store};
 pub const BEAT: Duration = Duration::from_secs(2);
 pub const GONE_AFTER: Duration = Duration::from_secs(6);
 
-const MEMBERS: &str = "sb:fleet";
-const PREFIX: &str = "sb:fleet:";
-
 /// What a process says of itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Heartbeat {
@@ -40,14 +37,24 @@ pub struct Heartbeat {
     pub at: DateTime<Utc>,
 }
 
+/// The processes of one deployment: keyed by its queue namespace, so deployments (or
+/// tests) sharing a Redis do not see each other's processes.
 #[derive(Clone)]
 pub struct FleetRegistry {
     redis: ConnectionManager,
+    members: String,
 }
 
 impl FleetRegistry {
-    pub fn new(redis: ConnectionManager) -> Self {
-        Self { redis }
+    pub fn new(redis: ConnectionManager, namespace: &str) -> Self {
+        Self {
+            redis,
+            members: format!("sb:fleet:{namespace}"),
+        }
+    }
+
+    fn key(&self, id: impl std::fmt::Display) -> String {
+        format!("{}:{id}", self.members)
     }
 
     pub async fn beat(&self, hb: &Heartbeat) -> Result<()> {
@@ -56,9 +63,9 @@ impl FleetRegistry {
         let ttl = u64::try_from(GONE_AFTER.as_millis()).unwrap_or(6000);
         let mut r = self.redis.clone();
         redis::pipe()
-            .pset_ex(format!("{PREFIX}{}", hb.id), body, ttl)
+            .pset_ex(self.key(hb.id), body, ttl)
             .ignore()
-            .sadd(MEMBERS, hb.id.to_string())
+            .sadd(&self.members, hb.id.to_string())
             .ignore()
             .query_async::<()>(&mut r)
             .await?;
@@ -69,9 +76,9 @@ impl FleetRegistry {
     pub async fn leave(&self, id: Uuid) -> Result<()> {
         let mut r = self.redis.clone();
         redis::pipe()
-            .del(format!("{PREFIX}{id}"))
+            .del(self.key(id))
             .ignore()
-            .srem(MEMBERS, id.to_string())
+            .srem(&self.members, id.to_string())
             .ignore()
             .query_async::<()>(&mut r)
             .await?;
@@ -82,11 +89,11 @@ impl FleetRegistry {
     /// are forgotten.
     pub async fn processes(&self) -> Result<Vec<Heartbeat>> {
         let mut r = self.redis.clone();
-        let ids: Vec<String> = r.smembers(MEMBERS).await?;
+        let ids: Vec<String> = r.smembers(&self.members).await?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = ids.iter().map(|id| format!("{PREFIX}{id}")).collect();
+        let keys: Vec<String> = ids.iter().map(|id| self.key(id)).collect();
         let beats: Vec<Option<String>> = r.mget(&keys).await?;
         let mut alive = Vec::new();
         let mut gone = Vec::new();
@@ -97,7 +104,7 @@ impl FleetRegistry {
             }
         }
         if !gone.is_empty() {
-            let _: i64 = r.srem(MEMBERS, gone).await?;
+            let _: i64 = r.srem(&self.members, gone).await?;
         }
         alive.sort_by_key(|h| (h.started_at, h.id));
         Ok(alive)
@@ -119,13 +126,15 @@ impl Store {
     pub async fn due_work(&self) -> Result<DueWork> {
         let (drafts, drafts_oldest_secs): (i64, f64) = sqlx::query_as(
             "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(due_at)), 0)::float8
-               FROM pending_drafts WHERE due_at <= now()",
+               FROM pending_drafts WHERE due_at <= now()
+                AND (leased_until IS NULL OR leased_until <= now())",
         )
         .fetch_one(&self.pool)
         .await?;
         let (sends, sends_oldest_secs): (i64, f64) = sqlx::query_as(
             "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(next_attempt_at)), 0)::float8
-               FROM outbox WHERE status = 'pending' AND next_attempt_at <= now()",
+               FROM outbox WHERE status = 'pending' AND next_attempt_at <= now()
+                AND (leased_until IS NULL OR leased_until <= now())",
         )
         .fetch_one(&self.pool)
         .await?;

@@ -129,7 +129,6 @@ async fn hold(
             }
         };
         tracing::info!(fence = lease.fence, "took the channel's lease");
-        s.activity.hold(record.id, true);
         let polling = stop.child_token();
         let task = match start(&s, &record, &cipher, lease, polling.clone()) {
             Ok(task) => task,
@@ -139,6 +138,7 @@ async fn hold(
                 return;
             }
         };
+        s.activity.hold(record.id, true);
         let kept = keep(&s, &lease, &polling, task).await;
         s.activity.hold(record.id, false);
         if kept {

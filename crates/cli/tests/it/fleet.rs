@@ -93,18 +93,34 @@ async fn the_fleet_shows_every_process_and_drops_one_that_died() {
         assert!(!p["host"].as_str().unwrap().is_empty());
         assert_eq!(p["version"], env!("CARGO_PKG_VERSION"));
     }
-    let inbound = report["queues"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["queue"] == format!("{}.inbound", app.config.amqp.namespace))
-        .unwrap_or_else(|| panic!("the inbound queue is listed: {}", report["queues"]));
-    assert_eq!(inbound["consumers"], 2, "one consumer per AI worker");
+    // Each AI worker consumes the inbound queue (its consumer may attach a moment after
+    // its first heartbeat).
+    let inbound = format!("{}.inbound", app.config.amqp.namespace);
+    let start = Instant::now();
+    let report = loop {
+        let report = fleet(&app).await;
+        let consumers = report["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["queue"] == inbound.as_str())
+            .map(|q| q["consumers"].as_u64().unwrap());
+        if consumers == Some(2) {
+            break report;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "inbound consumers: {consumers:?} in {}",
+            report["queues"]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert!(
         report["hints"].as_array().unwrap().is_empty(),
         "{:?}",
         report["hints"]
     );
+    assert_eq!(report["unavailable"], serde_json::json!([]));
 
     // A message is answered by the fleet, and the work shows in the heartbeats.
     app.post_chat("fleet-visitor-7f3a9c2e", "f1", "Do you ship to Berlin?")
