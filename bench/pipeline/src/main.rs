@@ -13,8 +13,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use futures::StreamExt;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use switchboard_fakes::FakePlatform;
 
 const APP_SECRET: &str = "bench-app-secret";
@@ -72,20 +70,6 @@ fn switchboard(db: &str, ns: &str, port: u16) -> Command {
         .stdin(Stdio::null())
         .stdout(Stdio::null());
     cmd
-}
-
-fn sign(body: &[u8]) -> String {
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(APP_SECRET.as_bytes()) else {
-        return String::new();
-    };
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
 }
 
 fn webhook(customer: &str, n: usize) -> Vec<u8> {
@@ -151,6 +135,26 @@ fn peak_rss_kib(pid: u32) -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
         })
         .unwrap_or(0)
+}
+
+/// Waits until no conversation waits for a draft and no send waits or runs.
+async fn settled(db: &str, since: Instant, timeout: Duration) -> anyhow::Result<()> {
+    let pool = sqlx::PgPool::connect(db).await?;
+    loop {
+        let (drafts, sends): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM pending_drafts),
+                    (SELECT count(*) FROM outbox WHERE status = 'pending')",
+        )
+        .fetch_one(&pool)
+        .await?;
+        if drafts == 0 && sends == 0 {
+            return Ok(());
+        }
+        if since.elapsed() > timeout {
+            bail!("not settled: {drafts} drafts and {sends} sends wait");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -263,7 +267,7 @@ async fn run(a: &Args, db: &str, ns: &str) -> anyhow::Result<()> {
             let (http, url) = (http.clone(), url.clone());
             async move {
                 let body = webhook(c, i);
-                let sig = sign(&body);
+                let sig = switchboard_fakes::whatsapp_signature(APP_SECRET, &body);
                 let t = Instant::now();
                 // 503 (a dependency busy) and connection errors are retried, for a minute
                 // at most; another refusal is the bench's own mistake.
@@ -318,8 +322,9 @@ async fn run(a: &Args, db: &str, ns: &str) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    // Anything more would be a second reply: wait a moment for stragglers to show.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A second reply could still be on its way: count only once nothing waits to be
+    // drafted or sent, and no send is under way.
+    settled(db, first_sent, a.timeout).await?;
     let mut per_customer: HashMap<String, Vec<Instant>> = HashMap::new();
     for r in fake
         .requests(&method)
