@@ -573,8 +573,8 @@ async fn main() -> anyhow::Result<()> {
         .iter()
         .filter(|f| f.starts_with("SIGKILL dispatcher"))
         .count();
-    // The dispatchers' default `dispatcher.concurrency`: send loops per process.
-    v.window_bound = dispatcher_kills * 4;
+    // The dispatchers' default `dispatcher.concurrency`: sends under way per process.
+    v.window_bound = dispatcher_kills * 32;
     println!();
     println!(
         "| messages | faults injected | replies | duplicates | duplicates in the send window | losses | unanswered | after STOP | while held | left over | longest delay (p50, p99) |"

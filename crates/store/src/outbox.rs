@@ -154,36 +154,59 @@ static SELECT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 });
 
 impl Store {
-    /// Leases the most overdue sendable row to `lease` for `hold`, if any. The lease is
-    /// committed at once; the caller sends with no transaction open.
-    pub async fn claim_due(&self, lease: Uuid, hold: Duration) -> Result<Option<Claim>> {
-        let id: Option<Uuid> = sqlx::query_scalar(
+    /// Leases up to `limit` of the most overdue sendable rows to `lease` for `hold`. The
+    /// leases are committed at once; the caller sends with no transaction open. One claim
+    /// for many rows: when thousands of replies fall due together, a claim per row would
+    /// cost the database more than the sends.
+    pub async fn claim_due(&self, lease: Uuid, hold: Duration, limit: usize) -> Result<Vec<Claim>> {
+        let ids: Vec<Uuid> = sqlx::query_scalar(
             "WITH due AS (
                  SELECT id FROM outbox
                  WHERE status = 'pending' AND next_attempt_at <= now()
                    AND (leased_until IS NULL OR leased_until <= now())
-                 ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+                 ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
              UPDATE outbox o SET lease = $1, leased_until = now() + $2 * interval '1 millisecond'
              FROM due WHERE o.id = due.id RETURNING o.id",
         )
         .bind(lease)
         .bind(hold.as_millis() as f64)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Read after the claim committed, so the staleness each row carries is as of now.
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "{} WHERE o.id = ANY($1) ORDER BY o.next_attempt_at",
+            *SELECT
+        ))
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(Claim {
+                    pool: self.pool.clone(),
+                    lease,
+                    hold,
+                    item: r.item()?,
+                })
+            })
+            .collect()
+    }
+
+    /// How long until the next unleased pending row falls due, if one does; zero when one
+    /// is due. (A lease that runs out is seen at the next poll.)
+    pub async fn next_send_due(&self) -> Result<Option<Duration>> {
+        let secs: Option<f64> = sqlx::query_scalar(
+            "SELECT EXTRACT(EPOCH FROM next_attempt_at - clock_timestamp())::float8 FROM outbox
+             WHERE status = 'pending' AND (leased_until IS NULL OR leased_until <= now())
+             ORDER BY next_attempt_at LIMIT 1",
+        )
         .fetch_optional(&self.pool)
         .await?;
-        let Some(id) = id else { return Ok(None) };
-        let row: Option<Row> = sqlx::query_as(&format!("{} WHERE o.id = $1", *SELECT))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        match row {
-            Some(r) => Ok(Some(Claim {
-                pool: self.pool.clone(),
-                lease,
-                hold,
-                item: r.item()?,
-            })),
-            None => Ok(None),
-        }
+        Ok(secs.map(|s| Duration::from_secs_f64(s.max(0.0))))
     }
 
     /// Replies whose human delay is still running, where the tenant wants the typing

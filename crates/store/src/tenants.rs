@@ -1,4 +1,7 @@
+use std::collections::HashMap;
+
 use chrono::NaiveTime;
+use sqlx::types::Json;
 use switchboard_core::settings::{
     DecisionSettings, Flags, HumanDelaySettings, PenaltyValues, Policies, Profiles, Weights,
     WorkingHours,
@@ -124,86 +127,81 @@ impl Store {
             .ok_or(StoreError::NotFound { what: "tenant" })
     }
 
+    /// Everything the workers need to know about a tenant, read in one statement: it is read
+    /// for every message stored and every draft, so its round trips count.
     pub async fn tenant_settings(&self, tenant_id: Uuid) -> Result<TenantSettings> {
-        type Row = (
-            f64,
-            f64,
-            bool,
-            Vec<String>,
-            Vec<String>,
-            sqlx::types::Json<Weights>,
-            sqlx::types::Json<PenaltyValues>,
-            String,
-            i32,
-            i32,
-        );
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT t_auto, t_escalate, autosend_allowed, intents_autosend_allowed,
-                    intents_force_handoff, weights, penalties, default_mode,
-                    debounce_quiet_ms, debounce_cap_ms
-             FROM decision_settings WHERE tenant_id = $1",
-        )
-        .bind(tenant_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let (decision, default_mode, debounce_quiet_ms, debounce_cap_ms) = match row {
-            Some((t_auto, t_escalate, allowed, intents, handoff, w, p, mode, quiet, cap)) => (
-                DecisionSettings {
-                    t_auto,
-                    t_escalate,
-                    autosend_allowed: allowed,
-                    intents_autosend_allowed: intents,
-                    intents_force_handoff: handoff,
-                    weights: w.0,
-                    penalties: p.0,
-                },
-                mode.parse().map_err(|e: switchboard_core::UnknownValue| {
-                    StoreError::Corrupt(e.to_string())
-                })?,
-                u64::try_from(quiet).unwrap_or(0),
-                u64::try_from(cap).unwrap_or(0),
-            ),
-            None => (DecisionSettings::default(), Mode::SemiAuto, 1500, 8000),
-        };
-
-        let policies: Option<(Vec<String>, Vec<String>)> = sqlx::query_as(
-            "SELECT always_escalate_intents, forbidden_topics FROM ai_training_policies
-             WHERE tenant_id = $1",
-        )
-        .bind(tenant_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let policies = policies
-            .map(|(a, f)| Policies {
-                always_escalate_intents: a,
-                forbidden_topics: f,
-            })
-            .unwrap_or_default();
-
-        // A tenant's flag overrides the global one; unset flags keep their defaults.
-        let rows: Vec<(String, bool)> = sqlx::query_as(
-            "SELECT DISTINCT ON (key) key, enabled FROM feature_flags
-             WHERE tenant_id = $1 OR tenant_id IS NULL
-             ORDER BY key, tenant_id NULLS LAST",
-        )
-        .bind(tenant_id)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut flags = Flags::default();
-        for (key, on) in rows {
-            // Keys from a newer version are ignored rather than fatal.
-            flags.set(&key, on);
-        }
-
-        let t: TenantRow = sqlx::query_as(
-            "SELECT holding_message, language, languages, timezone, working_hours_start, working_hours_end,
-                    working_days, name, tone, formal_address, persona, status = 'active' AS active
-             FROM tenants WHERE id = $1",
+        let row: SettingsRow = sqlx::query_as(
+            "SELECT t.holding_message, t.language, t.languages, t.timezone, t.working_hours_start,
+                    t.working_hours_end, t.working_days, t.name, t.tone, t.formal_address,
+                    t.persona, t.status = 'active' AS active,
+                    to_jsonb(d) AS decision, to_jsonb(p) AS policies, to_jsonb(h) AS human_delay,
+                    (SELECT COALESCE(jsonb_object_agg(f.key, f.enabled), '{}')
+                     FROM (SELECT DISTINCT ON (key) key, enabled FROM feature_flags
+                           WHERE tenant_id = t.id OR tenant_id IS NULL
+                           ORDER BY key, tenant_id NULLS LAST) f) AS flags,
+                    l.provider, l.base_url, l.api_key, l.model, l.temperature, l.max_tokens,
+                    l.response_format, l.timeout_ms, l.max_retries
+             FROM tenants t
+             LEFT JOIN decision_settings d ON d.tenant_id = t.id
+             LEFT JOIN ai_training_policies p ON p.tenant_id = t.id
+             LEFT JOIN human_delay_settings h ON h.tenant_id = t.id
+             LEFT JOIN llm_settings l ON l.tenant_id = t.id
+             WHERE t.id = $1",
         )
         .bind(tenant_id)
         .fetch_optional(&self.pool)
         .await?
         .ok_or(StoreError::NotFound { what: "tenant" })?;
+        let corrupt = |e: switchboard_core::UnknownValue| StoreError::Corrupt(e.to_string());
+        let (decision, default_mode, debounce_quiet_ms, debounce_cap_ms) = match row.decision {
+            Some(Json(d)) => (
+                DecisionSettings {
+                    t_auto: d.t_auto,
+                    t_escalate: d.t_escalate,
+                    autosend_allowed: d.autosend_allowed,
+                    intents_autosend_allowed: d.intents_autosend_allowed,
+                    intents_force_handoff: d.intents_force_handoff,
+                    weights: d.weights,
+                    penalties: d.penalties,
+                },
+                d.default_mode.parse().map_err(corrupt)?,
+                u64::try_from(d.debounce_quiet_ms).unwrap_or(0),
+                u64::try_from(d.debounce_cap_ms).unwrap_or(0),
+            ),
+            None => (DecisionSettings::default(), Mode::SemiAuto, 1500, 8000),
+        };
+        let policies = row
+            .policies
+            .map(|Json(p)| Policies {
+                always_escalate_intents: p.always_escalate_intents,
+                forbidden_topics: p.forbidden_topics,
+            })
+            .unwrap_or_default();
+        // A tenant's flag overrides the global one; unset flags keep their defaults.
+        let mut flags = Flags::default();
+        for (key, on) in row.flags.0 {
+            // Keys from a newer version are ignored rather than fatal.
+            flags.set(&key, on);
+        }
+        let human_delay = match row.human_delay {
+            None => HumanDelaySettings::default(),
+            Some(Json(h)) => {
+                let n = |x: i32| u64::try_from(x).unwrap_or(0);
+                HumanDelaySettings {
+                    enabled: h.enabled,
+                    profiles: h.profiles,
+                    short_max_chars: usize::try_from(h.short_max_chars).unwrap_or(0),
+                    medium_max_chars: usize::try_from(h.medium_max_chars).unwrap_or(0),
+                    min_delay_ms: n(h.min_delay_ms),
+                    max_delay_ms: n(h.max_delay_ms),
+                    night_mode: h.night_mode.parse().map_err(corrupt)?,
+                    night_delay_multiplier: h.night_delay_multiplier,
+                    night_auto_reply_text: h.night_auto_reply_text,
+                    typing_indicator_enabled: h.typing_indicator_enabled,
+                }
+            }
+        };
+        let t = row.tenant;
         let working_hours = WorkingHours {
             timezone: t.timezone,
             start: t.working_hours_start,
@@ -214,17 +212,6 @@ impl Store {
                 .filter_map(|d| u8::try_from(d).ok())
                 .collect(),
         };
-        let llm: LlmOverrides = sqlx::query_as(
-            "SELECT provider, base_url, api_key, model, temperature, max_tokens, response_format,
-                    timeout_ms, max_retries
-             FROM llm_settings WHERE tenant_id = $1",
-        )
-        .bind(tenant_id)
-        .fetch_optional(&self.pool)
-        .await?
-        .unwrap_or_default();
-        let human_delay = self.human_delay_settings(tenant_id).await?;
-
         Ok(TenantSettings {
             decision,
             default_mode,
@@ -243,52 +230,58 @@ impl Store {
             tone: t.tone,
             formal_address: t.formal_address,
             persona: t.persona,
-            llm,
+            llm: row.llm,
             active: t.active,
         })
     }
+}
 
-    async fn human_delay_settings(&self, tenant_id: Uuid) -> Result<HumanDelaySettings> {
-        type Row = (
-            bool,
-            sqlx::types::Json<Profiles>,
-            i32,
-            i32,
-            i32,
-            i32,
-            String,
-            f64,
-            Option<String>,
-            bool,
-        );
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT enabled, profiles, short_max_chars, medium_max_chars, min_delay_ms, max_delay_ms,
-                    night_mode, night_delay_multiplier, night_auto_reply_text, typing_indicator_enabled
-             FROM human_delay_settings WHERE tenant_id = $1",
-        )
-        .bind(tenant_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(r) = row else {
-            return Ok(HumanDelaySettings::default());
-        };
-        let n = |x: i32| u64::try_from(x).unwrap_or(0);
-        Ok(HumanDelaySettings {
-            enabled: r.0,
-            profiles: r.1.0,
-            short_max_chars: usize::try_from(r.2).unwrap_or(0),
-            medium_max_chars: usize::try_from(r.3).unwrap_or(0),
-            min_delay_ms: n(r.4),
-            max_delay_ms: n(r.5),
-            night_mode: r
-                .6
-                .parse()
-                .map_err(|e: switchboard_core::UnknownValue| StoreError::Corrupt(e.to_string()))?,
-            night_delay_multiplier: r.7,
-            night_auto_reply_text: r.8,
-            typing_indicator_enabled: r.9,
-        })
-    }
+/// `tenant_settings`' one row: the tenant's own columns, and each settings table's row
+/// (absent when the tenant never wrote one) as JSON.
+#[derive(sqlx::FromRow)]
+struct SettingsRow {
+    #[sqlx(flatten)]
+    tenant: TenantRow,
+    decision: Option<Json<DecisionRow>>,
+    policies: Option<Json<PoliciesRow>>,
+    human_delay: Option<Json<HumanDelayRow>>,
+    flags: Json<HashMap<String, bool>>,
+    #[sqlx(flatten)]
+    llm: LlmOverrides,
+}
+
+#[derive(serde::Deserialize)]
+struct DecisionRow {
+    t_auto: f64,
+    t_escalate: f64,
+    autosend_allowed: bool,
+    intents_autosend_allowed: Vec<String>,
+    intents_force_handoff: Vec<String>,
+    weights: Weights,
+    penalties: PenaltyValues,
+    default_mode: String,
+    debounce_quiet_ms: i32,
+    debounce_cap_ms: i32,
+}
+
+#[derive(serde::Deserialize)]
+struct PoliciesRow {
+    always_escalate_intents: Vec<String>,
+    forbidden_topics: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct HumanDelayRow {
+    enabled: bool,
+    profiles: Profiles,
+    short_max_chars: i32,
+    medium_max_chars: i32,
+    min_delay_ms: i32,
+    max_delay_ms: i32,
+    night_mode: String,
+    night_delay_multiplier: f64,
+    night_auto_reply_text: Option<String>,
+    typing_indicator_enabled: bool,
 }
 
 impl Store {

@@ -17,6 +17,7 @@ use rand::Rng;
 use switchboard_core::{OutboundMessage, SendError, error_chain};
 use switchboard_runtime::{DispatcherConfig, Services};
 use switchboard_store::{Claim, StoreError};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -37,14 +38,12 @@ pub async fn run(s: Services, shutdown: CancellationToken) {
         s.redis.clone(),
     )));
     let mut tasks = JoinSet::new();
-    for _ in 0..s.config.dispatcher.concurrency.max(1) {
-        tasks.spawn(send_loop(
-            s.clone(),
-            adapters.clone(),
-            limits.clone(),
-            shutdown.clone(),
-        ));
-    }
+    tasks.spawn(send_loop(
+        s.clone(),
+        adapters.clone(),
+        limits.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(operators::notify_loop(
         s.clone(),
         adapters.clone(),
@@ -62,35 +61,101 @@ pub(crate) async fn pause(shutdown: &CancellationToken, ms: u64) {
     }
 }
 
+/// The shortest sleep between claims while rows are due but locked by another dispatcher's
+/// claim.
+const MIN_IDLE: Duration = Duration::from_millis(5);
+
+/// Claims due rows, as many at once as there are free send slots, and sends them. With
+/// nothing due it sleeps until the next row falls due (at most the poll interval, so rows
+/// queued meanwhile are seen), which keeps a reply's human delay to the millisecond.
 async fn send_loop(
     s: Services,
     adapters: Arc<Adapters>,
     limits: Arc<Limits>,
     shutdown: CancellationToken,
 ) {
-    let poll = s.config.dispatcher.poll_interval_ms;
+    let poll = Duration::from_millis(s.config.dispatcher.poll_interval_ms.max(1));
     let hold = Duration::from_millis(s.config.dispatcher.lease_ms.max(100));
-    let lease = Uuid::now_v7();
+    let slots = Arc::new(Semaphore::new(s.config.dispatcher.concurrency.max(1)));
+    // A send's slot is a permit it holds until it ends, however it ends.
+    let mut sending = JoinSet::new();
     while !shutdown.is_cancelled() {
-        match s.store.claim_due(lease, hold).await {
-            Ok(Some(claim)) => {
-                let m = &claim.item.message;
-                let span = tracing::info_span!("send", tenant_id = %m.tenant_id, channel_id = %m.channel_id,
-                    conversation_id = %m.conversation_id, message_id = %m.message_id, outbox_id = %claim.item.id);
-                if let Err(e) = deliver(&s, &adapters, &limits, claim, hold)
-                    .instrument(span)
-                    .await
-                {
-                    tracing::warn!(error = %error_chain(&e), "recording a send failed; the row will be claimed again");
-                }
+        while sending.try_join_next().is_some() {}
+        let free = slots.available_permits();
+        if free == 0 {
+            tokio::select! {
+                _ = sending.join_next() => {}
+                _ = shutdown.cancelled() => {}
             }
-            Ok(None) => pause(&shutdown, poll).await,
+            continue;
+        }
+        // A lease of its own for every claim: a row whose lease ran out under a send that
+        // still runs, claimed again here, must not pass for the first send's.
+        let idle = match s.store.claim_due(Uuid::now_v7(), hold, free).await {
+            Ok(claims) if !claims.is_empty() => {
+                for rows in by_conversation(claims) {
+                    let n = u32::try_from(rows.len()).unwrap_or(u32::MAX);
+                    let Ok(permit) = slots.clone().try_acquire_many_owned(n) else {
+                        // Cannot happen (no more rows were claimed than slots were free); the
+                        // rows' leases run out and they are claimed again.
+                        continue;
+                    };
+                    let (s, adapters, limits) = (s.clone(), adapters.clone(), limits.clone());
+                    sending.spawn(async move {
+                        let _permit = permit;
+                        for claim in rows {
+                            let m = &claim.item.message;
+                            let span = tracing::info_span!("send", tenant_id = %m.tenant_id, channel_id = %m.channel_id,
+                                conversation_id = %m.conversation_id, message_id = %m.message_id, outbox_id = %claim.item.id);
+                            if let Err(e) = deliver(&s, &adapters, &limits, claim, hold)
+                                .instrument(span)
+                                .await
+                            {
+                                tracing::warn!(error = %error_chain(&e), "recording a send failed; the row will be claimed again");
+                            }
+                        }
+                    });
+                }
+                continue;
+            }
+            Ok(_) => match s.store.next_send_due().await {
+                Ok(Some(next)) => next.clamp(MIN_IDLE, poll),
+                Ok(None) => poll,
+                Err(e) => {
+                    tracing::warn!(error = %error_chain(&e), "cannot read when the next send is due");
+                    poll
+                }
+            },
             Err(e) => {
                 tracing::warn!(error = %error_chain(&e), "cannot claim from the outbox");
-                pause(&shutdown, poll.max(1000)).await;
+                poll.max(Duration::from_secs(1))
             }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = tokio::time::sleep(idle) => {}
         }
     }
+    // Sends under way finish: each holds its row's lease, and a send cut off halfway would
+    // only be retried by another dispatcher after the lease runs out.
+    while sending.join_next().await.is_some() {}
+}
+
+/// Claims grouped by conversation, in the order they fell due: one conversation's replies
+/// go out one after another, never side by side, so the customer reads them in order.
+fn by_conversation(claims: Vec<Claim>) -> Vec<Vec<Claim>> {
+    let mut groups: Vec<Vec<Claim>> = Vec::new();
+    for claim in claims {
+        let id = claim.item.message.conversation_id;
+        match groups.iter_mut().find(|g| {
+            g.first()
+                .is_some_and(|c| c.item.message.conversation_id == id)
+        }) {
+            Some(g) => g.push(claim),
+            None => groups.push(vec![claim]),
+        }
+    }
+    groups
 }
 
 /// Exponential backoff with full jitter, capped.
