@@ -157,6 +157,74 @@ async fn settled(db: &str, since: Instant, timeout: Duration) -> anyhow::Result<
     }
 }
 
+/// CPU seconds each part of the machine has used so far (utime + stime of every process in
+/// /proc): where the cores go is what limits a deployment that shares them.
+fn cpu_by_part(deployment: &[u32]) -> HashMap<&'static str, f64> {
+    // USER_HZ: 100 on every Linux this runs on.
+    const TICKS: f64 = 100.0;
+    let me = std::process::id();
+    let mut parts = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return parts;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let part = if deployment.contains(&pid) {
+            "switchboard"
+        } else if pid == me {
+            "bench (load and fake Graph API)"
+        } else if comm == "postgres" {
+            "PostgreSQL"
+        } else if comm.starts_with("beam") || comm.starts_with("erl") || comm == "epmd" {
+            "RabbitMQ"
+        } else if comm.starts_with("redis") {
+            "Redis"
+        } else {
+            "other"
+        };
+        // Fields after the command: state is the first, utime the 12th, stime the 13th.
+        *parts.entry(part).or_insert(0.0) += (ticks(11) + ticks(12)) / TICKS;
+    }
+    parts
+}
+
+/// Transactions committed and rows written in this database so far.
+async fn db_work(db: &str) -> anyhow::Result<(i64, i64)> {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(db)
+        .await?;
+    // The statistics reach the view up to a second after the transactions that made them.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let row: (i64, i64) = sqlx::query_as(
+        "SELECT xact_commit, tup_inserted + tup_updated + tup_deleted FROM pg_stat_database
+         WHERE datname = current_database()",
+    )
+    .fetch_one(&pool)
+    .await?;
+    Ok(row)
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -259,6 +327,9 @@ async fn run(a: &Args, db: &str, ns: &str) -> anyhow::Result<()> {
     let url = format!("{base}/webhooks/whatsapp/{channel}");
 
     let raw = raw_rate(db).await?;
+    let pids: Vec<u32> = procs.0.iter().map(Child::id).collect();
+    let work_before = db_work(db).await?;
+    let cpu_before = cpu_by_part(&pids);
 
     // Every customer writes once; each webhook is retried until the gateway takes it.
     let customers: Vec<String> = (0..a.messages).map(|i| format!("49170{i:07}")).collect();
@@ -322,9 +393,12 @@ async fn run(a: &Args, db: &str, ns: &str) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    let cpu_after = cpu_by_part(&pids);
+    let busy = first_sent.elapsed().as_secs_f64();
     // A second reply could still be on its way: count only once nothing waits to be
     // drafted or sent, and no send is under way.
     settled(db, first_sent, a.timeout).await?;
+    let work_after = db_work(db).await?;
     let mut per_customer: HashMap<String, Vec<Instant>> = HashMap::new();
     for r in fake
         .requests(&method)
@@ -386,6 +460,27 @@ async fn run(a: &Args, db: &str, ns: &str) -> anyhow::Result<()> {
         .collect();
     println!();
     println!("peak memory: {}", peaks.join(", "));
+    let mut cpu: Vec<(&str, f64)> = cpu_after
+        .iter()
+        .map(|(part, secs)| (*part, secs - cpu_before.get(part).copied().unwrap_or(0.0)))
+        .filter(|(_, secs)| *secs > 0.0)
+        .collect();
+    cpu.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let cpu: Vec<String> = cpu
+        .iter()
+        .map(|(part, secs)| format!("{part} {:.0} %", 100.0 * secs / busy))
+        .collect();
+    println!(
+        "CPU from the first webhook to the last reply ({} cores, 100 % each): {}",
+        std::thread::available_parallelism().map_or(1, usize::from),
+        cpu.join(", ")
+    );
+    let n = a.messages as f64;
+    println!(
+        "PostgreSQL per message: {:.1} transactions, {:.1} rows written",
+        (work_after.0 - work_before.0) as f64 / n,
+        (work_after.1 - work_before.1) as f64 / n,
+    );
     drop(procs);
     if twice > 0 || missing > 0 {
         bail!("{twice} customers got two replies, {missing} none");
