@@ -262,6 +262,14 @@ async fn run(a: &Args, db: &str, ns: &str) -> anyhow::Result<()> {
     let mut procs = Procs(Vec::new());
     // The deployment: `switchboard up`, or a gateway beside K AI workers and K dispatchers.
     let first = if a.workers == 0 { "up" } else { "gateway" };
+    // PostgreSQL takes 100 connections by default: the fleet's pools share 80 of them (20
+    // each at most, the default), leaving room for the bench and the CLI.
+    let pool = (80 / (2 * a.workers + 1)).clamp(2, 20).to_string();
+    let switchboard = |db: &str, ns: &str, port: u16| {
+        let mut cmd = switchboard(db, ns, port);
+        cmd.env("SWITCHBOARD__DATABASE__MAX_CONNECTIONS", &pool);
+        cmd
+    };
     procs.0.push(switchboard(db, ns, port).arg(first).spawn()?);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(CONNECTIONS)
