@@ -574,7 +574,7 @@ async fn main() -> anyhow::Result<()> {
         .filter(|f| f.starts_with("SIGKILL dispatcher"))
         .count();
     // The dispatchers' default `dispatcher.concurrency`: sends under way per process.
-    v.window_bound = dispatcher_kills * 32;
+    v.window_bound = dispatcher_kills * 16;
     println!();
     println!(
         "| messages | faults injected | replies | duplicates | duplicates in the send window | losses | unanswered | after STOP | while held | left over | longest delay (p50, p99) |"

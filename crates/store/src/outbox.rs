@@ -154,17 +154,26 @@ static SELECT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 });
 
 impl Store {
-    /// Leases up to `limit` of the most overdue sendable rows to `lease` for `hold`. The
-    /// leases are committed at once; the caller sends with no transaction open. One claim
-    /// for many rows: when thousands of replies fall due together, a claim per row would
-    /// cost the database more than the sends.
+    /// Leases up to `limit` of the most overdue sendable rows to `lease` for `hold`, at most
+    /// one per conversation and none of a conversation with a send under way, so that one
+    /// conversation's replies go out one after another. The leases are committed at once;
+    /// the caller sends with no transaction open. One claim for many rows: when thousands of
+    /// replies fall due together, a claim per row would cost the database more than the
+    /// sends. A row that cannot be read is left to its lease and logged.
     pub async fn claim_due(&self, lease: Uuid, hold: Duration, limit: usize) -> Result<Vec<Claim>> {
         let ids: Vec<Uuid> = sqlx::query_scalar(
-            "WITH due AS (
-                 SELECT id FROM outbox
-                 WHERE status = 'pending' AND next_attempt_at <= now()
-                   AND (leased_until IS NULL OR leased_until <= now())
-                 ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+            "WITH first AS (
+                 SELECT DISTINCT ON (o.conversation_id) o.id, o.next_attempt_at FROM outbox o
+                 WHERE o.status = 'pending' AND o.next_attempt_at <= now()
+                   AND (o.leased_until IS NULL OR o.leased_until <= now())
+                   AND NOT EXISTS (SELECT 1 FROM outbox b
+                                   WHERE b.conversation_id = o.conversation_id
+                                     AND b.status = 'pending' AND b.leased_until > now())
+                 ORDER BY o.conversation_id, o.next_attempt_at),
+             due AS (
+                 SELECT o.id FROM outbox o JOIN first f ON f.id = o.id
+                 WHERE o.status = 'pending' AND (o.leased_until IS NULL OR o.leased_until <= now())
+                 ORDER BY f.next_attempt_at LIMIT $3 FOR UPDATE OF o SKIP LOCKED)
              UPDATE outbox o SET lease = $1, leased_until = now() + $2 * interval '1 millisecond'
              FROM due WHERE o.id = due.id RETURNING o.id",
         )
@@ -184,25 +193,36 @@ impl Store {
         .bind(&ids)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(Claim {
-                    pool: self.pool.clone(),
-                    lease,
-                    hold,
-                    item: r.item()?,
-                })
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let id = r.id;
+                match r.item() {
+                    Ok(item) => Some(Claim {
+                        pool: self.pool.clone(),
+                        lease,
+                        hold,
+                        item,
+                    }),
+                    Err(e) => {
+                        tracing::warn!(outbox_id = %id, error = %e, "an outbox row cannot be read");
+                        None
+                    }
+                }
             })
-            .collect()
+            .collect())
     }
 
-    /// How long until the next unleased pending row falls due, if one does; zero when one
-    /// is due. (A lease that runs out is seen at the next poll.)
+    /// How long until the next row `claim_due` could take falls due, if one does; zero when
+    /// one is due. (A lease that runs out is seen at the next poll.)
     pub async fn next_send_due(&self) -> Result<Option<Duration>> {
         let secs: Option<f64> = sqlx::query_scalar(
-            "SELECT EXTRACT(EPOCH FROM next_attempt_at - clock_timestamp())::float8 FROM outbox
-             WHERE status = 'pending' AND (leased_until IS NULL OR leased_until <= now())
-             ORDER BY next_attempt_at LIMIT 1",
+            "SELECT EXTRACT(EPOCH FROM o.next_attempt_at - clock_timestamp())::float8 FROM outbox o
+             WHERE o.status = 'pending' AND (o.leased_until IS NULL OR o.leased_until <= now())
+               AND NOT EXISTS (SELECT 1 FROM outbox b
+                               WHERE b.conversation_id = o.conversation_id
+                                 AND b.status = 'pending' AND b.leased_until > now())
+             ORDER BY o.next_attempt_at LIMIT 1",
         )
         .fetch_optional(&self.pool)
         .await?;

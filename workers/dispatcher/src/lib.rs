@@ -1,8 +1,9 @@
 //! Sends what the outbox says is due, through the channel's adapter, and records the
 //! outcome. Rows are leased (claimed with FOR UPDATE SKIP LOCKED and committed) before the
-//! platform is called, so any number of dispatchers share the work, no transaction stays
-//! open across the network, and a row goes out twice only if its dispatcher dies between the
-//! platform's acceptance and the record.
+//! platform is called, at most one per conversation at a time, so any number of dispatchers
+//! share the work, no transaction stays open across the network, and a row goes out twice
+//! only if its dispatcher dies (or loses its lease) between the platform's acceptance and the
+//! record.
 
 mod adapters;
 mod limits;
@@ -80,11 +81,15 @@ async fn send_loop(
     // A send's slot is a permit it holds until it ends, however it ends.
     let mut sending = JoinSet::new();
     while !shutdown.is_cancelled() {
-        while sending.try_join_next().is_some() {}
+        reap(&mut sending);
         let free = slots.available_permits();
         if free == 0 {
             tokio::select! {
-                _ = sending.join_next() => {}
+                done = sending.join_next() => {
+                    if let Some(Err(e)) = done {
+                        tracing::error!(error = %e, "a send task failed");
+                    }
+                }
                 _ = shutdown.cancelled() => {}
             }
             continue;
@@ -93,33 +98,30 @@ async fn send_loop(
         // still runs, claimed again here, must not pass for the first send's.
         let idle = match s.store.claim_due(Uuid::now_v7(), hold, free).await {
             Ok(claims) if !claims.is_empty() => {
-                for rows in by_conversation(claims) {
-                    let n = u32::try_from(rows.len()).unwrap_or(u32::MAX);
-                    let Ok(permit) = slots.clone().try_acquire_many_owned(n) else {
+                for claim in claims {
+                    let Ok(permit) = slots.clone().try_acquire_owned() else {
                         // Cannot happen (no more rows were claimed than slots were free); the
-                        // rows' leases run out and they are claimed again.
+                        // row's lease runs out and it is claimed again.
                         continue;
                     };
                     let (s, adapters, limits) = (s.clone(), adapters.clone(), limits.clone());
-                    sending.spawn(async move {
-                        let _permit = permit;
-                        for claim in rows {
-                            let m = &claim.item.message;
-                            let span = tracing::info_span!("send", tenant_id = %m.tenant_id, channel_id = %m.channel_id,
-                                conversation_id = %m.conversation_id, message_id = %m.message_id, outbox_id = %claim.item.id);
-                            if let Err(e) = deliver(&s, &adapters, &limits, claim, hold)
-                                .instrument(span)
-                                .await
-                            {
+                    let m = &claim.item.message;
+                    let span = tracing::info_span!("send", tenant_id = %m.tenant_id, channel_id = %m.channel_id,
+                        conversation_id = %m.conversation_id, message_id = %m.message_id, outbox_id = %claim.item.id);
+                    sending.spawn(
+                        async move {
+                            let _permit = permit;
+                            if let Err(e) = deliver(&s, &adapters, &limits, claim, hold).await {
                                 tracing::warn!(error = %error_chain(&e), "recording a send failed; the row will be claimed again");
                             }
                         }
-                    });
+                        .instrument(span),
+                    );
                 }
                 continue;
             }
             Ok(_) => match s.store.next_send_due().await {
-                Ok(Some(next)) => next.clamp(MIN_IDLE, poll),
+                Ok(Some(next)) => next.max(MIN_IDLE).min(poll),
                 Ok(None) => poll,
                 Err(e) => {
                     tracing::warn!(error = %error_chain(&e), "cannot read when the next send is due");
@@ -138,24 +140,20 @@ async fn send_loop(
     }
     // Sends under way finish: each holds its row's lease, and a send cut off halfway would
     // only be retried by another dispatcher after the lease runs out.
-    while sending.join_next().await.is_some() {}
-}
-
-/// Claims grouped by conversation, in the order they fell due: one conversation's replies
-/// go out one after another, never side by side, so the customer reads them in order.
-fn by_conversation(claims: Vec<Claim>) -> Vec<Vec<Claim>> {
-    let mut groups: Vec<Vec<Claim>> = Vec::new();
-    for claim in claims {
-        let id = claim.item.message.conversation_id;
-        match groups.iter_mut().find(|g| {
-            g.first()
-                .is_some_and(|c| c.item.message.conversation_id == id)
-        }) {
-            Some(g) => g.push(claim),
-            None => groups.push(vec![claim]),
+    while let Some(done) = sending.join_next().await {
+        if let Err(e) = done {
+            tracing::error!(error = %e, "a send task failed");
         }
     }
-    groups
+}
+
+/// Collects the send tasks that ended, logging any that panicked.
+fn reap(sending: &mut JoinSet<()>) {
+    while let Some(done) = sending.try_join_next() {
+        if let Err(e) = done {
+            tracing::error!(error = %e, "a send task failed");
+        }
+    }
 }
 
 /// Exponential backoff with full jitter, capped.

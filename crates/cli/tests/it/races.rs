@@ -534,3 +534,73 @@ async fn a_stop_during_a_long_reply_stops_its_remaining_parts() {
     .unwrap();
     assert_eq!(recorded, parts[0], "the transcript holds what was received");
 }
+
+/// One claim leases many due replies, but at most one per conversation and none of a
+/// conversation whose reply is going out: a conversation's replies never go side by side,
+/// and a reply waiting behind another holds no lease that could run out while it waits.
+#[tokio::test]
+async fn a_claim_takes_one_reply_per_conversation_at_a_time() {
+    let no_dispatcher = switchboard::Parts {
+        dispatcher: false,
+        ..switchboard::Parts::ALL
+    };
+    let app = TestApp::spawn_with(test_config(), no_dispatcher).await;
+    let store = &app.services.store;
+    let tenant = store.tenant_id("demo").await.unwrap();
+    let channel = app.webchat_channel().await;
+    let mut stored = Vec::new();
+    for visitor in ["claim-visitor-a-5e1f0c9d", "claim-visitor-b-77d2a4e1"] {
+        let body = json!({"visitor_id": visitor, "client_message_id": "c1", "text": "Hello?"});
+        let ev = switchboard_channels::webchat::inbound::normalize(
+            tenant,
+            channel,
+            body.to_string().as_bytes(),
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        let switchboard_core::InboundBody::Message(msg) = &ev.body else {
+            panic!("a message");
+        };
+        stored.push(store.store_inbound(&ev, msg, None).await.unwrap());
+    }
+    let (a, b) = (&stored[0], &stored[1]);
+    for (s, keys) in [(a, &["a1", "a2"][..]), (b, &["b1"][..])] {
+        let mut tx = store.begin_draft(tenant, s.conversation_id).await.unwrap();
+        for key in keys {
+            tx.enqueue(None, key, s.message_id, key, 0).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    let hold = std::time::Duration::from_secs(15);
+
+    let first = store.claim_due(Uuid::now_v7(), hold, 10).await.unwrap();
+    let mut conversations: Vec<Uuid> = first
+        .iter()
+        .map(|c| c.item.message.conversation_id)
+        .collect();
+    conversations.sort();
+    let mut expected = vec![a.conversation_id, b.conversation_id];
+    expected.sort();
+    assert_eq!(conversations, expected, "one reply of each conversation");
+    assert!(
+        store
+            .claim_due(Uuid::now_v7(), hold, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the other reply of the first conversation waits for the one going out"
+    );
+    assert_eq!(store.next_send_due().await.unwrap(), None);
+
+    let mut taken = Vec::new();
+    for claim in first {
+        taken.push(claim.item.message.text.clone());
+        assert!(claim.sent(None).await.unwrap());
+    }
+    let next = store.claim_due(Uuid::now_v7(), hold, 10).await.unwrap();
+    assert_eq!(next.len(), 1, "then the first conversation's other reply");
+    assert_eq!(next[0].item.message.conversation_id, a.conversation_id);
+    taken.push(next[0].item.message.text.clone());
+    taken.sort();
+    assert_eq!(taken, ["a1", "a2", "b1"]);
+}
