@@ -162,18 +162,22 @@ impl Store {
     /// sends. A row that cannot be read is left to its lease and logged.
     pub async fn claim_due(&self, lease: Uuid, hold: Duration, limit: usize) -> Result<Vec<Claim>> {
         let ids: Vec<Uuid> = sqlx::query_scalar(
-            "WITH first AS (
-                 SELECT DISTINCT ON (o.conversation_id) o.id, o.next_attempt_at FROM outbox o
+            // Walks the due index in order and stops at `limit`, so a claim costs the
+            // same with ten or ten thousand rows due. A row is eligible only as the first
+            // due row of its conversation, and only while no row of it is leased: rows
+            // locked by a concurrent claim still count as earlier, so two claims never
+            // take two replies of one conversation either.
+            "WITH due AS (
+                 SELECT o.id FROM outbox o
                  WHERE o.status = 'pending' AND o.next_attempt_at <= now()
                    AND (o.leased_until IS NULL OR o.leased_until <= now())
                    AND NOT EXISTS (SELECT 1 FROM outbox b
                                    WHERE b.conversation_id = o.conversation_id
-                                     AND b.status = 'pending' AND b.leased_until > now())
-                 ORDER BY o.conversation_id, o.next_attempt_at),
-             due AS (
-                 SELECT o.id FROM outbox o JOIN first f ON f.id = o.id
-                 WHERE o.status = 'pending' AND (o.leased_until IS NULL OR o.leased_until <= now())
-                 ORDER BY f.next_attempt_at LIMIT $3 FOR UPDATE OF o SKIP LOCKED)
+                                     AND b.status = 'pending' AND b.id <> o.id
+                                     AND (b.leased_until > now()
+                                          OR (b.next_attempt_at <= now()
+                                              AND (b.next_attempt_at, b.id) < (o.next_attempt_at, o.id))))
+                 ORDER BY o.next_attempt_at LIMIT $3 FOR UPDATE OF o SKIP LOCKED)
              UPDATE outbox o SET lease = $1, leased_until = now() + $2 * interval '1 millisecond'
              FROM due WHERE o.id = due.id RETURNING o.id",
         )
