@@ -1,4 +1,5 @@
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,9 +13,25 @@ use crate::AppState;
 
 static METRICS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
-/// Installs the process-wide Prometheus recorder once.
+/// How often the recorder drains its histograms' raw samples into their summaries.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Installs the process-wide Prometheus recorder once. Call it inside the Tokio runtime.
 pub fn install_metrics() {
-    METRICS.get_or_init(|| PrometheusBuilder::new().install_recorder().ok());
+    METRICS.get_or_init(|| {
+        let handle = PrometheusBuilder::new().install_recorder().ok()?;
+        // A histogram keeps every sample until it is drained: left to scrapes alone, a
+        // gateway nobody scrapes would grow with every message.
+        let upkeep = handle.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(UPKEEP_EVERY);
+            loop {
+                tick.tick().await;
+                upkeep.run_upkeep();
+            }
+        });
+        Some(handle)
+    });
 }
 
 pub fn routes() -> Router<AppState> {
