@@ -19,9 +19,11 @@ pub struct OperatorChat {
     pub chat_id: i64,
 }
 
-/// A notification the dispatcher is sending; the row stays locked until it is recorded.
+/// A notification the dispatcher is sending, leased to it (no transaction stays open while
+/// the platform is called); only the lease's holder records how it went.
 pub struct NotificationClaim {
-    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    pool: sqlx::PgPool,
+    lease: Uuid,
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub channel: ChannelInfo,
@@ -127,8 +129,10 @@ impl Store {
         })
     }
 
-    pub async fn claim_notification(&self) -> Result<Option<NotificationClaim>> {
-        let mut tx = self.pool.begin().await?;
+    /// Leases the most overdue pending notification for `hold`, committed at once. `hold`
+    /// must outlast the platform call: a lease that runs out lets another dispatcher post
+    /// the notice again.
+    pub async fn claim_notification(&self, hold: Duration) -> Result<Option<NotificationClaim>> {
         #[derive(sqlx::FromRow)]
         struct Row {
             id: Uuid,
@@ -144,20 +148,28 @@ impl Store {
             escalation: bool,
             attempts: i32,
         }
+        let lease = Uuid::now_v7();
         let row: Option<Row> = sqlx::query_as(
-            "SELECT n.id, n.tenant_id, n.channel_id, ch.kind, ch.config, ch.credentials, n.chat_id,
-                    n.body, n.conversation_id, n.suggestion_id,
-                    n.escalation_id IS NOT NULL AS escalation, n.attempts
-             FROM operator_notifications n JOIN channels ch ON ch.id = n.channel_id
-             WHERE n.id = (SELECT id FROM operator_notifications
+            "UPDATE operator_notifications n
+             SET lease = $1, leased_until = now() + $2 * interval '1 millisecond'
+             FROM channels ch
+             WHERE ch.id = n.channel_id
+               AND n.id = (SELECT id FROM operator_notifications
                            WHERE status = 'pending' AND next_attempt_at <= now()
-                           ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)",
+                             AND (leased_until IS NULL OR leased_until <= now())
+                           ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+             RETURNING n.id, n.tenant_id, n.channel_id, ch.kind, ch.config, ch.credentials,
+                       n.chat_id, n.body, n.conversation_id, n.suggestion_id,
+                       n.escalation_id IS NOT NULL AS escalation, n.attempts",
         )
-        .fetch_optional(&mut *tx)
+        .bind(lease)
+        .bind(hold.as_millis() as f64)
+        .fetch_optional(&self.pool)
         .await?;
         let Some(r) = row else { return Ok(None) };
         Ok(Some(NotificationClaim {
-            tx,
+            pool: self.pool.clone(),
+            lease,
             id: r.id,
             tenant_id: r.tenant_id,
             channel: ChannelInfo {
@@ -340,33 +352,47 @@ impl Store {
 }
 
 impl NotificationClaim {
-    pub async fn sent(mut self, notice_message_id: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE operator_notifications SET status = 'sent', notice_message_id = $2,
-                    attempts = attempts + 1, last_error = NULL WHERE id = $1",
+    /// Records the posted notice, if the lease is still this claim's.
+    pub async fn sent(self, notice_message_id: i64) -> Result<()> {
+        let recorded = sqlx::query(
+            "UPDATE operator_notifications SET status = 'sent', notice_message_id = $3,
+                    attempts = attempts + 1, last_error = NULL, lease = NULL, leased_until = NULL
+             WHERE id = $1 AND lease = $2",
         )
         .bind(self.id)
+        .bind(self.lease)
         .bind(notice_message_id)
-        .execute(&mut *self.tx)
+        .execute(&self.pool)
         .await?;
-        self.tx.commit().await?;
-        Ok(())
+        self.held(recorded.rows_affected())
     }
 
-    pub async fn retry(mut self, error: &str, after: Duration, give_up: bool) -> Result<()> {
-        sqlx::query(
-            "UPDATE operator_notifications SET attempts = attempts + 1, last_error = $2,
-                    status = CASE WHEN $3 THEN 'failed' ELSE 'pending' END,
-                    next_attempt_at = now() + $4 * interval '1 millisecond'
-             WHERE id = $1",
+    /// Puts the notification back for another attempt after `after`, or fails it for good.
+    pub async fn retry(self, error: &str, after: Duration, give_up: bool) -> Result<()> {
+        let recorded = sqlx::query(
+            "UPDATE operator_notifications SET attempts = attempts + 1, last_error = $3,
+                    status = CASE WHEN $4 THEN 'failed' ELSE 'pending' END,
+                    next_attempt_at = now() + $5 * interval '1 millisecond',
+                    lease = NULL, leased_until = NULL
+             WHERE id = $1 AND lease = $2",
         )
         .bind(self.id)
+        .bind(self.lease)
         .bind(error)
         .bind(give_up)
         .bind(after.as_millis() as f64)
-        .execute(&mut *self.tx)
+        .execute(&self.pool)
         .await?;
-        self.tx.commit().await?;
-        Ok(())
+        self.held(recorded.rows_affected())
+    }
+
+    fn held(&self, rows: u64) -> Result<()> {
+        if rows == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict(
+                "the notification's lease ran out before the outcome was recorded".into(),
+            ))
+        }
     }
 }

@@ -17,11 +17,15 @@ use crate::{backoff, pause};
 
 /// How often the sweeps run; expiry and SLAs are minutes, so this is plenty.
 const SWEEP_EVERY_MS: u64 = 5_000;
+/// A notice is leased for longer than posting it can take (one request, cut off at the
+/// HTTP client's timeout), so a live dispatcher never loses it mid-call; a dead one's
+/// notice goes again after this.
+const NOTICE_LEASE: Duration = Duration::from_secs(2 * switchboard_http::REQUEST_TIMEOUT.as_secs());
 
 pub async fn notify_loop(s: Services, adapters: Arc<Adapters>, shutdown: CancellationToken) {
     let poll = s.config.dispatcher.poll_interval_ms;
     while !shutdown.is_cancelled() {
-        match s.store.claim_notification().await {
+        match s.store.claim_notification(NOTICE_LEASE).await {
             Ok(Some(claim)) => {
                 let span = tracing::info_span!("notify_operators", tenant_id = %claim.tenant_id,
                     channel_id = %claim.channel.id, conversation_id = %claim.conversation_id, notification_id = %claim.id);

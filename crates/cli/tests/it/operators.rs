@@ -1368,6 +1368,61 @@ async fn what_a_customer_adds_while_waiting_for_a_person_reaches_the_operators_c
     );
 }
 
+/// The notice to the operators' chat is leased, not locked: while the platform call hangs,
+/// no transaction holds the row, and the notice is still posted and recorded once.
+#[tokio::test]
+async fn a_notice_holds_no_lock_while_the_platform_call_runs() {
+    const OPERATORS: i64 = -100_502;
+    let app = TestApp::spawn().await;
+    let fake = FakePlatform::telegram().await;
+    telegram_channel(&app, &fake).await;
+    let demo = tenant(&app, "demo").await;
+    let settings =
+        json!({"operators": {"telegram_channel": "telegram test", "telegram_chat_id": OPERATORS}});
+    app.services
+        .store
+        .apply_settings(
+            demo,
+            &settings,
+            switchboard_store::Write::Merge,
+            "test",
+            None,
+        )
+        .await
+        .unwrap();
+    fake.hold("sendmessage");
+    app.post_chat(
+        "w2-visitor-7f3a9c2e",
+        "c1",
+        "This is unacceptable, I want to complain",
+    )
+    .await;
+    // The notice is at the platform, unanswered: the row is leased and not locked.
+    fake.wait_for("sendmessage", 1, WAIT).await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM operator_notifications WHERE leased_until > now()")
+            .await,
+        1
+    );
+    let mut tx = app.pool.begin().await.unwrap();
+    let locked: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM operator_notifications FOR UPDATE NOWAIT")
+            .fetch_all(&mut *tx)
+            .await
+            .expect("no transaction holds the notice's row during the call");
+    assert_eq!(locked.len(), 1);
+    tx.rollback().await.unwrap();
+    fake.release("sendmessage");
+    app.wait_count(
+        "SELECT count(*) FROM operator_notifications
+         WHERE status = 'sent' AND notice_message_id IS NOT NULL AND lease IS NULL",
+        1,
+    )
+    .await;
+    app.settled().await;
+    assert_eq!(fake.requests("sendmessage").len(), 1);
+}
+
 #[tokio::test]
 async fn approval_and_replies_from_the_operators_telegram_chat() {
     const OPERATORS: i64 = -100_500;
