@@ -21,7 +21,9 @@ pub fn install_metrics() {
     METRICS.get_or_init(|| {
         let handle = PrometheusBuilder::new().install_recorder().ok()?;
         // A histogram keeps every sample until it is drained: left to scrapes alone, a
-        // gateway nobody scrapes would grow with every message.
+        // gateway nobody scrapes would grow with every message. The task lives on the
+        // runtime of the first gateway to start, which in a process is the only one (test
+        // binaries that start many lose it with the first test's runtime; harmless there).
         let upkeep = handle.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(UPKEEP_EVERY);

@@ -364,7 +364,14 @@ impl NotificationClaim {
         .bind(notice_message_id)
         .execute(&self.pool)
         .await?;
-        self.held(recorded.rows_affected())
+        if recorded.rows_affected() == 1 {
+            return Ok(());
+        }
+        // Another dispatcher holds the notice now and will post it again: this copy's
+        // buttons and replies find no row, so its id goes in the error for an operator.
+        Err(StoreError::Conflict(format!(
+            "the notification's lease ran out before the notice ({notice_message_id}) was recorded"
+        )))
     }
 
     /// Puts the notification back for another attempt after `after`, or fails it for good.

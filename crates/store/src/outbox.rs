@@ -162,11 +162,13 @@ impl Store {
     /// sends. A row that cannot be read is left to its lease and logged.
     pub async fn claim_due(&self, lease: Uuid, hold: Duration, limit: usize) -> Result<Vec<Claim>> {
         let ids: Vec<Uuid> = sqlx::query_scalar(
-            // Walks the due index in order and stops at `limit`, so a claim costs the
-            // same with ten or ten thousand rows due. A row is eligible only as the first
+            // Walks the due index in order and stops once `limit` rows are taken, so a
+            // claim does not sort the whole backlog. A row is eligible only as the first
             // due row of its conversation, and only while no row of it is leased: rows
-            // locked by a concurrent claim still count as earlier, so two claims never
-            // take two replies of one conversation either.
+            // locked by a concurrent claim still count as earlier (its snapshot sees them
+            // unleased), so concurrent claims do not take two replies of one conversation
+            // either, short of a reply committed between their two snapshots that falls
+            // due no later than its sibling.
             "WITH due AS (
                  SELECT o.id FROM outbox o
                  WHERE o.status = 'pending' AND o.next_attempt_at <= now()

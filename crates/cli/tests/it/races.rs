@@ -573,15 +573,39 @@ async fn a_claim_takes_one_reply_per_conversation_at_a_time() {
     }
     let hold = std::time::Duration::from_secs(15);
 
+    // A concurrent claim has locked the first conversation's first reply and not committed:
+    // this claim skips it, and must not take that conversation's second reply instead.
+    let mut other = app.pool.begin().await.unwrap();
+    sqlx::query(
+        "SELECT id FROM outbox WHERE conversation_id = $1
+         ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE",
+    )
+    .bind(a.conversation_id)
+    .fetch_one(&mut *other)
+    .await
+    .unwrap();
     let first = store.claim_due(Uuid::now_v7(), hold, 10).await.unwrap();
-    let mut conversations: Vec<Uuid> = first
+    let conversations: Vec<Uuid> = first
         .iter()
         .map(|c| c.item.message.conversation_id)
         .collect();
-    conversations.sort();
-    let mut expected = vec![a.conversation_id, b.conversation_id];
-    expected.sort();
-    assert_eq!(conversations, expected, "one reply of each conversation");
+    assert_eq!(
+        conversations,
+        [b.conversation_id],
+        "only the other conversation's reply"
+    );
+    other.rollback().await.unwrap();
+
+    let second = store.claim_due(Uuid::now_v7(), hold, 10).await.unwrap();
+    let texts: Vec<&str> = second
+        .iter()
+        .map(|c| c.item.message.text.as_str())
+        .collect();
+    assert_eq!(
+        texts,
+        ["a1"],
+        "the first conversation's replies go in order"
+    );
     assert!(
         store
             .claim_due(Uuid::now_v7(), hold, 10)
@@ -593,7 +617,7 @@ async fn a_claim_takes_one_reply_per_conversation_at_a_time() {
     assert_eq!(store.next_send_due().await.unwrap(), None);
 
     let mut taken = Vec::new();
-    for claim in first {
+    for claim in first.into_iter().chain(second) {
         taken.push(claim.item.message.text.clone());
         assert!(claim.sent(None).await.unwrap());
     }
