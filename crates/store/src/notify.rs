@@ -364,14 +364,12 @@ impl NotificationClaim {
         .bind(notice_message_id)
         .execute(&self.pool)
         .await?;
-        if recorded.rows_affected() == 1 {
-            return Ok(());
-        }
         // Another dispatcher holds the notice now and will post it again: this copy's
         // buttons and replies find no row, so its id goes in the error for an operator.
-        Err(StoreError::Conflict(format!(
-            "the notification's lease ran out before the notice ({notice_message_id}) was recorded"
-        )))
+        held(
+            recorded.rows_affected(),
+            &format!("the notice ({notice_message_id})"),
+        )
     }
 
     /// Puts the notification back for another attempt after `after`, or fails it for good.
@@ -390,16 +388,17 @@ impl NotificationClaim {
         .bind(after.as_millis() as f64)
         .execute(&self.pool)
         .await?;
-        self.held(recorded.rows_affected())
+        held(recorded.rows_affected(), "the outcome")
     }
+}
 
-    fn held(&self, rows: u64) -> Result<()> {
-        if rows == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::Conflict(
-                "the notification's lease ran out before the outcome was recorded".into(),
-            ))
-        }
+/// Whether an update made under a notice's lease found the lease still its own.
+fn held(rows: u64, what: &str) -> Result<()> {
+    if rows == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(format!(
+            "the notification's lease ran out before {what} was recorded"
+        )))
     }
 }

@@ -1320,15 +1320,14 @@ async fn a_dead_letter_is_listed_and_a_replay_really_sends() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
-async fn what_a_customer_adds_while_waiting_for_a_person_reaches_the_operators_chat() {
-    const OPERATORS: i64 = -100_501;
-    let app = TestApp::spawn().await;
+/// A Telegram channel on a fake platform, whose chat `chat_id` is the demo shop's operators'
+/// chat.
+async fn telegram_operators_chat(app: &TestApp, chat_id: i64) -> FakePlatform {
     let fake = FakePlatform::telegram().await;
-    telegram_channel(&app, &fake).await;
-    let demo = tenant(&app, "demo").await;
+    telegram_channel(app, &fake).await;
+    let demo = tenant(app, "demo").await;
     let settings =
-        json!({"operators": {"telegram_channel": "telegram test", "telegram_chat_id": OPERATORS}});
+        json!({"operators": {"telegram_channel": "telegram test", "telegram_chat_id": chat_id}});
     app.services
         .store
         .apply_settings(
@@ -1340,6 +1339,14 @@ async fn what_a_customer_adds_while_waiting_for_a_person_reaches_the_operators_c
         )
         .await
         .unwrap();
+    fake
+}
+
+#[tokio::test]
+async fn what_a_customer_adds_while_waiting_for_a_person_reaches_the_operators_chat() {
+    const OPERATORS: i64 = -100_501;
+    let app = TestApp::spawn().await;
+    let fake = telegram_operators_chat(&app, OPERATORS).await;
     let visitor = "w1-visitor-7f3a9c2e";
     app.post_chat(visitor, "c1", "This is unacceptable, I want to complain")
         .await;
@@ -1374,22 +1381,7 @@ async fn what_a_customer_adds_while_waiting_for_a_person_reaches_the_operators_c
 async fn a_notice_holds_no_lock_while_the_platform_call_runs() {
     const OPERATORS: i64 = -100_502;
     let app = TestApp::spawn().await;
-    let fake = FakePlatform::telegram().await;
-    telegram_channel(&app, &fake).await;
-    let demo = tenant(&app, "demo").await;
-    let settings =
-        json!({"operators": {"telegram_channel": "telegram test", "telegram_chat_id": OPERATORS}});
-    app.services
-        .store
-        .apply_settings(
-            demo,
-            &settings,
-            switchboard_store::Write::Merge,
-            "test",
-            None,
-        )
-        .await
-        .unwrap();
+    let fake = telegram_operators_chat(&app, OPERATORS).await;
     fake.hold("sendmessage");
     app.post_chat(
         "w2-visitor-7f3a9c2e",
